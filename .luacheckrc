@@ -1,0 +1,6 @@
+-- luacheck: the client runs on Lua 5.4 and LuaJIT; the sandbox's handlers run
+-- inside nginx (ngx_lua on LuaJIT).
+std = "max"
+max_line_length = 120
+files["lua/wemasy/sandbox"] = { std = "max+ngx_lua" }
+files["spec"] = { std = "max+busted" }

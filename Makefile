@@ -1,0 +1,89 @@
+# wemasy — build, test and demo on Debian 12.
+#
+#   make            build wemasy.core for Lua 5.4 and for LuaJIT (OpenResty's ABI)
+#   make test       install missing Debian packages, lint, build, run every spec on both
+#   make demo       start the sandbox and run examples/quickstart.lua against it
+#   make sandbox    run the sandbox in the foreground (Ctrl-C stops it)
+#   make lint       luacheck, cppcheck and a warnings-as-errors C build
+#   make rock       `luarocks make` into a temporary tree and require it from there
+
+VERSION      := 0.1.0
+MULTIARCH    := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -dumpmachine)
+# Debian keeps curl's headers under a multiarch directory; luarocks needs to be told.
+CURL_INCDIR  ?= /usr/include/$(MULTIARCH)
+LUA54_INC    ?= /usr/include/lua5.4
+LUAJIT_INC   ?= /usr/include/luajit-2.1
+
+CC           ?= gcc
+OPTFLAGS     ?= -O2 -g
+WARNFLAGS    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
+CFLAGS_ALL    = $(OPTFLAGS) -std=gnu99 -fPIC $(WARNFLAGS) $(EXTRA_CFLAGS) \
+                -DWEMASY_VERSION='"$(VERSION)"' -I$(CURL_INCDIR)
+LDFLAGS_ALL   = -shared $(EXTRA_LDFLAGS)
+LIBS          = -lcurl -lpthread -lrt
+
+CSRC         := $(wildcard csrc/*.c)
+CHDR         := $(wildcard csrc/*.h)
+BUILD        ?= build
+SO54         := $(BUILD)/5.4/wemasy/core.so
+SOJIT        := $(BUILD)/jit/wemasy/core.so
+
+# Paths that make the working tree usable without installing anything.
+LUA_PATH_DEV   = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
+export WEMASY_SRC := $(CURDIR)
+
+.PHONY: all build lint lint-c lint-lua test test-54 test-jit demo sandbox deps rock clean
+
+all build: $(SO54) $(SOJIT)
+
+$(SO54): $(CSRC) $(CHDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -I$(LUA54_INC) $(LDFLAGS_ALL) -o $@ $(CSRC) $(LIBS)
+
+$(SOJIT): $(CSRC) $(CHDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -I$(LUAJIT_INC) $(LDFLAGS_ALL) -o $@ $(CSRC) $(LIBS)
+
+# Debian packages the build, the specs, the sandbox and the linters need.
+DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
+                lua-cjson libcurl4-openssl-dev ca-certificates lua-busted luarocks \
+                nginx-light libnginx-mod-http-lua lua-check cppcheck openssl valgrind
+
+deps:
+	@./.ci/install-deps $(DEB_PACKAGES)
+
+lint: lint-lua lint-c
+
+lint-lua:
+	luacheck --quiet lua spec examples bin
+
+lint-c:
+	$(MAKE) --no-print-directory -B BUILD=$(BUILD)/lint EXTRA_CFLAGS=-Werror build
+	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
+	  --inline-suppr --std=c99 -I$(LUA54_INC) -Icsrc --suppress=missingIncludeSystem csrc
+
+# `make test` is what CI runs: every spec on Lua 5.4 and on LuaJIT.
+test: deps lint build
+	@./spec/run $(SO54) $(SOJIT)
+
+test-54: build
+	@./spec/run $(SO54)
+
+test-jit: build
+	@./spec/run $(SOJIT)
+
+demo: deps build
+	@LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/5.4/?.so;;' \
+	  lua5.4 examples/quickstart.lua
+
+sandbox: deps build
+	@LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/5.4/?.so;;' \
+	  lua5.4 bin/wemasy-sandbox
+
+# Install the rock with Debian's luarocks into a throw-away tree and load it from there.
+# lua-cjson comes from Debian, which luarocks does not know as a rock: --deps-mode=none.
+rock:
+	@./.ci/check-rock $(CURL_INCDIR)
+
+clean:
+	rm -rf $(BUILD) luacov.*.out
