@@ -1,0 +1,634 @@
+/*
+ * transport.c - one reusable libcurl easy handle per client.
+ *
+ * The handle is configured once in transport_new(); a request only swaps the
+ * URL, the POST body and one of two prebuilt header lists, so libcurl keeps
+ * the connection (and TLS session) alive between calls.
+ */
+#include "transport.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#define BUFFER_MIN 4096
+/* A response that needed more than this is not kept around afterwards: one
+ * large export should not pin megabytes for the client's lifetime. */
+#define BUFFER_KEEP_MAX ((size_t)1 << 20)
+/* Our cap on one response's headers.  Some libcurl builds stop at 300 kB
+ * with a generic receive error; staying below that makes the cap ours, so
+ * the caller gets a clear "too_large" on every build. */
+#define HEADERS_MAX ((size_t)256 * 1024)
+
+#define AUTH_PREFIX "Authorization: Bearer "
+
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} buffer;
+
+/* Why one of our callbacks stopped the transfer; libcurl only sees "0". */
+typedef enum {
+    ABORT_NONE = 0,
+    ABORT_BODY_TOO_LARGE,
+    ABORT_HEADERS_TOO_LARGE,
+    ABORT_OOM
+} abort_reason;
+
+struct transport {
+    CURL *easy;
+    struct curl_slist *hdr_plain;
+    struct curl_slist *hdr_auth; /* NULL when no token was configured */
+    char *base_url;
+    size_t base_len;
+    size_t max_body;
+    buffer url;
+    buffer body;
+    buffer headers; /* "name\0value\0" for each header of the final response */
+    abort_reason abort;
+    /* libcurl writes here; the transport is heap-allocated so it never moves */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+/* A plain memset may be optimised away right before free(). */
+static void wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+
+    while (n--)
+        *v++ = 0;
+}
+
+static void copy_error(char *err, size_t errlen, const char *msg)
+{
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s", msg);
+}
+
+static int buffer_reserve(buffer *b, size_t need)
+{
+    size_t cap = b->cap ? b->cap : BUFFER_MIN;
+    char *p;
+
+    if (need <= b->cap)
+        return 0;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    p = realloc(b->data, cap);
+    if (p == NULL)
+        return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int buffer_append(buffer *b, const char *src, size_t n)
+{
+    if (n > SIZE_MAX - b->len || buffer_reserve(b, b->len + n) != 0)
+        return -1;
+    if (n > 0)
+        memcpy(b->data + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+static int buffer_append_byte(buffer *b, char c)
+{
+    return buffer_append(b, &c, 1);
+}
+
+static void buffer_free(buffer *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+/* Empty the buffer for the next response, shrinking it if it got huge. */
+static void buffer_reset(buffer *b)
+{
+    if (b->cap > BUFFER_KEEP_MAX)
+        buffer_free(b);
+    b->len = 0;
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static void lowercase(char *s, size_t n)
+{
+    size_t i;
+
+    /* ASCII only on purpose: header names are tokens, and the locale's
+     * tolower() could map bytes differently. */
+    for (i = 0; i < n; i++)
+        if (s[i] >= 'A' && s[i] <= 'Z')
+            s[i] = (char)(s[i] - 'A' + 'a');
+}
+
+/* ---- process-wide state ------------------------------------------------- */
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_FAILED_INIT;
+
+static void global_init_once(void)
+{
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int transport_global_init(void)
+{
+    /* curl_global_init is not thread-safe in older libcurl; OpenResty may
+     * load the module from several worker threads' states. */
+    if (pthread_once(&global_once, global_init_once) != 0)
+        return -1;
+    return global_rc == CURLE_OK ? 0 : -1;
+}
+
+const char *transport_curl_version(void)
+{
+    return curl_version_info(CURLVERSION_NOW)->version;
+}
+
+const char *transport_ssl_version(void)
+{
+    return curl_version_info(CURLVERSION_NOW)->ssl_version;
+}
+
+int transport_has_http2(void)
+{
+    return (curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP2) != 0;
+}
+
+/* ---- response callbacks ------------------------------------------------- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+    transport *t = userp;
+    size_t n = size * nmemb; /* size is always 1 */
+
+    /* Checked against the decoded bytes, so a small gzip bomb is caught too.
+     * Returning short makes libcurl fail the transfer with CURLE_WRITE_ERROR. */
+    if (n > t->max_body - t->body.len) {
+        t->abort = ABORT_BODY_TOO_LARGE;
+        return 0;
+    }
+    if (buffer_append(&t->body, data, n) != 0) {
+        t->abort = ABORT_OOM;
+        return 0;
+    }
+    return n;
+}
+
+static int headers_room(const transport *t, size_t n)
+{
+    return n <= HEADERS_MAX && t->headers.len <= HEADERS_MAX - n;
+}
+
+/* obs-fold: a line starting with whitespace continues the previous value. */
+static abort_reason header_continue(transport *t, const char *s, size_t n)
+{
+    buffer *h = &t->headers;
+
+    while (n > 0 && is_space(*s)) {
+        s++;
+        n--;
+    }
+    if (h->len == 0 || n == 0)
+        return ABORT_NONE;
+    if (!headers_room(t, n + 1))
+        return ABORT_HEADERS_TOO_LARGE;
+    h->len--; /* reopen the last value: drop its terminating NUL */
+    if (h->data[h->len - 1] != '\0' && buffer_append_byte(h, ' ') != 0)
+        return ABORT_OOM;
+    if (buffer_append(h, s, n) != 0 || buffer_append_byte(h, '\0') != 0)
+        return ABORT_OOM;
+    return ABORT_NONE;
+}
+
+static abort_reason header_add(transport *t, const char *s, size_t n)
+{
+    const char *colon = memchr(s, ':', n);
+    const char *value;
+    size_t name_len, value_len, start;
+
+    if (colon == NULL)
+        return ABORT_NONE; /* not a header; nothing useful to keep */
+    name_len = (size_t)(colon - s);
+    while (name_len > 0 && is_space(s[name_len - 1]))
+        name_len--;
+    if (name_len == 0)
+        return ABORT_NONE;
+    value = colon + 1;
+    value_len = n - (size_t)(value - s);
+    while (value_len > 0 && is_space(*value)) {
+        value++;
+        value_len--;
+    }
+    if (!headers_room(t, name_len + value_len + 2))
+        return ABORT_HEADERS_TOO_LARGE;
+    start = t->headers.len;
+    if (buffer_append(&t->headers, s, name_len) != 0 ||
+        buffer_append_byte(&t->headers, '\0') != 0 ||
+        buffer_append(&t->headers, value, value_len) != 0 ||
+        buffer_append_byte(&t->headers, '\0') != 0)
+        return ABORT_OOM;
+    lowercase(t->headers.data + start, name_len);
+    return ABORT_NONE;
+}
+
+static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
+{
+    transport *t = userp;
+    size_t total = size * nitems;
+    size_t n = total;
+
+    while (n > 0 && is_space(line[n - 1]))
+        n--;
+    if (n == 0)
+        return total; /* the blank line ending a header block */
+    /* Every status line starts a new response (1xx, proxy CONNECT, ...):
+     * only the final response's headers may reach the caller. */
+    if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+        t->headers.len = 0;
+        return total;
+    }
+    t->abort = (line[0] == ' ' || line[0] == '\t')
+                   ? header_continue(t, line, n)
+                   : header_add(t, line, n);
+    return t->abort == ABORT_NONE ? total : 0;
+}
+
+const char *transport_header_next(const transport *t, size_t *pos,
+                                  const char **value)
+{
+    const char *name;
+
+    if (t == NULL || *pos >= t->headers.len)
+        return NULL;
+    name = t->headers.data + *pos;
+    *value = name + strlen(name) + 1;
+    *pos = (size_t)(*value - t->headers.data) + strlen(*value) + 1;
+    return name;
+}
+
+/* ---- error mapping -------------------------------------------------------- */
+
+static const struct error_class {
+    CURLcode code;
+    transport_kind kind;
+    int sent; /* 0 only when the request certainly never reached the server */
+} error_classes[] = {
+    {CURLE_OPERATION_TIMEDOUT, TK_TIMEOUT, 1},
+
+    {CURLE_COULDNT_RESOLVE_PROXY, TK_NETWORK, 0},
+    {CURLE_COULDNT_RESOLVE_HOST, TK_NETWORK, 0},
+    {CURLE_COULDNT_CONNECT, TK_NETWORK, 0},
+#if LIBCURL_VERSION_NUM >= 0x074900
+    {CURLE_PROXY, TK_NETWORK, 0}, /* proxy handshake: origin never reached */
+#endif
+#if LIBCURL_VERSION_NUM >= 0x074500
+    {CURLE_QUIC_CONNECT_ERROR, TK_NETWORK, 0},
+#endif
+    {CURLE_SEND_ERROR, TK_NETWORK, 1},
+    {CURLE_RECV_ERROR, TK_NETWORK, 1},
+    {CURLE_GOT_NOTHING, TK_NETWORK, 1},
+    {CURLE_PARTIAL_FILE, TK_NETWORK, 1},
+    {CURLE_WEIRD_SERVER_REPLY, TK_NETWORK, 1},
+    {CURLE_BAD_CONTENT_ENCODING, TK_NETWORK, 1},
+    {CURLE_HTTP2, TK_NETWORK, 1},
+    {CURLE_HTTP2_STREAM, TK_NETWORK, 1},
+#if LIBCURL_VERSION_NUM >= 0x074400
+    {CURLE_HTTP3, TK_NETWORK, 1},
+#endif
+#if LIBCURL_VERSION_NUM >= 0x075400
+    {CURLE_UNRECOVERABLE_POLL, TK_NETWORK, 1},
+#endif
+
+    /* Handshake and certificate problems happen before any request byte. */
+    {CURLE_SSL_CONNECT_ERROR, TK_TLS, 0},
+    {CURLE_PEER_FAILED_VERIFICATION, TK_TLS, 0},
+    {CURLE_SSL_CERTPROBLEM, TK_TLS, 0},
+    {CURLE_SSL_CIPHER, TK_TLS, 0},
+    {CURLE_SSL_CACERT_BADFILE, TK_TLS, 0},
+    {CURLE_SSL_CRL_BADFILE, TK_TLS, 0},
+    {CURLE_SSL_ISSUER_ERROR, TK_TLS, 0},
+    {CURLE_SSL_PINNEDPUBKEYNOTMATCH, TK_TLS, 0},
+    {CURLE_SSL_INVALIDCERTSTATUS, TK_TLS, 0},
+    {CURLE_SSL_ENGINE_NOTFOUND, TK_TLS, 0},
+    {CURLE_SSL_ENGINE_SETFAILED, TK_TLS, 0},
+    {CURLE_SSL_ENGINE_INITFAILED, TK_TLS, 0},
+    {CURLE_USE_SSL_FAILED, TK_TLS, 0},
+#if LIBCURL_VERSION_NUM >= 0x074d00
+    {CURLE_SSL_CLIENTCERT, TK_TLS, 0},
+#endif
+    {CURLE_SSL_SHUTDOWN_FAILED, TK_TLS, 1},
+
+    {CURLE_URL_MALFORMAT, TK_INTERNAL, 0},
+    {CURLE_UNSUPPORTED_PROTOCOL, TK_INTERNAL, 0},
+};
+
+/* Anything unknown is "internal" and, to be safe for retries, "sent". */
+static void classify(CURLcode rc, transport_kind *kind, int *sent)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof error_classes / sizeof error_classes[0]; i++) {
+        if (error_classes[i].code == rc) {
+            *kind = error_classes[i].kind;
+            *sent = error_classes[i].sent;
+            return;
+        }
+    }
+    *kind = TK_INTERNAL;
+    *sent = 1;
+}
+
+/* Our own aborts are reported by libcurl as a plain write error. */
+static void describe_abort(transport *t, transport_result *out)
+{
+    out->sent = 1;
+    switch (t->abort) {
+    case ABORT_BODY_TOO_LARGE:
+        out->kind = TK_TOO_LARGE;
+        snprintf(t->errbuf, sizeof t->errbuf,
+                 "response body exceeds max_body (%zu bytes)", t->max_body);
+        break;
+    case ABORT_HEADERS_TOO_LARGE:
+        out->kind = TK_TOO_LARGE;
+        snprintf(t->errbuf, sizeof t->errbuf,
+                 "response headers exceed %zu bytes", HEADERS_MAX);
+        break;
+    default:
+        out->kind = TK_INTERNAL;
+        snprintf(t->errbuf, sizeof t->errbuf,
+                 "out of memory while receiving the response");
+        break;
+    }
+}
+
+/* libcurl's messages are one line already; make sure of it anyway. */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if (*s == '\r' || *s == '\n')
+            *s = ' ';
+}
+
+static int fail_curl(transport *t, CURLcode rc, transport_result *out)
+{
+    /* A failed transfer must leave nothing for the caller to misread. */
+    t->body.len = 0;
+    t->headers.len = 0;
+    if (t->abort != ABORT_NONE) {
+        describe_abort(t, out);
+    } else {
+        classify(rc, &out->kind, &out->sent);
+        if (t->errbuf[0] == '\0')
+            snprintf(t->errbuf, sizeof t->errbuf, "%s", curl_easy_strerror(rc));
+    }
+    one_line(t->errbuf);
+    out->message = t->errbuf;
+    return (int)out->kind;
+}
+
+static int fail_plain(transport_result *out, transport_kind kind,
+                      const char *message, int sent)
+{
+    out->kind = kind;
+    out->message = message;
+    out->sent = sent;
+    return (int)kind;
+}
+
+/* ---- perform -------------------------------------------------------------- */
+
+static int build_url(transport *t, const char *path)
+{
+    t->url.len = 0;
+    return buffer_append(&t->url, t->base_url, t->base_len) != 0 ||
+           buffer_append(&t->url, path, strlen(path) + 1) != 0;
+}
+
+static CURLcode set_request(transport *t, const char *body, size_t len,
+                            int with_auth)
+{
+    struct curl_slist *hdrs =
+        with_auth && t->hdr_auth != NULL ? t->hdr_auth : t->hdr_plain;
+    CURLcode rc;
+
+    rc = curl_easy_setopt(t->easy, CURLOPT_URL, t->url.data);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, hdrs);
+    /* The size first: without it libcurl would strlen() the body and stop at
+     * the first NUL byte. */
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                              (curl_off_t)len);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, body);
+    return rc;
+}
+
+int transport_perform(transport *t, const char *path, const char *body,
+                      size_t len, int with_auth, transport_result *out)
+{
+    CURLcode rc;
+
+    memset(out, 0, sizeof *out);
+    if (t == NULL || t->easy == NULL)
+        return fail_plain(out, TK_CLOSED, "client is closed", 0);
+    buffer_reset(&t->body);
+    buffer_reset(&t->headers);
+    t->abort = ABORT_NONE;
+    t->errbuf[0] = '\0';
+    if (build_url(t, path) != 0)
+        return fail_plain(out, TK_INTERNAL, "out of memory", 0);
+    rc = set_request(t, body, len, with_auth);
+    if (rc == CURLE_OK)
+        rc = curl_easy_perform(t->easy);
+    if (rc != CURLE_OK)
+        return fail_curl(t, rc, out);
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &out->status);
+    out->kind = TK_OK;
+    out->body = t->body.data != NULL ? t->body.data : "";
+    out->body_len = t->body.len;
+    out->sent = 1;
+    return TK_OK;
+}
+
+/* ---- construction ------------------------------------------------------- */
+
+static void free_header_list(struct curl_slist *list)
+{
+    struct curl_slist *node;
+
+    for (node = list; node != NULL; node = node->next)
+        wipe(node->data, strlen(node->data));
+    curl_slist_free_all(list);
+}
+
+static struct curl_slist *append_or_free(struct curl_slist *list,
+                                         const char *line)
+{
+    struct curl_slist *grown = curl_slist_append(list, line);
+
+    if (grown == NULL)
+        free_header_list(list);
+    return grown;
+}
+
+/* Builds the list every request sends; with a token, adds Authorization.
+ * Our temporary copy of the header line is wiped: the slist keeps the only
+ * one, and that is wiped in free_header_list(). */
+static struct curl_slist *build_header_list(const char *token)
+{
+    /* "Expect:" stops libcurl from waiting for 100-continue on big bodies. */
+    static const char *const common[] = {
+        "Accept: application/json", "Content-Type: application/json", "Expect:"};
+    struct curl_slist *list = NULL;
+    size_t i, n;
+    char *line;
+
+    for (i = 0; i < sizeof common / sizeof common[0]; i++)
+        if ((list = append_or_free(list, common[i])) == NULL)
+            return NULL;
+    if (token == NULL)
+        return list;
+    n = sizeof AUTH_PREFIX + strlen(token);
+    line = malloc(n);
+    if (line == NULL) {
+        free_header_list(list);
+        return NULL;
+    }
+    snprintf(line, n, "%s%s", AUTH_PREFIX, token);
+    list = append_or_free(list, line);
+    wipe(line, n);
+    free(line);
+    return list;
+}
+
+static int copy_base_url(transport *t, const char *base_url)
+{
+    t->base_len = strlen(base_url);
+    t->base_url = malloc(t->base_len + 1);
+    if (t->base_url == NULL)
+        return -1;
+    memcpy(t->base_url, base_url, t->base_len + 1);
+    return 0;
+}
+
+#define SETOPT(opt, val)                                                      \
+    do {                                                                      \
+        CURLcode rc_ = curl_easy_setopt(t->easy, opt, val);                   \
+        if (rc_ != CURLE_OK) {                                                \
+            snprintf(err, errlen, "cannot set " #opt ": %s",                  \
+                     curl_easy_strerror(rc_));                                \
+            return -1;                                                        \
+        }                                                                     \
+    } while (0)
+
+/* Settings that never change over the handle's life. */
+static int configure_fixed(transport *t, char *err, size_t errlen)
+{
+    SETOPT(CURLOPT_ERRORBUFFER, t->errbuf);
+    SETOPT(CURLOPT_NOSIGNAL, 1L);      /* timeouts must not use SIGALRM */
+    SETOPT(CURLOPT_NOPROGRESS, 1L);
+    SETOPT(CURLOPT_POST, 1L);
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L); /* the caller sees 3xx as is */
+    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    SETOPT(CURLOPT_ACCEPT_ENCODING, ""); /* whatever this libcurl decodes */
+    SETOPT(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    if (transport_has_http2())
+        SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(CURLOPT_WRITEDATA, t);
+    SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(CURLOPT_HEADERDATA, t);
+    return 0;
+}
+
+/* Settings from the caller's configuration; libcurl copies the strings. */
+static int configure_user(transport *t, const transport_config *cfg,
+                          char *err, size_t errlen)
+{
+    SETOPT(CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
+    SETOPT(CURLOPT_USERAGENT, cfg->user_agent);
+    SETOPT(CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
+    SETOPT(CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
+    if (cfg->ca_file != NULL)
+        SETOPT(CURLOPT_CAINFO, cfg->ca_file);
+    if (cfg->ca_path != NULL)
+        SETOPT(CURLOPT_CAPATH, cfg->ca_path);
+    if (cfg->proxy != NULL)
+        SETOPT(CURLOPT_PROXY, cfg->proxy);
+    return 0;
+}
+
+#undef SETOPT
+
+transport *transport_new(const transport_config *cfg, char *err, size_t errlen)
+{
+    transport *t = calloc(1, sizeof *t);
+
+    if (t == NULL) {
+        copy_error(err, errlen, "out of memory");
+        return NULL;
+    }
+    t->max_body = cfg->max_body;
+    if (copy_base_url(t, cfg->base_url) != 0 ||
+        (t->hdr_plain = build_header_list(NULL)) == NULL ||
+        (cfg->token != NULL &&
+         (t->hdr_auth = build_header_list(cfg->token)) == NULL)) {
+        copy_error(err, errlen, "out of memory");
+        goto fail;
+    }
+    t->easy = curl_easy_init();
+    if (t->easy == NULL) {
+        copy_error(err, errlen, "curl_easy_init failed");
+        goto fail;
+    }
+    if (configure_fixed(t, err, errlen) != 0 ||
+        configure_user(t, cfg, err, errlen) != 0)
+        goto fail;
+    return t;
+fail:
+    transport_free(t);
+    return NULL;
+}
+
+int transport_has_token(const transport *t)
+{
+    return t != NULL && t->hdr_auth != NULL;
+}
+
+void transport_free(transport *t)
+{
+    if (t == NULL)
+        return;
+    /* The handle first: it points at the header lists and buffers below. */
+    if (t->easy != NULL)
+        curl_easy_cleanup(t->easy);
+    free_header_list(t->hdr_auth);
+    free_header_list(t->hdr_plain);
+    buffer_free(&t->url);
+    buffer_free(&t->body);
+    buffer_free(&t->headers);
+    free(t->base_url);
+    free(t);
+}

@@ -1,0 +1,251 @@
+-- A small but real HTTP/1.1 server for spec/core_spec.lua, on 127.0.0.1 only.
+--
+--   lua5.4 spec/support/tiny_server.lua [lifetime_seconds]
+--
+-- Binds an ephemeral port, prints "READY <port>" on stdout, then serves
+-- keep-alive connections from a select() loop so a slow route never blocks
+-- the others.  It stops on POST /quit, after `lifetime_seconds` (default 120)
+-- or after 30 idle seconds, so a crashed spec can never leave it running.
+--
+-- Routes (every method is accepted; the specs POST):
+--   /echo            200, body = request head .. "\r\n\r\n" .. request body
+--   /status/NNN      status NNN; 3xx adds "Location: /echo"
+--   /headers         repeated, padded and mixed-case response headers
+--   /continue        a 100 Continue (with a header) before the real response
+--   /fold            a header continued on the next line (obs-fold)
+--   /hugeheaders     about 1.1 MB of response headers
+--   /nul             a body with NUL bytes
+--   /big/N           N bytes of "x"
+--   /gzip/N          N zero bytes, gzip-encoded
+--   /sleep/MS        answers after MS milliseconds
+--   /partial         promises 100 bytes, sends 10, closes
+--   /reset           promises 1000 bytes, sends 10, resets the connection
+--   /conn            "<connection id> <connections accepted so far>"
+--   /quit            200, then the server exits
+-- A connection that opens with a TLS handshake gets a plain 400 and is closed.
+local socket = require "socket"
+
+local LIFETIME = tonumber(arg[1]) or 120
+local IDLE_LIMIT = 30
+
+local server = assert(socket.bind("127.0.0.1", 0))
+server:settimeout(0)
+local _, port = server:getsockname()
+io.stdout:write("READY ", port, "\n")
+io.stdout:flush()
+
+local clients = {}      -- socket -> { id = n, buf = string }
+local pending = {}      -- delayed responses: { at = time, sock = s, data = string }
+local accepted = 0
+local started = socket.gettime()
+local last_activity = started
+local running = true
+
+local REASONS = {
+  [100] = "Continue", [200] = "OK", [204] = "No Content", [302] = "Found",
+  [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found",
+  [422] = "Unprocessable Entity", [500] = "Internal Server Error",
+}
+
+local function response(status, body, extra_headers)
+  return table.concat {
+    "HTTP/1.1 ", status, " ", REASONS[status] or "Status", "\r\n",
+    extra_headers or "",
+    "Content-Type: application/json\r\n",
+    "Content-Length: ", #body, "\r\n\r\n",
+    body,
+  }
+end
+
+local gzip_cache = {}
+local function gzipped_zeros(n)
+  if not gzip_cache[n] then
+    local p = assert(io.popen("head -c " .. n .. " /dev/zero | gzip -c", "r"))
+    gzip_cache[n] = p:read("*a")
+    p:close()
+  end
+  return gzip_cache[n]
+end
+
+local function drop(sock)
+  clients[sock] = nil
+  sock:close()
+end
+
+local function send_all(sock, data)
+  sock:settimeout(5)
+  local ok = sock:send(data)
+  sock:settimeout(0)
+  return ok
+end
+
+-- Returns the bytes to send, or nil plus an action name.
+local function route(state, path, head, body)
+  local n
+  if path == "/echo" then
+    return response(200, head .. "\r\n\r\n" .. body)
+  end
+  n = path:match("^/status/(%d+)$")
+  if n then
+    n = tonumber(n)
+    local extra = (n >= 300 and n < 400) and "Location: /echo\r\n" or ""
+    return response(n, '{"status":' .. n .. '}', extra)
+  end
+  if path == "/headers" then
+    return response(200, "{}", "X-Multi: a\r\nX-Multi: b\r\nX-Trim:    padded value  \t\r\n"
+      .. "X-UPPER-Case: V\r\nX-Empty:\r\n")
+  end
+  if path == "/continue" then
+    return "HTTP/1.1 100 Continue\r\nX-Leak: yes\r\n\r\n"
+      .. response(200, "{}", "X-Final: yes\r\n")
+  end
+  if path == "/fold" then
+    return response(200, "{}", "X-Fold: first\r\n   second\r\nX-After: ok\r\n")
+  end
+  if path == "/hugeheaders" then -- 1.1 MB of headers, each line under 100 kB
+    local line = "X-Pad: " .. string.rep("p", 90000) .. "\r\n"
+    return response(200, "{}", string.rep(line, 12))
+  end
+  if path == "/nul" then
+    return response(200, "a\0b\0\0c")
+  end
+  n = path:match("^/big/(%d+)$")
+  if n then
+    return response(200, string.rep("x", tonumber(n)))
+  end
+  n = path:match("^/gzip/(%d+)$")
+  if n then
+    return response(200, gzipped_zeros(tonumber(n)), "Content-Encoding: gzip\r\n")
+  end
+  n = path:match("^/sleep/(%d+)$")
+  if n then
+    return nil, "delay", socket.gettime() + tonumber(n) / 1000, response(200, "slept")
+  end
+  if path == "/partial" then
+    return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789", "close"
+  end
+  if path == "/reset" then
+    return "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789", "reset"
+  end
+  if path == "/conn" then
+    return response(200, state.id .. " " .. accepted)
+  end
+  if path == "/quit" then
+    return response(200, "bye"), "quit"
+  end
+  return response(404, '{"error":"no route"}')
+end
+
+-- Reads the rest of a body whose length is known, blocking briefly: the
+-- client sends it right after the head.
+local function read_body(sock, state, length)
+  local have = state.buf
+  if #have < length then
+    sock:settimeout(5)
+    local rest, err, partial = sock:receive(length - #have)
+    sock:settimeout(0)
+    if not rest then
+      return nil, err, partial
+    end
+    have = have .. rest
+  end
+  state.buf = have:sub(length + 1)
+  return have:sub(1, length)
+end
+
+local function serve_one(sock, state)
+  local head_end = state.buf:find("\r\n\r\n", 1, true)
+  if not head_end then
+    return false
+  end
+  local head = state.buf:sub(1, head_end - 1)
+  state.buf = state.buf:sub(head_end + 4)
+  local path = head:match("^%u+ (%S+) HTTP/1%.%d")
+  local length = tonumber(head:match("\r\n[Cc]ontent%-[Ll]ength:%s*(%d+)")) or 0
+  local body = read_body(sock, state, length)
+  if not path or not body then
+    send_all(sock, response(400, "bad request"))
+    drop(sock)
+    return false
+  end
+  local data, action, at, later = route(state, path, head, body)
+  if action == "delay" then
+    pending[#pending + 1] = { at = at, sock = sock, data = later }
+    return false
+  end
+  send_all(sock, data)
+  if action == "close" then
+    drop(sock)
+  elseif action == "reset" then
+    sock:setoption("linger", { on = true, timeout = 0 })
+    drop(sock)
+  elseif action == "quit" then
+    running = false
+  end
+  return action == nil
+end
+
+local function on_readable(sock)
+  local state = clients[sock]
+  local data, err, partial = sock:receive(65536)
+  data = data or partial
+  if data and #data > 0 then
+    state.buf = state.buf .. data
+  end
+  if state.buf:byte(1) == 0x16 then -- a TLS ClientHello, not HTTP
+    send_all(sock, response(400, "this is plain http"))
+    drop(sock)
+    return
+  end
+  while clients[sock] and serve_one(sock, state) do
+  end
+  if err == "closed" and clients[sock] then
+    drop(sock)
+  end
+end
+
+local function flush_pending(now)
+  local keep = {}
+  for _, p in ipairs(pending) do
+    if p.at <= now then
+      if clients[p.sock] then
+        send_all(p.sock, p.data)
+      end
+    else
+      keep[#keep + 1] = p
+    end
+  end
+  pending = keep
+end
+
+while running do
+  local now = socket.gettime()
+  if now - started > LIFETIME or now - last_activity > IDLE_LIMIT then
+    break
+  end
+  local readers = { server }
+  for sock in pairs(clients) do
+    readers[#readers + 1] = sock
+  end
+  local ready = socket.select(readers, nil, 0.02)
+  for _, sock in ipairs(ready) do
+    last_activity = socket.gettime()
+    if sock == server then
+      local conn = server:accept()
+      if conn then
+        conn:settimeout(0)
+        conn:setoption("tcp-nodelay", true)
+        accepted = accepted + 1
+        clients[conn] = { id = accepted, buf = "" }
+      end
+    elseif clients[sock] then
+      on_readable(sock)
+    end
+  end
+  flush_pending(socket.gettime())
+end
+
+for sock in pairs(clients) do
+  sock:close()
+end
+server:close()
