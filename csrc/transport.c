@@ -454,8 +454,17 @@ int transport_perform(transport *t, const char *path, const char *body,
     if (build_url(t, path) != 0)
         return fail_plain(out, TK_INTERNAL, "out of memory", 0);
     rc = set_request(t, body, len, with_auth);
-    if (rc == CURLE_OK)
-        rc = curl_easy_perform(t->easy);
+    if (rc != CURLE_OK) {
+        /* e.g. a URL over libcurl's length limit: nothing went out */
+        fail_curl(t, rc, out);
+        out->sent = 0;
+        return (int)out->kind;
+    }
+    rc = curl_easy_perform(t->easy);
+    /* The body belongs to the caller (a Lua string the GC may free next):
+     * leave libcurl pointing at nothing of theirs. */
+    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, "");
     if (rc != CURLE_OK)
         return fail_curl(t, rc, out);
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &out->status);

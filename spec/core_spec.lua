@@ -12,22 +12,38 @@ local TOKEN = "sekrit-TOKEN-4f1d9c"
 
 local server_pipe, base_url
 
-local function start_server()
-  server_pipe = assert(io.popen("exec " .. SERVER_LUA .. " " .. SPEC_DIR
-    .. "/support/tiny_server.lua 300", "r"))
-  local line = server_pipe:read("*l") or ""
+-- Returns the pipe (closing it waits for the server) and the port.
+local function spawn_server(extra_args)
+  local pipe = assert(io.popen("exec " .. SERVER_LUA .. " " .. SPEC_DIR
+    .. "/support/tiny_server.lua 300 " .. (extra_args or ""), "r"))
+  local line = pipe:read("*l") or ""
   local port = assert(line:match("^READY (%d+)$"), "tiny_server did not start: " .. line)
+  return pipe, port
+end
+
+local function quit_server(pipe, opts)
+  local c = core.new(opts)
+  c:request("/quit", "")
+  c:close()
+  pipe:close()
+end
+
+local function start_server()
+  local port
+  server_pipe, port = spawn_server()
   base_url = "http://127.0.0.1:" .. port
 end
 
 local function stop_server()
   if server_pipe then
-    local c = core.new { base_url = base_url }
-    c:request("/quit", "")
-    c:close()
-    server_pipe:close() -- waits for the server to exit
+    quit_server(server_pipe, { base_url = base_url })
     server_pipe = nil
   end
+end
+
+local function shell_ok(cmd)
+  local ok = os.execute(cmd)
+  return ok == true or ok == 0
 end
 
 local function client(opts)
@@ -340,6 +356,84 @@ describe("wemasy.core", function()
       assert.is_nil(status)
       assert.equal("tls", kind)
       assert.is_false(sent)
+      c:close()
+    end)
+  end)
+
+  describe("https", function()
+    local have_tls = pcall(require, "ssl") and shell_ok("command -v openssl >/dev/null 2>&1")
+    local dir, cert, pipe, port, url
+
+    -- A throw-away self-signed certificate, valid for 127.0.0.1 only.
+    local function make_cert()
+      dir = os.tmpname()
+      os.remove(dir)
+      assert(shell_ok("mkdir -m 700 " .. dir))
+      cert = dir .. "/cert.pem"
+      assert(shell_ok("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=wemasy-test"
+        .. " -addext subjectAltName=IP:127.0.0.1 -keyout " .. dir .. "/key.pem -out " .. cert
+        .. " >/dev/null 2>&1"), "openssl could not make a certificate")
+    end
+
+    setup(function()
+      if not have_tls then return end
+      make_cert()
+      pipe, port = spawn_server(cert .. " " .. dir .. "/key.pem")
+      url = "https://127.0.0.1:" .. port
+    end)
+
+    teardown(function()
+      if not have_tls then return end
+      quit_server(pipe, { base_url = url, ca_file = cert })
+      os.remove(cert)
+      os.remove(dir .. "/key.pem")
+      os.remove(dir)
+    end)
+
+    local function tls_it(name, fn)
+      if have_tls then
+        it(name, fn)
+      else
+        pending(name .. " (needs luasec and openssl)")
+      end
+    end
+
+    tls_it("talks to a server whose certificate is in ca_file, keeping the connection", function()
+      local c = client { base_url = url, ca_file = cert, token = TOKEN }
+      local status, body = c:request("/echo", "{\"tls\":true}")
+      assert.equal(200, status)
+      assert.equal("{\"tls\":true}", body:match("\r\n\r\n(.*)$"))
+      assert.truthy(body:find("Authorization: Bearer " .. TOKEN, 1, true))
+      local _, a = c:request("/conn", "{}")
+      local _, b = c:request("/conn", "{}")
+      assert.equal(a:match("^%d+"), b:match("^%d+"))
+      c:close()
+    end)
+
+    tls_it("rejects an unknown certificate as tls, not sent", function()
+      local c = client { base_url = url, token = TOKEN }
+      local status, kind, msg, sent = c:request("/echo", "{}")
+      assert.is_nil(status)
+      assert.equal("tls", kind)
+      assert.is_false(sent)
+      assert.is_string(msg)
+      assert.falsy(msg:find(TOKEN, 1, true))
+      c:close()
+    end)
+
+    tls_it("rejects a certificate for another host name as tls", function()
+      local c = client { base_url = "https://localhost:" .. port, ca_file = cert }
+      local status, kind, _, sent = c:request("/echo", "{}")
+      assert.is_nil(status)
+      assert.equal("tls", kind)
+      assert.is_false(sent)
+      c:close()
+    end)
+
+    tls_it("skips verification with insecure = true", function()
+      local c = client { base_url = "https://localhost:" .. port, insecure = true }
+      assert.equal(200, (c:request("/echo", "{}")))
+      assert.matches("INSECURE", tostring(c))
       c:close()
     end)
   end)

@@ -1,6 +1,8 @@
 -- A small but real HTTP/1.1 server for spec/core_spec.lua, on 127.0.0.1 only.
 --
---   lua5.4 spec/support/tiny_server.lua [lifetime_seconds]
+--   lua5.4 spec/support/tiny_server.lua [lifetime_seconds [cert.pem key.pem]]
+--
+-- With a certificate and key it speaks HTTPS instead (needs luasec).
 --
 -- Binds an ephemeral port, prints "READY <port>" on stdout, then serves
 -- keep-alive connections from a select() loop so a slow route never blocks
@@ -26,7 +28,17 @@
 local socket = require "socket"
 
 local LIFETIME = tonumber(arg[1]) or 120
+local CERT, KEY = arg[2], arg[3]
 local IDLE_LIMIT = 30
+
+local ssl, ssl_ctx
+if CERT then
+  ssl = require "ssl"
+  ssl_ctx = assert(ssl.newcontext {
+    mode = "server", protocol = "any", certificate = CERT, key = KEY,
+    options = { "all", "no_sslv3" },
+  })
+end
 
 local server = assert(socket.bind("127.0.0.1", 0))
 server:settimeout(0)
@@ -177,7 +189,9 @@ local function serve_one(sock, state)
   if action == "close" then
     drop(sock)
   elseif action == "reset" then
-    sock:setoption("linger", { on = true, timeout = 0 })
+    if sock.setoption then
+      sock:setoption("linger", { on = true, timeout = 0 })
+    end
     drop(sock)
   elseif action == "quit" then
     running = false
@@ -204,6 +218,20 @@ local function on_readable(sock)
   end
 end
 
+-- A blocking handshake keeps this simple; the specs connect one at a time.
+local function accept_tls(conn)
+  if not ssl_ctx then
+    return conn
+  end
+  local tls = assert(ssl.wrap(conn, ssl_ctx))
+  tls:settimeout(5)
+  if not tls:dohandshake() then -- e.g. the client rejected our certificate
+    tls:close()
+    return nil
+  end
+  return tls
+end
+
 local function flush_pending(now)
   local keep = {}
   for _, p in ipairs(pending) do
@@ -223,18 +251,28 @@ while running do
   if now - started > LIFETIME or now - last_activity > IDLE_LIMIT then
     break
   end
-  local readers = { server }
+  local readers, buffered = { server }, {}
   for sock in pairs(clients) do
     readers[#readers + 1] = sock
+    -- TLS may hold decrypted bytes that select() cannot see
+    if sock.dirty and sock:dirty() then
+      buffered[#buffered + 1] = sock
+    end
   end
-  local ready = socket.select(readers, nil, 0.02)
+  local ready = socket.select(readers, nil, #buffered > 0 and 0 or 0.02)
+  for _, sock in ipairs(buffered) do
+    ready[#ready + 1] = sock
+  end
   for _, sock in ipairs(ready) do
     last_activity = socket.gettime()
     if sock == server then
       local conn = server:accept()
       if conn then
-        conn:settimeout(0)
         conn:setoption("tcp-nodelay", true)
+        conn = accept_tls(conn)
+      end
+      if conn then
+        conn:settimeout(0)
         accepted = accepted + 1
         clients[conn] = { id = accepted, buf = "" }
       end
