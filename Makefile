@@ -47,7 +47,8 @@ $(SOJIT): $(CSRC) $(CHDR) Makefile
 # Debian packages the build, the specs, the sandbox and the linters need.
 DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
                 lua-cjson libcurl4-openssl-dev ca-certificates lua-busted luarocks \
-                nginx-light libnginx-mod-http-lua lua-check cppcheck openssl valgrind
+                nginx-light libnginx-mod-http-lua lua-check cppcheck openssl valgrind \
+                lua-socket lua-sec
 
 deps:
 	@./.ci/install-deps $(DEB_PACKAGES)
