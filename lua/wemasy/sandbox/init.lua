@@ -1,0 +1,446 @@
+-- wemasy.sandbox: a stateful local copy of the Wemasy webshop API, served by
+-- a real nginx with its Lua module. This file is the launcher; it runs in
+-- plain Lua 5.4 and in LuaJIT. The server side is wemasy.sandbox.app.
+--
+--   local sandbox = require "wemasy.sandbox"
+--   local base_url, sb = sandbox.start{ window = 1, limits = { default = 3 } }
+--   -- base_url == "http://127.0.0.1:<port>/api"   (nil, "message" on failure)
+--   sb:reset()  sb:state()  sb:stop()
+--   sandbox.stop_all()
+--
+-- Options (all optional; a wrong type raises an error naming the option):
+--   window   rate-limit window in seconds (>= 0.001, fractions ok)   [60]
+--   limits   { default = 60, sync = 5 }: requests per window          [both]
+--   workers  nginx worker_processes (1..64)                           [1]
+--   port     loopback port; default a free one (retried if taken)
+--
+-- Environment: WEMASY_NGINX (default /usr/sbin/nginx),
+--              WEMASY_NGINX_MODULES (default /usr/lib/nginx/modules).
+
+local conf = require "wemasy.sandbox.conf"
+local proc = require "wemasy.sandbox.proc"
+local tokens = require "wemasy.sandbox.tokens"
+
+local sandbox = {}
+
+sandbox.tokens = tokens.copy()
+
+local HOST = "127.0.0.1"
+
+-- Every sandbox this process started and has not stopped yet (inner states;
+-- the handles themselves are not kept, so they can be collected).
+local running = {}
+
+------------------------------------------------------------------ options
+
+local KNOWN = { window = true, limits = true, workers = true, port = true }
+
+local function is_int(v)
+   return type(v) == "number" and v == math.floor(v) and v == v and v ~= math.huge
+end
+
+-- Describes a bad value without running any of its metamethods.
+local function describe(v)
+   local t = type(v)
+   if t == "string" then
+      return #v > 40 and string.format("a string of %d bytes", #v) or string.format("%q", v)
+   elseif t == "number" or t == "boolean" or t == "nil" then
+      return tostring(v)
+   end
+   return "a " .. t
+end
+
+local function bad(option, expected, got)
+   error(string.format("wemasy.sandbox: option '%s' must be %s (got %s)", option, expected, describe(got)), 4)
+end
+
+-- pairs() that ignores __pairs (options are plain data).
+local function raw_pairs(t)
+   return next, t, nil
+end
+
+local function check_options(opts)
+   if opts == nil then opts = {} end
+   if type(opts) ~= "table" then
+      error("wemasy.sandbox: options must be a table (got " .. describe(opts) .. ")", 3)
+   end
+   for k in raw_pairs(opts) do
+      if not KNOWN[k] then
+         error("wemasy.sandbox: unknown option " .. describe(k), 3)
+      end
+   end
+   opts = {
+      window = rawget(opts, "window"), limits = rawget(opts, "limits"),
+      workers = rawget(opts, "workers"), port = rawget(opts, "port"),
+   }
+   local o = { window = 60, limits = { default = 60, sync = 5 }, workers = 1 }
+   if opts.window ~= nil then
+      local w = opts.window
+      if type(w) ~= "number" or w ~= w or w < 0.001 or w == math.huge then
+         bad("window", "a number of seconds, at least 0.001", w)
+      end
+      o.window = w
+   end
+   if opts.limits ~= nil then
+      if type(opts.limits) ~= "table" then bad("limits", "a table { default = n, sync = n }", opts.limits) end
+      for k, v in raw_pairs(opts.limits) do
+         if k ~= "default" and k ~= "sync" then
+            error("wemasy.sandbox: option 'limits' may only have the keys default and sync (got "
+               .. describe(k) .. ")", 3)
+         end
+         if not is_int(v) or v < 1 then bad("limits." .. k, "a positive integer", v) end
+         o.limits[k] = v
+      end
+   end
+   if opts.workers ~= nil then
+      local n = opts.workers
+      if not is_int(n) or n < 1 or n > 64 then bad("workers", "an integer from 1 to 64", n) end
+      o.workers = n
+   end
+   if opts.port ~= nil then
+      local p = opts.port
+      if not is_int(p) or p < 1 or p > 65535 then bad("port", "an integer from 1 to 65535", p) end
+      o.port = p
+   end
+   return o
+end
+sandbox._check_options = check_options
+
+------------------------------------------------------------------ helpers
+
+-- The directory above wemasy/, where nginx's LuaJIT finds the server modules.
+local function lua_dir()
+   local path = package.searchpath and package.searchpath("wemasy.sandbox.app", package.path)
+   if not path then
+      return nil, "cannot find wemasy/sandbox/app.lua on package.path"
+   end
+   local dir = path:gsub("wemasy[/\\]sandbox[/\\]app%.lua$", ""):gsub("/+$", "")
+   if dir == "" or dir == "." then
+      dir = proc.capture("pwd")
+   elseif not dir:match("^/") then
+      dir = proc.capture("pwd") .. "/" .. dir:gsub("^%./", "")
+   end
+   return dir
+end
+
+local function nginx_paths()
+   local nginx = os.getenv("WEMASY_NGINX") or "/usr/sbin/nginx"
+   local modules = (os.getenv("WEMASY_NGINX_MODULES") or "/usr/lib/nginx/modules"):gsub("/+$", "")
+   if not proc.exists(nginx) then
+      return nil, "nginx not found at " .. nginx .. " (install nginx-light or set WEMASY_NGINX)"
+   end
+   if not proc.exists(modules .. "/ngx_http_lua_module.so") then
+      return nil, "ngx_http_lua_module.so not found in " .. modules
+         .. " (install libnginx-mod-http-lua or set WEMASY_NGINX_MODULES)"
+   end
+   return nginx, modules
+end
+
+-- Renders and writes <prefix>/conf/nginx.conf.
+local function write_conf(st, o, port, extra)
+   extra = extra or {}
+   local me = st.identity
+   local text = conf.render{
+      prefix = st.prefix,
+      modules = st.modules,
+      lua_dir = st.lua_dir,
+      listeners = { { host = HOST, port = port } },
+      workers = o.workers,
+      user = me.uid == 0 and me.user and me.group and { me.user, me.group } or nil,
+      access_log = extra.access_log,
+      error_log_also = extra.error_log_also,
+      app_config = {
+         window = o.window,
+         limits = o.limits,
+         workers = o.workers,
+         owner_pid = proc.self_pid(),
+         prefix = st.prefix,
+      },
+   }
+   return proc.write_file(st.prefix .. "/conf/nginx.conf", text)
+end
+
+-- The nginx command line (LUA_PATH/LUA_CPATH of this process are for this
+-- interpreter, not for nginx's LuaJIT: they are dropped).
+local function nginx_command(st, globals)
+   local cmd = "env -u LUA_PATH -u LUA_CPATH -u LUA_INIT " .. proc.quote(st.nginx)
+      .. " -p " .. proc.quote(st.prefix .. "/")
+      .. " -c " .. proc.quote(st.prefix .. "/conf/nginx.conf")
+      .. " -e " .. proc.quote(st.prefix .. "/logs/error.log")
+   if globals then cmd = cmd .. " -g " .. proc.quote(globals) end
+   return cmd
+end
+
+local function log_tail(st)
+   local parts = {}
+   for _, name in ipairs({ "startup.log", "error.log" }) do
+      local t = proc.tail(st.prefix .. "/logs/" .. name, 15)
+      if t ~= "" then parts[#parts + 1] = t end
+   end
+   return table.concat(parts, "\n")
+end
+
+local function prepare()
+   local nginx, modules = nginx_paths()
+   if not nginx then return nil, modules end
+   local dir, err = lua_dir()
+   if not dir then return nil, err end
+   local prefix
+   prefix, err = proc.mktemp()
+   if not prefix then return nil, err end
+   local st = {
+      nginx = nginx, modules = modules, lua_dir = dir, prefix = prefix,
+      identity = proc.identity(),
+   }
+   if not proc.mkdirs(prefix .. "/conf", prefix .. "/logs", prefix .. "/tmp") then
+      proc.remove_tree(prefix)
+      return nil, "cannot create directories in " .. prefix
+   end
+   return st
+end
+
+------------------------------------------------------------------ HTTP (control endpoints)
+
+local function http_request(method, url, timeout)
+   local http = require "socket.http"
+   local ltn12 = require "ltn12"
+   local socket = require "socket"
+   local chunks = {}
+   local ok, code = http.request{
+      url = url,
+      method = method,
+      headers = { ["content-length"] = "0", accept = "application/json" },
+      source = ltn12.source.empty(),
+      sink = ltn12.sink.table(chunks),
+      create = function()
+         local s = socket.tcp()
+         s:settimeout(timeout or 5)
+         return s
+      end,
+   }
+   if not ok then return nil, code end
+   return code, table.concat(chunks)
+end
+
+-- Lua 5.4's cjson gives floats; make whole numbers integers again.
+local function integers(v)
+   if type(v) == "number" and math.tointeger then
+      return math.tointeger(v) or v
+   elseif type(v) == "table" then
+      for k, x in pairs(v) do v[k] = integers(x) end
+   end
+   return v
+end
+
+-- Keys that are order ids become integers; string ids still find them.
+local by_id_mt = {
+   __index = function(t, k)
+      local n = type(k) == "string" and tonumber(k)
+      if n then return rawget(t, math.tointeger and math.tointeger(n) or n) end
+   end,
+}
+
+local function id_keys(t)
+   local out = setmetatable({}, by_id_mt)
+   for k, v in pairs(t or {}) do
+      local n = tonumber(k)
+      if n then k = math.tointeger and math.tointeger(n) or n end
+      out[k] = v
+   end
+   return out
+end
+
+------------------------------------------------------------------ stopping
+
+local function stop_state(st)
+   if st.stopped then return true end
+   st.stopped = true
+   running[st] = nil
+   local pid, gone = st.pid, true
+   if pid and proc.alive(pid) then
+      proc.signal(pid, "QUIT")
+      gone = proc.wait_gone(pid, 5)
+      if not gone then
+         proc.signal(pid, "TERM")
+         gone = proc.wait_gone(pid, 3)
+      end
+      if not gone then
+         -- The master setsid()s when it daemonizes: its group holds the workers too.
+         proc.signal(pid, "KILL", true)
+         proc.signal(pid, "KILL")
+         gone = proc.wait_gone(pid, 3)
+      end
+   end
+   proc.remove_tree(st.prefix)
+   return gone
+end
+
+local function sentinel(fn)
+   local guard = function() pcall(fn) end
+   if newproxy then -- LuaJIT / 5.1: tables have no __gc, userdata do
+      local p = newproxy(true)
+      getmetatable(p).__gc = guard
+      return p
+   end
+   return setmetatable({}, { __gc = guard })
+end
+
+function sandbox.stop_all()
+   local list = {}
+   for st in pairs(running) do list[#list + 1] = st end
+   for _, st in ipairs(list) do stop_state(st) end
+end
+
+-- Stops what is left when the interpreter closes (normal end, os.exit(n, true)).
+sandbox._exit_sentinel = sentinel(sandbox.stop_all)
+
+------------------------------------------------------------------ the handle
+
+local Sandbox = {}
+Sandbox.__index = Sandbox
+
+function Sandbox:stop()
+   return stop_state(self._st)
+end
+
+local function control(self, method, name)
+   if self._st.stopped then error("wemasy.sandbox: this sandbox is stopped", 3) end
+   local url = "http://" .. HOST .. ":" .. self.port .. "/__sandbox/" .. name
+   local code, body = http_request(method, url)
+   if code ~= 200 then
+      error("wemasy.sandbox: " .. method .. " " .. url .. " failed: " .. tostring(code)
+         .. (body and body ~= "" and (" " .. body) or ""), 3)
+   end
+   return body
+end
+
+-- Clears tracked flags, syncs, request counters and rate-limit counters.
+function Sandbox:reset()
+   control(self, "POST", "reset")
+   return true
+end
+
+-- The decoded /__sandbox/state: tracked, syncs, sync_times (order id keys),
+-- requests (endpoint path keys), total_requests, config.
+function Sandbox:state()
+   local body = control(self, "GET", "state")
+   local cjson = require "cjson.safe"
+   local s = cjson.decode(body)
+   if type(s) ~= "table" then error("wemasy.sandbox: bad state body: " .. body, 2) end
+   s = integers(s)
+   s.tracked = id_keys(s.tracked)
+   s.syncs = id_keys(s.syncs)
+   s.sync_times = id_keys(s.sync_times)
+   return s
+end
+
+------------------------------------------------------------------ starting
+
+local function wait_ready(port, seconds)
+   local deadline = proc.now() + seconds
+   local last
+   repeat
+      local code, body = http_request("GET", "http://" .. HOST .. ":" .. port .. "/__sandbox/state", 2)
+      if code == 200 then return true end
+      last = code and ("HTTP " .. code .. " " .. tostring(body)) or body
+      proc.sleep(0.05)
+   until proc.now() >= deadline
+   return nil, last
+end
+
+local function read_pid(st, seconds)
+   local deadline = proc.now() + seconds
+   repeat
+      local pid = tonumber((proc.read_file(st.prefix .. "/logs/nginx.pid") or ""):match("%d+"))
+      if pid then return pid end
+      proc.sleep(0.01)
+   until proc.now() >= deadline
+end
+
+local function new_handle(st, port)
+   local sb = setmetatable({
+      base_url = "http://" .. HOST .. ":" .. port .. "/api",
+      port = port,
+      prefix = st.prefix,
+      pid = st.pid,
+      _st = st,
+   }, Sandbox)
+   sb._sentinel = sentinel(function() stop_state(st) end)
+   return sb
+end
+
+function sandbox.start(opts)
+   local o = check_options(opts)
+   local st, err = prepare()
+   if not st then return nil, err end
+
+   local attempts = o.port and 1 or 8
+   local failure
+   for _ = 1, attempts do
+      local port = o.port or proc.free_port(HOST)
+      local ok, werr = write_conf(st, o, port)
+      if not ok then
+         failure = "cannot write nginx.conf: " .. tostring(werr)
+         break
+      end
+      local started = proc.run(nginx_command(st) .. " >>" .. proc.quote(st.prefix .. "/logs/startup.log") .. " 2>&1")
+      if started then
+         st.pid = read_pid(st, 3)
+         if not st.pid then
+            failure = "nginx started but wrote no pid file"
+            break
+         end
+         running[st] = true
+         local ready, why = wait_ready(port, 5)
+         if not ready then
+            local tail = log_tail(st)
+            stop_state(st)
+            return nil, "wemasy.sandbox: nginx is not answering on port " .. port .. ": "
+               .. tostring(why) .. (tail ~= "" and ("\n" .. tail) or "")
+         end
+         local sb = new_handle(st, port)
+         return sb.base_url, sb
+      end
+      local logs = log_tail(st)
+      failure = "nginx did not start" .. (logs ~= "" and (":\n" .. logs) or "")
+      if o.port or not logs:find("Address already in use", 1, true) then break end
+      proc.write_file(st.prefix .. "/logs/startup.log", "")
+      proc.write_file(st.prefix .. "/logs/error.log", "")
+   end
+   proc.remove_tree(st.prefix)
+   return nil, "wemasy.sandbox: " .. tostring(failure)
+end
+
+------------------------------------------------------------------ foreground (bin/wemasy-sandbox)
+
+-- Runs nginx in the foreground until it exits (Ctrl-C), then removes the
+-- prefix. `print_banner(base_url, tokens)` is called before nginx starts.
+-- Returns true, or nil and a message.
+function sandbox.run(opts, print_banner)
+   local o = check_options(opts)
+   local st, err = prepare()
+   if not st then return nil, err end
+   local attempts = o.port and 1 or 8
+   local result, failure = nil, nil
+   for _ = 1, attempts do
+      local port = o.port or proc.free_port(HOST)
+      write_conf(st, o, port, { access_log = "/dev/stdout", error_log_also = "stderr" })
+      if print_banner then print_banner("http://" .. HOST .. ":" .. port .. "/api", tokens.copy()) end
+      -- exec: nginx replaces the shell, so Ctrl-C reaches nginx alone (fast
+      -- shutdown) and this interpreter, waiting in system(), ignores it.
+      proc.run("exec " .. nginx_command(st, "daemon off;"))
+      local logs = proc.tail(st.prefix .. "/logs/error.log", 15)
+      if not logs:find("[emerg]", 1, true) then
+         result = true
+         break
+      end
+      failure = "nginx could not start" .. (logs ~= "" and (":\n" .. logs) or "")
+      if o.port or not logs:find("Address already in use", 1, true) then break end
+      proc.write_file(st.prefix .. "/logs/error.log", "")
+   end
+   proc.remove_tree(st.prefix)
+   if result then return true end
+   return nil, failure
+end
+
+return sandbox

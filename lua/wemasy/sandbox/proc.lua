@@ -1,0 +1,157 @@
+-- Processes and files for the launcher, in plain Lua 5.4 and LuaJIT, with
+-- nothing beyond the shell's usual tools (mktemp, kill, rm, id, env) and
+-- luasocket (for sleeping and for finding a free port).
+
+local proc = {}
+
+local has_socket, socket = pcall(require, "socket")
+
+-- A word for sh, single-quoted.
+function proc.quote(s)
+   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- os.execute that answers true/false the same in Lua 5.1/LuaJIT and 5.4.
+function proc.run(cmd)
+   local a, _, c = os.execute(cmd)
+   if type(a) == "number" then return a == 0 end
+   return a == true and (c == nil or c == 0)
+end
+
+-- The command's standard output, trailing newlines removed (nil on failure).
+function proc.capture(cmd)
+   local f = io.popen(cmd, "r")
+   if not f then return nil end
+   local out = f:read("*a")
+   f:close()
+   out = out and out:gsub("%s+$", "")
+   if out == "" then return nil end
+   return out
+end
+
+function proc.read_file(path)
+   local f = io.open(path, "rb")
+   if not f then return nil end
+   local s = f:read("*a")
+   f:close()
+   return s
+end
+
+function proc.write_file(path, text)
+   local f, err = io.open(path, "wb")
+   if not f then return nil, err end
+   f:write(text)
+   f:close()
+   return true
+end
+
+function proc.exists(path)
+   local f = io.open(path, "rb")
+   if f then f:close() return true end
+   return false
+end
+
+function proc.sleep(seconds)
+   if has_socket then
+      socket.sleep(seconds)
+   else
+      proc.run("sleep " .. string.format("%.3f", seconds))
+   end
+end
+
+function proc.now()
+   if has_socket then return socket.gettime() end
+   return os.time()
+end
+
+-- True while pid runs (a zombie, already dead, counts as gone).
+function proc.alive(pid)
+   pid = tonumber(pid)
+   if not pid or pid <= 0 then return false end
+   local stat = proc.read_file("/proc/" .. pid .. "/stat")
+   if stat then
+      local state = stat:match("^%d+ %b() (%a)")
+      return state ~= "Z" and state ~= "X"
+   end
+   if proc.exists("/proc/self/stat") then return false end
+   return proc.run("kill -0 " .. pid .. " 2>/dev/null")
+end
+
+-- Sends a signal (name without SIG) to pid, or to process group -pid.
+function proc.signal(pid, sig, group)
+   local target = group and ("-- -" .. math.floor(pid)) or tostring(math.floor(pid))
+   return proc.run("kill -" .. sig .. " " .. target .. " 2>/dev/null")
+end
+
+-- Waits up to `seconds` for pid to be gone; true when it is.
+function proc.wait_gone(pid, seconds)
+   local deadline = proc.now() + seconds
+   while proc.alive(pid) do
+      if proc.now() >= deadline then return false end
+      proc.sleep(0.02)
+   end
+   return true
+end
+
+-- This process's id (the Lua interpreter), or nil where /proc is missing.
+function proc.self_pid()
+   local stat = proc.read_file("/proc/self/stat")
+   return stat and tonumber(stat:match("^(%d+)"))
+end
+
+-- A new private directory like /tmp/wemasy-sandbox.XXXXXX (mode 0700).
+function proc.mktemp()
+   local dir = proc.capture("mktemp -d /tmp/wemasy-sandbox.XXXXXX 2>/dev/null")
+   if not dir or not dir:match("^/tmp/wemasy%-sandbox%.[%w]+$") then
+      return nil, "mktemp -d /tmp/wemasy-sandbox.XXXXXX failed"
+   end
+   return dir
+end
+
+-- Removes a directory made by proc.mktemp (and refuses anything else).
+function proc.remove_tree(dir)
+   if type(dir) ~= "string" or not dir:match("^/tmp/wemasy%-sandbox%.[%w]+$") then
+      return false
+   end
+   return proc.run("rm -rf " .. proc.quote(dir))
+end
+
+function proc.mkdirs(...)
+   local words = {}
+   for _, d in ipairs({ ... }) do words[#words + 1] = proc.quote(d) end
+   return proc.run("mkdir -p " .. table.concat(words, " "))
+end
+
+-- { uid = n, user = "name", group = "name" }
+function proc.identity()
+   return {
+      uid = tonumber(proc.capture("id -u")),
+      user = proc.capture("id -un"),
+      group = proc.capture("id -gn"),
+   }
+end
+
+-- A port on 127.0.0.1 that was free a moment ago (the kernel's choice).
+function proc.free_port(host)
+   if has_socket then
+      local server = socket.bind(host or "127.0.0.1", 0)
+      if server then
+         local _, port = server:getsockname()
+         server:close()
+         if tonumber(port) then return tonumber(port) end
+      end
+   end
+   return math.random(20000, 60000)
+end
+
+-- The last `n` lines of a file.
+function proc.tail(path, n)
+   local text = proc.read_file(path)
+   if not text or text == "" then return "" end
+   local lines = {}
+   for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
+   local first = math.max(1, #lines - (n or 20) + 1)
+   return table.concat(lines, "\n", first)
+end
+
+return proc
