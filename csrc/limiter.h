@@ -1,0 +1,102 @@
+/*
+ * limiter.h - client-side rate limiting: at most N requests in any sliding
+ * window of W (+ a safety margin) seconds, per limiter group.
+ *
+ * The state sits behind a small "store" interface (acquire, learn, report,
+ * close) so where it lives is a detail of the store: plain memory for one
+ * client, shared memory for every process on the host, and later perhaps
+ * Redis for several hosts, without the callers changing.
+ *
+ * Pure C, no Lua.  Times are seconds on one monotonic clock chosen by the
+ * caller (limiter_now() for anything shared between processes).
+ */
+#ifndef WEMASY_LIMITER_H
+#define WEMASY_LIMITER_H
+
+#include <stddef.h>
+
+#define LIMITER_NAME_MAX 31   /* longest group name */
+#define LIMITER_GROUPS_MAX 16 /* groups one store keeps */
+#define LIMITER_RING 1024     /* send times kept per group; caps N */
+#define LIMITER_ERRLEN 256
+
+/* A group as one caller configured it.  The server may later change N
+ * (X-RateLimit-Limit); W and the margin stay the caller's. */
+typedef struct {
+    char name[LIMITER_NAME_MAX + 1];
+    int limit;     /* N >= 1 */
+    double window; /* W > 0, seconds */
+} limiter_group;
+
+/* What a response told us; a negative value means "not said". */
+typedef struct {
+    int limit;          /* X-RateLimit-Limit */
+    int remaining;      /* X-RateLimit-Remaining */
+    double retry_after; /* Retry-After of a 429, seconds from now */
+} limiter_news;
+
+typedef struct {
+    int limit;         /* N in force */
+    int remaining;     /* sends still free in the window now */
+    double reset_in;   /* seconds until a slot frees; 0 when remaining > 0 */
+    double closed_for; /* seconds a Retry-After still closes the group */
+} limiter_report;
+
+typedef struct limiter_store limiter_store;
+
+/*
+ * acquire: takes a slot and returns 0, or takes nothing and returns the
+ *          seconds until one may be free (it may be gone by then: ask
+ *          again); LIMITER_FAILED when the store cannot serve (e.g. its
+ *          group table is full).
+ * learn:   folds a response's headers into the state; 0 or -1.
+ * report:  fills *out without taking anything; 0 or -1.
+ * close:   frees the store.
+ */
+typedef struct {
+    double (*acquire)(limiter_store *s, const limiter_group *g, double now);
+    int (*learn)(limiter_store *s, const limiter_group *g, double now,
+                 const limiter_news *news);
+    int (*report)(limiter_store *s, const limiter_group *g, double now,
+                  limiter_report *out);
+    void (*close)(limiter_store *s);
+} limiter_ops;
+
+/* Every store starts with this; the rest is the store's own. */
+struct limiter_store {
+    const limiter_ops *ops;
+    double margin; /* seconds added to every window for network delay */
+};
+
+#define LIMITER_FAILED (-1.0)
+
+/* CLOCK_MONOTONIC in seconds: one clock for every process on the host. */
+double limiter_now(void);
+
+/* The state in this process's memory only (one client). */
+limiter_store *limiter_open_local(double margin, char *err, size_t errlen);
+
+/* The state in the named shared memory segment of (base_url, token):
+ * every process and thread using the same pair shares one quota.
+ * token may be NULL. */
+limiter_store *limiter_open_shared(const char *base_url, const char *token,
+                                   double margin, char *err, size_t errlen);
+
+/* NULL is fine. */
+void limiter_close(limiter_store *s);
+
+/* "/wemasy-" + 16 hex digits of a 64-bit FNV-1a hash of base_url "\n" token:
+ * the token never appears in the name. */
+#define LIMITER_SEGMENT_NAME_LEN 25
+void limiter_segment_name(const char *base_url, const char *token,
+                          char out[LIMITER_SEGMENT_NAME_LEN + 1]);
+
+/* Test support only: remove the segment, or hold its lock for `seconds`
+ * (so a spec can kill the holder), calling locked() once it is held.
+ * 0 on success. */
+int limiter_shared_unlink(const char *base_url, const char *token);
+int limiter_shared_hold_lock(const char *base_url, const char *token,
+                             double seconds, void (*locked)(void),
+                             char *err, size_t errlen);
+
+#endif /* WEMASY_LIMITER_H */

@@ -1,0 +1,144 @@
+/*
+ * window.c - "at most N sends in any (now - span, now]" with span = W +
+ * margin, kept exact by remembering the times of the last sends.
+ *
+ * Only the N-th newest send matters: if it lies inside the span, N sends
+ * do; if it lies outside, at most N - 1 do.  So acquire is O(1); the ring
+ * keeps more than N times only so that a larger learned N stays exact.
+ */
+#include "window.h"
+
+#include <string.h>
+
+/* Waits this short count as "free now": with an injected clock, now + wait
+ * can round back to now and a caller would sleep forever on the remainder.
+ * A microsecond is nothing next to the margin. */
+#define WINDOW_EPSILON 1e-6
+
+void window_init(window_state *w, const char *name)
+{
+    memset(w, 0, sizeof *w);
+    strncpy(w->name, name, LIMITER_NAME_MAX);
+    w->name[LIMITER_NAME_MAX] = '\0';
+}
+
+void window_repair(window_state *w)
+{
+    w->head %= LIMITER_RING;
+    if (w->count > LIMITER_RING)
+        w->count = LIMITER_RING;
+    w->name[LIMITER_NAME_MAX] = '\0';
+}
+
+static int clamp_limit(long n)
+{
+    if (n < 1)
+        return 1;
+    return n > LIMITER_RING ? LIMITER_RING : (int)n;
+}
+
+/* The server's word wins over the configuration once it has spoken. */
+static int limit_in_force(const window_state *w, const limiter_group *g)
+{
+    return clamp_limit(w->learned_limit > 0 ? w->learned_limit : g->limit);
+}
+
+/* k-th newest send time, 1 <= k <= count. */
+static double nth_newest(const window_state *w, uint32_t k)
+{
+    return w->sends[(w->head + LIMITER_RING - k) % LIMITER_RING];
+}
+
+static void record(window_state *w, double t)
+{
+    /* Processes read the clock before taking the lock, so a later caller may
+     * bring an earlier time.  Keeping the ring sorted by moving such a send
+     * to the newest time only makes its slot free later: conservative. */
+    if (w->count > 0 && t < nth_newest(w, 1))
+        t = nth_newest(w, 1);
+    w->sends[w->head] = t;
+    w->head = (w->head + 1) % LIMITER_RING;
+    if (w->count < LIMITER_RING)
+        w->count++;
+}
+
+static uint32_t sends_within(const window_state *w, double span, double now)
+{
+    uint32_t k = 0;
+
+    while (k < w->count && nth_newest(w, k + 1) > now - span)
+        k++;
+    return k;
+}
+
+/* Seconds until fewer than n sends lie in the span; 0 if already so. */
+static double slot_wait(const window_state *w, int n, double span, double now)
+{
+    double wait;
+
+    if (w->count < (uint32_t)n)
+        return 0;
+    wait = nth_newest(w, (uint32_t)n) + span - now;
+    return wait > WINDOW_EPSILON ? wait : 0;
+}
+
+static double closed_wait(const window_state *w, double now)
+{
+    double wait = w->closed_until - now;
+
+    return wait > WINDOW_EPSILON ? wait : 0;
+}
+
+double window_acquire(window_state *w, const limiter_group *g, double margin,
+                      double now)
+{
+    double span = g->window + margin;
+    double wait = slot_wait(w, limit_in_force(w, g), span, now);
+    double closed = closed_wait(w, now);
+
+    if (closed > wait)
+        wait = closed;
+    if (wait > 0)
+        return wait;
+    record(w, now);
+    return 0;
+}
+
+void window_learn(window_state *w, const limiter_group *g, double margin,
+                  double now, const limiter_news *news)
+{
+    double span = g->window + margin;
+
+    if (news->limit > 0)
+        w->learned_limit = clamp_limit(news->limit);
+    if (news->retry_after >= 0) {
+        /* A 429 says exactly when the server's window ends; its
+         * "Remaining: 0" would otherwise close us for a whole window. */
+        if (now + news->retry_after > w->closed_until)
+            w->closed_until = now + news->retry_after;
+    } else if (news->remaining >= 0) {
+        /* The server has counted limit - remaining in its window.  If we
+         * know of fewer (other hosts, a restart, requests we did not see),
+         * add the missing ones as sent now: that may free their slots
+         * later than the server will, never sooner. */
+        int limit = limit_in_force(w, g);
+        long used = (long)limit - news->remaining;
+        long have = (long)sends_within(w, span, now);
+
+        for (; have < used; have++)
+            record(w, now);
+    }
+}
+
+void window_report(const window_state *w, const limiter_group *g,
+                   double margin, double now, limiter_report *out)
+{
+    double span = g->window + margin;
+    int limit = limit_in_force(w, g);
+    uint32_t used = sends_within(w, span, now);
+
+    out->limit = limit;
+    out->remaining = used >= (uint32_t)limit ? 0 : limit - (int)used;
+    out->reset_in = out->remaining > 0 ? 0 : slot_wait(w, limit, span, now);
+    out->closed_for = closed_wait(w, now);
+}

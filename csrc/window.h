@@ -1,0 +1,36 @@
+/*
+ * window.h - the exact sliding window of one limiter group, shared by every
+ * store.  A window_state is plain old data with no pointers, so a store may
+ * keep it in shared memory; the caller provides any locking.
+ */
+#ifndef WEMASY_WINDOW_H
+#define WEMASY_WINDOW_H
+
+#include <stdint.h>
+
+#include "limiter.h"
+
+typedef struct {
+    char name[LIMITER_NAME_MAX + 1]; /* "" while the slot is free */
+    int32_t learned_limit;           /* 0 until the server tells N */
+    uint32_t head;                   /* where the next send time goes */
+    uint32_t count;                  /* valid send times, <= LIMITER_RING */
+    uint32_t pad_;
+    double closed_until;             /* Retry-After: nothing before this */
+    double sends[LIMITER_RING];      /* the last sends, oldest first from head */
+} window_state;
+
+/* A state whose slot is taken gets this name; the rest starts at zero. */
+void window_init(window_state *w, const char *name);
+
+/* After a crash mid-update: bring head and count back into range. */
+void window_repair(window_state *w);
+
+double window_acquire(window_state *w, const limiter_group *g, double margin,
+                      double now);
+void window_learn(window_state *w, const limiter_group *g, double margin,
+                  double now, const limiter_news *news);
+void window_report(const window_state *w, const limiter_group *g,
+                   double margin, double now, limiter_report *out);
+
+#endif /* WEMASY_WINDOW_H */
