@@ -15,6 +15,11 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+/* 5.1 has no name for a successful pcall (LuaJIT and 5.2+ do). */
+#ifndef LUA_OK
+#define LUA_OK 0
+#endif
+
 #if LUA_VERSION_NUM >= 502
 
 #define compat_setfuncs(L, l) luaL_setfuncs((L), (l), 0)

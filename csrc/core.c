@@ -1,265 +1,85 @@
 /*
- * core.c - the Lua binding of wemasy.core: option checking, the client
- * userdata and the conversion of transport results into Lua values.
+ * core.c - the Lua binding of wemasy.core: the module, the client userdata
+ * and the conversion of results into Lua values.
  *
- * Nothing here allocates C memory that a Lua error could leak: the only C
- * allocation (the transport) is owned by the userdata as soon as it exists,
- * and __gc frees it.
+ * Nothing here allocates C memory that a Lua error could leak: every C
+ * allocation (transport, limiter store, multi pool) is owned by the
+ * userdata as soon as it exists, and the idempotent cleanup (close, __gc)
+ * frees it.  Options are read in options.c, one call runs in request.c,
+ * many in batch.c.
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
-#include "compat.h"
-#include "transport.h"
+#include "client.h"
 
 #ifndef WEMASY_VERSION
 #define WEMASY_VERSION "0.0.0-dev"
 #endif
 
-#define CLIENT_MT "wemasy.core.client"
 #define NEW_PREFIX "wemasy.core.new: "
-
-#define DEFAULT_TIMEOUT 30.0
-#define DEFAULT_CONNECT_TIMEOUT 10.0
-#define DEFAULT_MAX_BODY ((int64_t)16 * 1024 * 1024)
-/* Keeps the millisecond value inside a 32-bit long (about 24.8 days). */
-#define MAX_SECONDS 2147483.0
-/* Doubles represent every integer up to here, on 5.1 as on 5.4. */
-#define MAX_BODY_LIMIT ((int64_t)1 << 53)
-
-typedef struct {
-    transport *t; /* NULL once closed */
-    int insecure;
-    /* Copied in so tostring still works after close. */
-    char base_url[];
-} client;
-
-static const char *const kind_names[] = {
-    "ok", "timeout", "network", "tls", "too_large", "closed", "internal"};
-
-static const char *const option_names[] = {
-    "base_url", "token",   "timeout", "connect_timeout", "ca_file",
-    "ca_path",  "insecure", "proxy",  "max_body",        "user_agent",
-    NULL};
-
-/* ---- option parsing ------------------------------------------------------- */
-
-/* Every option error names the option; none ever quotes a string value,
- * because that value might be the token. */
-static int option_error(lua_State *L, const char *name, const char *what)
-{
-    return luaL_error(L, NEW_PREFIX "option '%s' %s (got %s)", name, what,
-                      luaL_typename(L, -1));
-}
-
-static void check_known_options(lua_State *L)
-{
-    const char *const *known;
-
-    lua_pushnil(L);
-    while (lua_next(L, 1) != 0) {
-        const char *name;
-
-        if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, NEW_PREFIX "option names must be strings (got %s)",
-                       luaL_typename(L, -2));
-        name = lua_tostring(L, -2);
-        for (known = option_names; *known != NULL; known++)
-            if (strcmp(*known, name) == 0)
-                break;
-        if (*known == NULL)
-            luaL_error(L, NEW_PREFIX "unknown option '%s'", name);
-        lua_pop(L, 1);
-    }
-}
-
-/* Raw access: reading options must not run the caller's metamethods.  The
- * value stays on the stack so C pointers into it remain valid. */
-static int push_option(lua_State *L, const char *name)
-{
-    lua_pushstring(L, name);
-    lua_rawget(L, 1);
-    return lua_type(L, -1);
-}
-
-static int has_forbidden_byte(const char *s, size_t len)
-{
-    size_t i;
-
-    /* CR and LF would let a value inject headers; NUL would silently cut
-     * the value short inside libcurl. */
-    for (i = 0; i < len; i++)
-        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
-            return 1;
-    return 0;
-}
-
-/* nil -> NULL.  Otherwise a string without CR/LF/NUL, non-empty if asked. */
-static const char *opt_string(lua_State *L, const char *name, int allow_empty,
-                              size_t *len_out)
-{
-    const char *s;
-    size_t len;
-    int type = push_option(L, name);
-
-    if (type == LUA_TNIL)
-        return NULL;
-    if (type != LUA_TSTRING)
-        option_error(L, name, allow_empty ? "must be a string" : "must be a non-empty string");
-    s = lua_tolstring(L, -1, &len);
-    if (!allow_empty && len == 0)
-        option_error(L, name, "must be a non-empty string");
-    if (has_forbidden_byte(s, len))
-        luaL_error(L, NEW_PREFIX "option '%s' must not contain CR, LF or NUL bytes",
-                   name);
-    if (len_out != NULL)
-        *len_out = len;
-    return s;
-}
-
-static long opt_millis(lua_State *L, const char *name, lua_Number dflt)
-{
-    lua_Number seconds = dflt, ms;
-    long rounded;
-    int type = push_option(L, name);
-
-    if (type != LUA_TNIL && type != LUA_TNUMBER)
-        option_error(L, name, "must be a positive number");
-    if (type == LUA_TNUMBER) {
-        seconds = lua_tonumber(L, -1);
-        /* Written so that NaN fails too. */
-        if (!(seconds > 0 && seconds <= MAX_SECONDS))
-            luaL_error(L, NEW_PREFIX "option '%s' must be a positive number "
-                          "of seconds up to %d (got %f)",
-                       name, (int)MAX_SECONDS, seconds);
-    }
-    /* Round up: 0 would mean "no timeout" to libcurl. */
-    ms = seconds * 1000;
-    rounded = (long)ms;
-    if ((lua_Number)rounded < ms)
-        rounded++;
-    lua_pop(L, 1);
-    return rounded > 0 ? rounded : 1;
-}
-
-static int opt_boolean(lua_State *L, const char *name)
-{
-    int type = push_option(L, name);
-    int value;
-
-    if (type != LUA_TNIL && type != LUA_TBOOLEAN)
-        option_error(L, name, "must be a boolean");
-    value = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return value;
-}
-
-static size_t opt_max_body(lua_State *L)
-{
-    int64_t value = DEFAULT_MAX_BODY;
-    int type = push_option(L, "max_body");
-
-    if (type != LUA_TNIL && type != LUA_TNUMBER)
-        option_error(L, "max_body", "must be a positive integer");
-    if (type == LUA_TNUMBER &&
-        (!compat_tointeger(L, -1, &value) || value <= 0 || value > MAX_BODY_LIMIT))
-        luaL_error(L, NEW_PREFIX "option 'max_body' must be a positive integer "
-                      "up to 2^53 (got %s)",
-                   lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return (size_t)value;
-}
-
-static int has_prefix_nocase(const char *s, size_t len, const char *prefix)
-{
-    size_t i, n = strlen(prefix);
-
-    if (len < n)
-        return 0;
-    for (i = 0; i < n; i++) {
-        char c = s[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (c != prefix[i])
-            return 0;
-    }
-    return 1;
-}
-
-/* Leaves the (possibly shortened) base_url string on the stack. */
-static const char *opt_base_url(lua_State *L)
-{
-    size_t len, scheme, i;
-    const char *url = opt_string(L, "base_url", 0, &len);
-
-    if (url == NULL)
-        option_error(L, "base_url", "must be a non-empty string");
-    scheme = has_prefix_nocase(url, len, "https://") ? 8
-           : has_prefix_nocase(url, len, "http://")  ? 7 : 0;
-    if (scheme == 0 || len == scheme)
-        luaL_error(L, NEW_PREFIX "option 'base_url' must start with http:// or "
-                      "https:// and name a host");
-    for (i = 0; i < len; i++)
-        if (url[i] == ' ' || url[i] == '\t')
-            luaL_error(L, NEW_PREFIX "option 'base_url' must not contain spaces");
-    /* Paths start with '/', so one trailing '/' here would double it. */
-    if (url[len - 1] == '/' && len - 1 > scheme) {
-        lua_pushlstring(L, url, len - 1); /* returns void on 5.1 */
-        url = lua_tostring(L, -1);
-    }
-    return url;
-}
-
-static void read_options(lua_State *L, transport_config *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    luaL_checkstack(L, 16, "wemasy.core.new");
-    cfg->base_url = opt_base_url(L);
-    cfg->token = opt_string(L, "token", 0, NULL);
-    cfg->timeout_ms = opt_millis(L, "timeout", DEFAULT_TIMEOUT);
-    cfg->connect_timeout_ms = opt_millis(L, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
-    cfg->ca_file = opt_string(L, "ca_file", 0, NULL);
-    cfg->ca_path = opt_string(L, "ca_path", 0, NULL);
-    cfg->insecure = opt_boolean(L, "insecure");
-    /* "" is meaningful to libcurl: no proxy, ignore the environment. */
-    cfg->proxy = opt_string(L, "proxy", 1, NULL);
-    cfg->max_body = opt_max_body(L);
-    cfg->user_agent = opt_string(L, "user_agent", 0, NULL);
-    if (cfg->user_agent == NULL)
-        cfg->user_agent = lua_pushfstring(L, "wemasy-lua/%s libcurl/%s",
-                                          WEMASY_VERSION, transport_curl_version());
-}
 
 /* ---- client ----------------------------------------------------------------- */
 
-static client *check_client(lua_State *L)
+client *client_check(lua_State *L, int idx)
 {
-    return (client *)luaL_checkudata(L, 1, CLIENT_MT);
+    return (client *)luaL_checkudata(L, idx, CLIENT_MT);
+}
+
+/* A registry reference to the function at idx, or LUA_NOREF. */
+static int ref_hook(lua_State *L, int idx)
+{
+    if (idx == 0)
+        return LUA_NOREF;
+    lua_pushvalue(L, idx);
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static void open_limiter(lua_State *L, client *c, const client_options *o)
+{
+    char err[LIMITER_ERRLEN];
+
+    if (!o->rate.on)
+        return;
+    c->limiter = o->rate.shared
+        ? limiter_open_shared(o->transport.base_url, o->transport.token,
+                              o->rate.margin, err, sizeof err)
+        : limiter_open_local(o->rate.margin, err, sizeof err);
+    if (c->limiter == NULL)
+        luaL_error(L, NEW_PREFIX "rate limiter: %s", err);
 }
 
 static int core_new(lua_State *L)
 {
-    transport_config cfg;
+    client_options o;
     client *c;
     size_t len;
     char err[TRANSPORT_ERRLEN];
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    check_known_options(L);
-    read_options(L, &cfg);
-    len = strlen(cfg.base_url);
-    /* The userdata (with its __gc) exists before the transport, so a Lua
-     * error can never strand a curl handle. */
+    options_read(L, &o);
+    len = strlen(o.transport.base_url);
+    /* The userdata (with its __gc) exists before any C resource, so a Lua
+     * error can never strand a curl handle or a mapping. */
     c = (client *)lua_newuserdata(L, offsetof(client, base_url) + len + 1);
-    c->t = NULL;
-    c->insecure = cfg.insecure;
-    memcpy(c->base_url, cfg.base_url, len + 1);
+    memset(c, 0, offsetof(client, base_url));
+    c->clock_ref = c->sleep_ref = c->random_ref = LUA_NOREF;
+    c->insecure = o.transport.insecure;
+    c->rate = o.rate;
+    c->retry = o.retry;
+    memcpy(c->base_url, o.transport.base_url, len + 1);
     compat_setmetatable(L, CLIENT_MT);
-    c->t = transport_new(&cfg, err, sizeof err);
+    hooks_seed(c);
+    c->clock_ref = ref_hook(L, o.clock_idx);
+    c->sleep_ref = ref_hook(L, o.sleep_idx);
+    c->random_ref = ref_hook(L, o.random_idx);
+    c->t = transport_new(&o.transport, err, sizeof err);
     if (c->t == NULL)
         return luaL_error(L, NEW_PREFIX "%s", err);
+    open_limiter(L, c, &o);
     return 1;
 }
 
@@ -271,36 +91,32 @@ static const char *check_lstring(lua_State *L, int idx, size_t *len)
     return lua_tolstring(L, idx, len);
 }
 
-static void check_path(lua_State *L, const char *path, size_t len)
+int client_check_path(const char *path, size_t len, const char **why)
 {
     size_t i;
 
-    if (len == 0 || path[0] != '/')
-        luaL_argerror(L, 2, "path must start with '/'");
+    if (len == 0 || path[0] != '/') {
+        *why = "path must start with '/'";
+        return 0;
+    }
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)path[i];
-        if (c <= ' ' || c == 0x7f)
-            luaL_argerror(L, 2, "path must not contain spaces or control characters");
+        if (c <= ' ' || c == 0x7f) {
+            *why = "path must not contain spaces or control characters";
+            return 0;
+        }
     }
-}
-
-static int push_failure(lua_State *L, const transport_result *r)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, kind_names[r->kind]);
-    lua_pushstring(L, r->message);
-    lua_pushboolean(L, r->sent);
-    return 4;
+    return 1;
 }
 
 /* A repeated header becomes one "a, b" value, as RFC 9110 allows. */
-static void push_headers(lua_State *L, const transport *t)
+void client_push_headers(lua_State *L, const transfer *tr)
 {
     size_t pos = 0;
     const char *name, *value;
 
     lua_newtable(L);
-    while ((name = transport_header_next(t, &pos, &value)) != NULL) {
+    while ((name = transfer_header_next(tr, &pos, &value)) != NULL) {
         lua_pushstring(L, name);
         lua_pushvalue(L, -1);
         lua_rawget(L, -3);
@@ -316,44 +132,138 @@ static void push_headers(lua_State *L, const transport *t)
     }
 }
 
+static int opt_bool_arg(lua_State *L, int idx, int dflt)
+{
+    if (lua_isnoneornil(L, idx))
+        return dflt;
+    luaL_checktype(L, idx, LUA_TBOOLEAN);
+    return lua_toboolean(L, idx);
+}
+
+/* nil -> "default"; otherwise a name of 1 to 31 characters. */
+static const limiter_group *check_group(lua_State *L, client *c, int idx)
+{
+    const limiter_group *g;
+    const char *name = NULL;
+    size_t len;
+
+    if (!lua_isnoneornil(L, idx)) {
+        name = check_lstring(L, idx, &len);
+        if (len == 0 || len > LIMITER_NAME_MAX || strlen(name) != len)
+            luaL_argerror(L, idx, "group must be a name of 1 to 31 characters");
+    }
+    g = client_group(c, name);
+    if (g == NULL)
+        luaL_argerror(L, idx, "no room for another limiter group (16 at most)");
+    return g;
+}
+
+static int push_outcome(lua_State *L, const call_outcome *o)
+{
+    if (o->kind == TK_OK) {
+        lua_pushinteger(L, (lua_Integer)o->r.status);
+        lua_pushlstring(L, o->r.body, o->r.body_len);
+        client_push_headers(L, o->tr);
+        lua_pushinteger(L, o->attempts);
+        return 4;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, client_kind_name(o->kind));
+    lua_pushstring(L, o->message);
+    lua_pushboolean(L, o->sent);
+    lua_pushinteger(L, o->attempts);
+    if (o->retry_after >= 0)
+        lua_pushnumber(L, (lua_Number)o->retry_after);
+    else
+        lua_pushnil(L);
+    return 6;
+}
+
+/* client:request(path, body [, with_auth [, group [, idempotent]]]) */
 static int client_request(lua_State *L)
 {
-    client *c = check_client(L);
-    size_t path_len, body_len;
-    const char *path = check_lstring(L, 2, &path_len);
-    const char *body = check_lstring(L, 3, &body_len);
-    int with_auth = 1;
-    transport_result r;
+    client *c = client_check(L, 1);
+    call_args a;
+    call_outcome o;
+    size_t path_len;
+    const char *why;
 
-    check_path(L, path, path_len);
-    if (!lua_isnoneornil(L, 4)) {
-        luaL_checktype(L, 4, LUA_TBOOLEAN);
-        with_auth = lua_toboolean(L, 4);
-    }
+    memset(&a, 0, sizeof a);
+    a.path = check_lstring(L, 2, &path_len);
     /* body stays referenced by the stack while libcurl reads it. */
-    if (transport_perform(c->t, path, body, body_len, with_auth, &r) != TK_OK)
-        return push_failure(L, &r);
-    lua_pushinteger(L, (lua_Integer)r.status);
-    lua_pushlstring(L, r.body, r.body_len);
-    push_headers(L, c->t);
-    return 3;
+    a.body = check_lstring(L, 3, &a.body_len);
+    if (!client_check_path(a.path, path_len, &why))
+        luaL_argerror(L, 2, why);
+    a.with_auth = opt_bool_arg(L, 4, 1);
+    a.group = check_group(L, c, 5);
+    a.idempotent = opt_bool_arg(L, 6, 0);
+    lua_settop(L, 6);
+    if (request_call(L, c, &a, &o) != LUA_OK)
+        return lua_error(L);
+    return push_outcome(L, &o);
+}
+
+/* client:rate_limit([group]) -> { limit, remaining, reset_in, closed_for } */
+static int client_rate_limit(lua_State *L)
+{
+    client *c = client_check(L, 1);
+    const limiter_group *g = check_group(L, c, 2);
+    limiter_report rep;
+    double now;
+
+    if (c->limiter == NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, c->t == NULL ? "client is closed" : "rate limiting is off");
+        return 2;
+    }
+    if (hooks_now(L, c, &now) != LUA_OK)
+        return lua_error(L);
+    if (c->limiter->ops->report(c->limiter, g, now, &rep) != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "rate limiter: no room for another group");
+        return 2;
+    }
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, rep.limit);
+    lua_setfield(L, -2, "limit");
+    lua_pushinteger(L, rep.remaining);
+    lua_setfield(L, -2, "remaining");
+    lua_pushnumber(L, (lua_Number)rep.reset_in);
+    lua_setfield(L, -2, "reset_in");
+    lua_pushnumber(L, (lua_Number)rep.closed_for);
+    lua_setfield(L, -2, "closed_for");
+    return 1;
 }
 
 static int client_has_token(lua_State *L)
 {
-    client *c = check_client(L);
+    client *c = client_check(L, 1);
 
     lua_pushboolean(L, transport_has_token(c->t));
     return 1;
 }
 
+static void unref_hook(lua_State *L, int *ref)
+{
+    luaL_unref(L, LUA_REGISTRYINDEX, *ref); /* LUA_NOREF is ignored */
+    *ref = LUA_NOREF;
+}
+
 /* Shared by close, __gc and __close; safe to run any number of times. */
 static int client_cleanup(lua_State *L)
 {
-    client *c = check_client(L);
+    client *c = client_check(L, 1);
 
+    /* The pool's handles point at the transport's header lists. */
+    multi_pool_free(c->pool);
+    c->pool = NULL;
     transport_free(c->t);
     c->t = NULL;
+    limiter_close(c->limiter);
+    c->limiter = NULL;
+    unref_hook(L, &c->clock_ref);
+    unref_hook(L, &c->sleep_ref);
+    unref_hook(L, &c->random_ref);
     return 0;
 }
 
@@ -366,7 +276,7 @@ static int client_close(lua_State *L)
 
 static int client_tostring(lua_State *L)
 {
-    client *c = check_client(L);
+    client *c = client_check(L, 1);
 
     lua_pushfstring(L, "wemasy.core client (%s)%s%s", c->base_url,
                     c->t == NULL ? " [closed]" : "",
@@ -374,10 +284,67 @@ static int client_tostring(lua_State *L)
     return 1;
 }
 
+/* ---- test support ------------------------------------------------------------- */
+
+static const char *check_token_arg(lua_State *L, int idx)
+{
+    size_t len;
+
+    return lua_isnoneornil(L, idx) ? NULL : check_lstring(L, idx, &len);
+}
+
+static void say_locked(void)
+{
+    fputs("LOCKED\n", stdout);
+    fflush(stdout);
+}
+
+/* TEST ONLY: core._debug_hold_lock(base_url, token, seconds) takes the
+ * shared limiter lock of (base_url, token), prints "LOCKED" on stdout and
+ * holds it for `seconds`, so a spec can kill the process mid-hold. */
+static int core_debug_hold_lock(lua_State *L)
+{
+    size_t len;
+    const char *url = check_lstring(L, 1, &len);
+    const char *token = check_token_arg(L, 2);
+    double seconds = (double)luaL_checknumber(L, 3);
+    char err[LIMITER_ERRLEN];
+
+    if (limiter_shared_hold_lock(url, token, seconds, say_locked, err, sizeof err) != 0)
+        return luaL_error(L, "wemasy.core._debug_hold_lock: %s", err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* TEST ONLY: core._debug_unlink(base_url, token) removes the shared limiter
+ * segment of (base_url, token), so specs leave /dev/shm as they found it. */
+static int core_debug_unlink(lua_State *L)
+{
+    size_t len;
+    const char *url = check_lstring(L, 1, &len);
+
+    lua_pushboolean(L, limiter_shared_unlink(url, check_token_arg(L, 2)) == 0);
+    return 1;
+}
+
+/* TEST ONLY: the segment name of (base_url, token), to check it in specs. */
+static int core_debug_segment(lua_State *L)
+{
+    size_t len;
+    const char *url = check_lstring(L, 1, &len);
+    char name[LIMITER_SEGMENT_NAME_LEN + 1];
+
+    limiter_segment_name(url, check_token_arg(L, 2), name);
+    lua_pushstring(L, name);
+    return 1;
+}
+
 /* ---- module ------------------------------------------------------------------ */
 
 static const luaL_Reg client_methods[] = {
     {"request", client_request},
+    {"batch", client_batch},
+    {"rate_limit", client_rate_limit},
     {"has_token", client_has_token},
     {"close", client_close},
     {NULL, NULL}};
@@ -390,6 +357,9 @@ static const luaL_Reg client_meta[] = {
 
 static const luaL_Reg module_functions[] = {
     {"new", core_new},
+    {"_debug_hold_lock", core_debug_hold_lock},
+    {"_debug_unlink", core_debug_unlink},
+    {"_debug_segment", core_debug_segment},
     {NULL, NULL}};
 
 static void create_metatable(lua_State *L)

@@ -1,9 +1,11 @@
 /*
- * transport.c - one reusable libcurl easy handle per client.
+ * transport.c - reusable libcurl easy handles, all configured alike.
  *
- * The handle is configured once in transport_new(); a request only swaps the
- * URL, the POST body and one of two prebuilt header lists, so libcurl keeps
- * the connection (and TLS session) alive between calls.
+ * A transport holds what every handle of a client shares (header lists,
+ * options); a transfer is one easy handle configured once from it in
+ * transfer_new().  A request only swaps the URL, the POST body and one of
+ * two prebuilt header lists, so libcurl keeps the connection (and TLS
+ * session) alive between calls.
  */
 #include "transport.h"
 
@@ -41,17 +43,30 @@ typedef enum {
 } abort_reason;
 
 struct transport {
-    CURL *easy;
     struct curl_slist *hdr_plain;
     struct curl_slist *hdr_auth; /* NULL when no token was configured */
     char *base_url;
     size_t base_len;
     size_t max_body;
+    /* Kept so that handles made later are configured like the first. */
+    long timeout_ms;
+    long connect_timeout_ms;
+    int insecure;
+    char *ca_file;
+    char *ca_path;
+    char *proxy;
+    char *user_agent;
+    transfer *own; /* the handle of transport_perform() */
+};
+
+struct transfer {
+    CURL *easy;
+    const transport *t;
     buffer url;
     buffer body;
     buffer headers; /* "name\0value\0" for each header of the final response */
     abort_reason abort;
-    /* libcurl writes here; the transport is heap-allocated so it never moves */
+    /* libcurl writes here; the transfer is heap-allocated so it never moves */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -173,29 +188,29 @@ int transport_has_http2(void)
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
-    transport *t = userp;
+    transfer *tr = userp;
     size_t n = size * nmemb; /* size is always 1 */
 
     /* Checked against the decoded bytes, so a small gzip bomb is caught too.
      * Returning short makes libcurl fail the transfer with CURLE_WRITE_ERROR. */
-    if (n > t->max_body - t->body.len) {
-        t->abort = ABORT_BODY_TOO_LARGE;
+    if (n > tr->t->max_body - tr->body.len) {
+        tr->abort = ABORT_BODY_TOO_LARGE;
         return 0;
     }
-    if (buffer_append(&t->body, data, n) != 0) {
-        t->abort = ABORT_OOM;
+    if (buffer_append(&tr->body, data, n) != 0) {
+        tr->abort = ABORT_OOM;
         return 0;
     }
     return n;
 }
 
-static int headers_room(const transport *t, size_t n)
+static int headers_room(const transfer *t, size_t n)
 {
     return n <= HEADERS_MAX && t->headers.len <= HEADERS_MAX - n;
 }
 
 /* obs-fold: a line starting with whitespace continues the previous value. */
-static abort_reason header_continue(transport *t, const char *s, size_t n)
+static abort_reason header_continue(transfer *t, const char *s, size_t n)
 {
     buffer *h = &t->headers;
 
@@ -215,7 +230,7 @@ static abort_reason header_continue(transport *t, const char *s, size_t n)
     return ABORT_NONE;
 }
 
-static abort_reason header_add(transport *t, const char *s, size_t n)
+static abort_reason header_add(transfer *t, const char *s, size_t n)
 {
     const char *colon = memchr(s, ':', n);
     const char *value;
@@ -248,7 +263,7 @@ static abort_reason header_add(transport *t, const char *s, size_t n)
 
 static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
 {
-    transport *t = userp;
+    transfer *t = userp;
     size_t total = size * nitems;
     size_t n = total;
 
@@ -268,8 +283,8 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
     return t->abort == ABORT_NONE ? total : 0;
 }
 
-const char *transport_header_next(const transport *t, size_t *pos,
-                                  const char **value)
+const char *transfer_header_next(const transfer *t, size_t *pos,
+                                 const char **value)
 {
     const char *name;
 
@@ -354,14 +369,14 @@ static void classify(CURLcode rc, transport_kind *kind, int *sent)
 }
 
 /* Our own aborts are reported by libcurl as a plain write error. */
-static void describe_abort(transport *t, transport_result *out)
+static void describe_abort(transfer *t, transport_result *out)
 {
     out->sent = 1;
     switch (t->abort) {
     case ABORT_BODY_TOO_LARGE:
         out->kind = TK_TOO_LARGE;
         snprintf(t->errbuf, sizeof t->errbuf,
-                 "response body exceeds max_body (%zu bytes)", t->max_body);
+                 "response body exceeds max_body (%zu bytes)", t->t->max_body);
         break;
     case ABORT_HEADERS_TOO_LARGE:
         out->kind = TK_TOO_LARGE;
@@ -384,7 +399,17 @@ static void one_line(char *s)
             *s = ' ';
 }
 
-static int fail_curl(transport *t, CURLcode rc, transport_result *out)
+/* libcurl only counts request bytes it handed to the connection: none
+ * means the server cannot have seen this request, whatever the error. */
+static int request_left(transfer *t)
+{
+    long size = 0;
+
+    return curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &size) != CURLE_OK ||
+           size > 0;
+}
+
+static int fail_curl(transfer *t, CURLcode rc, transport_result *out)
 {
     /* A failed transfer must leave nothing for the caller to misread. */
     t->body.len = 0;
@@ -393,6 +418,8 @@ static int fail_curl(transport *t, CURLcode rc, transport_result *out)
         describe_abort(t, out);
     } else {
         classify(rc, &out->kind, &out->sent);
+        if (out->sent && !request_left(t))
+            out->sent = 0;
         if (t->errbuf[0] == '\0')
             snprintf(t->errbuf, sizeof t->errbuf, "%s", curl_easy_strerror(rc));
     }
@@ -410,20 +437,20 @@ static int fail_plain(transport_result *out, transport_kind kind,
     return (int)kind;
 }
 
-/* ---- perform -------------------------------------------------------------- */
+/* ---- one request ------------------------------------------------------------ */
 
-static int build_url(transport *t, const char *path)
+static int build_url(transfer *t, const char *path)
 {
     t->url.len = 0;
-    return buffer_append(&t->url, t->base_url, t->base_len) != 0 ||
+    return buffer_append(&t->url, t->t->base_url, t->t->base_len) != 0 ||
            buffer_append(&t->url, path, strlen(path) + 1) != 0;
 }
 
-static CURLcode set_request(transport *t, const char *body, size_t len,
+static CURLcode set_request(transfer *t, const char *body, size_t len,
                             int with_auth)
 {
     struct curl_slist *hdrs =
-        with_auth && t->hdr_auth != NULL ? t->hdr_auth : t->hdr_plain;
+        with_auth && t->t->hdr_auth != NULL ? t->t->hdr_auth : t->t->hdr_plain;
     CURLcode rc;
 
     rc = curl_easy_setopt(t->easy, CURLOPT_URL, t->url.data);
@@ -439,8 +466,16 @@ static CURLcode set_request(transport *t, const char *body, size_t len,
     return rc;
 }
 
-int transport_perform(transport *t, const char *path, const char *body,
-                      size_t len, int with_auth, transport_result *out)
+/* The body belongs to the caller (a Lua string the GC may free next): leave
+ * libcurl pointing at nothing of theirs. */
+static void release_body(transfer *t)
+{
+    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, "");
+}
+
+int transfer_begin(transfer *t, const char *path, const char *body,
+                   size_t len, int with_auth, transport_result *out)
 {
     CURLcode rc;
 
@@ -456,15 +491,23 @@ int transport_perform(transport *t, const char *path, const char *body,
     rc = set_request(t, body, len, with_auth);
     if (rc != CURLE_OK) {
         /* e.g. a URL over libcurl's length limit: nothing went out */
+        release_body(t);
         fail_curl(t, rc, out);
         out->sent = 0;
         return (int)out->kind;
     }
-    rc = curl_easy_perform(t->easy);
-    /* The body belongs to the caller (a Lua string the GC may free next):
-     * leave libcurl pointing at nothing of theirs. */
-    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
-    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, "");
+    return TK_OK;
+}
+
+CURL *transfer_easy(transfer *t)
+{
+    return t->easy;
+}
+
+int transfer_end(transfer *t, CURLcode rc, transport_result *out)
+{
+    memset(out, 0, sizeof *out);
+    release_body(t);
     if (rc != CURLE_OK)
         return fail_curl(t, rc, out);
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &out->status);
@@ -473,6 +516,21 @@ int transport_perform(transport *t, const char *path, const char *body,
     out->body_len = t->body.len;
     out->sent = 1;
     return TK_OK;
+}
+
+int transport_perform(transport *t, const char *path, const char *body,
+                      size_t len, int with_auth, transport_result *out)
+{
+    transfer *tr = t != NULL ? t->own : NULL;
+
+    if (transfer_begin(tr, path, body, len, with_auth, out) != TK_OK)
+        return (int)out->kind;
+    return transfer_end(tr, curl_easy_perform(tr->easy), out);
+}
+
+const transfer *transport_last(const transport *t)
+{
+    return t != NULL ? t->own : NULL;
 }
 
 /* ---- construction ------------------------------------------------------- */
@@ -526,19 +584,41 @@ static struct curl_slist *build_header_list(const char *token)
     return list;
 }
 
-static int copy_base_url(transport *t, const char *base_url)
+/* NULL stays NULL; returns -1 only when a copy was needed and failed. */
+static int copy_string(char **dst, const char *src)
 {
-    t->base_len = strlen(base_url);
-    t->base_url = malloc(t->base_len + 1);
-    if (t->base_url == NULL)
+    size_t n;
+
+    *dst = NULL;
+    if (src == NULL)
+        return 0;
+    n = strlen(src) + 1;
+    *dst = malloc(n);
+    if (*dst == NULL)
         return -1;
-    memcpy(t->base_url, base_url, t->base_len + 1);
+    memcpy(*dst, src, n);
     return 0;
+}
+
+static int copy_config(transport *t, const transport_config *cfg)
+{
+    t->base_len = strlen(cfg->base_url);
+    t->max_body = cfg->max_body;
+    t->timeout_ms = cfg->timeout_ms;
+    t->connect_timeout_ms = cfg->connect_timeout_ms;
+    t->insecure = cfg->insecure;
+    return copy_string(&t->base_url, cfg->base_url) != 0 ||
+           copy_string(&t->ca_file, cfg->ca_file) != 0 ||
+           copy_string(&t->ca_path, cfg->ca_path) != 0 ||
+           copy_string(&t->proxy, cfg->proxy) != 0 ||
+           copy_string(&t->user_agent, cfg->user_agent) != 0
+               ? -1
+               : 0;
 }
 
 #define SETOPT(opt, val)                                                      \
     do {                                                                      \
-        CURLcode rc_ = curl_easy_setopt(t->easy, opt, val);                   \
+        CURLcode rc_ = curl_easy_setopt(tr->easy, opt, val);                  \
         if (rc_ != CURLE_OK) {                                                \
             snprintf(err, errlen, "cannot set " #opt ": %s",                  \
                      curl_easy_strerror(rc_));                                \
@@ -547,9 +627,9 @@ static int copy_base_url(transport *t, const char *base_url)
     } while (0)
 
 /* Settings that never change over the handle's life. */
-static int configure_fixed(transport *t, char *err, size_t errlen)
+static int configure_fixed(transfer *tr, char *err, size_t errlen)
 {
-    SETOPT(CURLOPT_ERRORBUFFER, t->errbuf);
+    SETOPT(CURLOPT_ERRORBUFFER, tr->errbuf);
     SETOPT(CURLOPT_NOSIGNAL, 1L);      /* timeouts must not use SIGALRM */
     SETOPT(CURLOPT_NOPROGRESS, 1L);
     SETOPT(CURLOPT_POST, 1L);
@@ -565,31 +645,67 @@ static int configure_fixed(transport *t, char *err, size_t errlen)
     if (transport_has_http2())
         SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);
-    SETOPT(CURLOPT_WRITEDATA, t);
+    SETOPT(CURLOPT_WRITEDATA, tr);
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
-    SETOPT(CURLOPT_HEADERDATA, t);
+    SETOPT(CURLOPT_HEADERDATA, tr);
     return 0;
 }
 
 /* Settings from the caller's configuration; libcurl copies the strings. */
-static int configure_user(transport *t, const transport_config *cfg,
-                          char *err, size_t errlen)
+static int configure_user(transfer *tr, const transport *t, char *err,
+                          size_t errlen)
 {
-    SETOPT(CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
-    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
-    SETOPT(CURLOPT_USERAGENT, cfg->user_agent);
-    SETOPT(CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
-    SETOPT(CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
-    if (cfg->ca_file != NULL)
-        SETOPT(CURLOPT_CAINFO, cfg->ca_file);
-    if (cfg->ca_path != NULL)
-        SETOPT(CURLOPT_CAPATH, cfg->ca_path);
-    if (cfg->proxy != NULL)
-        SETOPT(CURLOPT_PROXY, cfg->proxy);
+    SETOPT(CURLOPT_TIMEOUT_MS, t->timeout_ms);
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms);
+    SETOPT(CURLOPT_USERAGENT, t->user_agent);
+    SETOPT(CURLOPT_SSL_VERIFYPEER, t->insecure ? 0L : 1L);
+    SETOPT(CURLOPT_SSL_VERIFYHOST, t->insecure ? 0L : 2L);
+    if (t->ca_file != NULL)
+        SETOPT(CURLOPT_CAINFO, t->ca_file);
+    if (t->ca_path != NULL)
+        SETOPT(CURLOPT_CAPATH, t->ca_path);
+    if (t->proxy != NULL)
+        SETOPT(CURLOPT_PROXY, t->proxy);
     return 0;
 }
 
 #undef SETOPT
+
+transfer *transfer_new(transport *t, char *err, size_t errlen)
+{
+    transfer *tr = calloc(1, sizeof *tr);
+
+    if (tr == NULL) {
+        copy_error(err, errlen, "out of memory");
+        return NULL;
+    }
+    tr->t = t;
+    tr->easy = curl_easy_init();
+    if (tr->easy == NULL) {
+        copy_error(err, errlen, "curl_easy_init failed");
+        goto fail;
+    }
+    if (configure_fixed(tr, err, errlen) != 0 ||
+        configure_user(tr, t, err, errlen) != 0)
+        goto fail;
+    return tr;
+fail:
+    transfer_free(tr);
+    return NULL;
+}
+
+void transfer_free(transfer *tr)
+{
+    if (tr == NULL)
+        return;
+    /* The handle first: it points at the buffers below. */
+    if (tr->easy != NULL)
+        curl_easy_cleanup(tr->easy);
+    buffer_free(&tr->url);
+    buffer_free(&tr->body);
+    buffer_free(&tr->headers);
+    free(tr);
+}
 
 transport *transport_new(const transport_config *cfg, char *err, size_t errlen)
 {
@@ -599,21 +715,15 @@ transport *transport_new(const transport_config *cfg, char *err, size_t errlen)
         copy_error(err, errlen, "out of memory");
         return NULL;
     }
-    t->max_body = cfg->max_body;
-    if (copy_base_url(t, cfg->base_url) != 0 ||
+    if (copy_config(t, cfg) != 0 ||
         (t->hdr_plain = build_header_list(NULL)) == NULL ||
         (cfg->token != NULL &&
          (t->hdr_auth = build_header_list(cfg->token)) == NULL)) {
         copy_error(err, errlen, "out of memory");
         goto fail;
     }
-    t->easy = curl_easy_init();
-    if (t->easy == NULL) {
-        copy_error(err, errlen, "curl_easy_init failed");
-        goto fail;
-    }
-    if (configure_fixed(t, err, errlen) != 0 ||
-        configure_user(t, cfg, err, errlen) != 0)
+    t->own = transfer_new(t, err, errlen);
+    if (t->own == NULL)
         goto fail;
     return t;
 fail:
@@ -630,14 +740,14 @@ void transport_free(transport *t)
 {
     if (t == NULL)
         return;
-    /* The handle first: it points at the header lists and buffers below. */
-    if (t->easy != NULL)
-        curl_easy_cleanup(t->easy);
+    /* The handle first: it points at the header lists below. */
+    transfer_free(t->own);
     free_header_list(t->hdr_auth);
     free_header_list(t->hdr_plain);
-    buffer_free(&t->url);
-    buffer_free(&t->body);
-    buffer_free(&t->headers);
     free(t->base_url);
+    free(t->ca_file);
+    free(t->ca_path);
+    free(t->proxy);
+    free(t->user_agent);
     free(t);
 }

@@ -1,9 +1,9 @@
 /*
- * transport.h - one keep-alive HTTP(S) connection to the Wemasy API.
+ * transport.h - keep-alive HTTP(S) handles to the Wemasy API.
  *
  * Pure C, no Lua: the binding (core.c) validates options and converts
- * results, a future rate limiter or retry loop can wrap transport_perform()
- * without knowing anything about Lua.
+ * results; the retry loop (request.c) wraps transport_perform() and the
+ * batch (batch.c, multi.c) drives more handles configured the same way.
  *
  * A transport is not thread-safe; use one per thread (as one Lua state is).
  */
@@ -11,6 +11,8 @@
 #define WEMASY_TRANSPORT_H
 
 #include <stddef.h>
+
+#include <curl/curl.h>
 
 /* Why a request failed; TK_OK means an HTTP response (any status) arrived. */
 typedef enum {
@@ -38,8 +40,8 @@ typedef struct {
 } transport_config;
 
 /*
- * Filled by transport_perform().  Every pointer refers to memory owned by
- * the transport and stays valid only until the next perform or free.
+ * Filled by transport_perform() and transfer_end().  Every pointer refers to
+ * memory owned by the transfer and stays valid only until its next use.
  */
 typedef struct {
     transport_kind kind;
@@ -50,7 +52,12 @@ typedef struct {
     int sent;               /* kind != TK_OK: request may have reached the server */
 } transport_result;
 
+/* The configuration every handle of one client shares. */
 typedef struct transport transport;
+
+/* One libcurl easy handle configured from a transport, with the buffers of
+ * its current response. */
+typedef struct transfer transfer;
 
 /* One-time process-wide libcurl setup; safe to call from any thread, any
  * number of times.  Returns 0 on success. */
@@ -62,24 +69,49 @@ int transport_global_init(void);
 /* Returns NULL on failure and writes a reason (never the token) to err. */
 transport *transport_new(const transport_config *cfg, char *err, size_t errlen);
 
-/* Zeroes the Authorization header, frees everything.  NULL is fine. */
+/* Zeroes the Authorization header, frees everything.  NULL is fine.  Every
+ * transfer made from it must be freed first. */
 void transport_free(transport *t);
 
 /*
- * POST body[0..len) to base_url .. path.  The body must stay alive until
- * the call returns (it is not copied).  Returns out->kind.
+ * POST body[0..len) to base_url .. path on the transport's own handle and
+ * wait for the answer.  The body must stay alive until the call returns (it
+ * is not copied).  Returns out->kind.
  */
 int transport_perform(transport *t, const char *path, const char *body,
                       size_t len, int with_auth, transport_result *out);
 
+/* The transfer transport_perform() uses (for its response headers). */
+const transfer *transport_last(const transport *t);
+
+/* ---- transfers, for callers that drive libcurl themselves (multi) ---------- */
+
+/* A new handle configured exactly like the transport's own. */
+transfer *transfer_new(transport *t, char *err, size_t errlen);
+void transfer_free(transfer *tr); /* NULL is fine; detach it from any multi first */
+
 /*
- * Response headers of the final response of the last perform, one pair at
+ * Readies the handle for one request: clears the previous response, sets
+ * URL, headers and body (not copied: keep it alive until transfer_end).
+ * Returns TK_OK, or the failure in *out (nothing was sent).
+ */
+int transfer_begin(transfer *tr, const char *path, const char *body,
+                   size_t len, int with_auth, transport_result *out);
+
+CURL *transfer_easy(transfer *tr);
+
+/* Turns libcurl's result into *out and lets go of the caller's body.
+ * Returns out->kind. */
+int transfer_end(transfer *tr, CURLcode rc, transport_result *out);
+
+/*
+ * Response headers of the final response of the last request, one pair at
  * a time: start with *pos = 0; returns the lower-case name and stores the
  * trimmed value, or returns NULL when done.  A header that appeared several
  * times is returned several times, in order.
  */
-const char *transport_header_next(const transport *t, size_t *pos,
-                                  const char **value);
+const char *transfer_header_next(const transfer *tr, size_t *pos,
+                                 const char **value);
 
 int transport_has_token(const transport *t);
 

@@ -1,0 +1,434 @@
+/*
+ * batch.c - client:batch(items, concurrency, progress): many calls at once
+ * on one curl multi handle, each with the limiter and the retry policy of
+ * client:request, results in input order.
+ *
+ * One loop: start what may start (concurrency and limiter permitting), then
+ * wait for network activity no longer than until the next item may start,
+ * then collect finished transfers (retry them later, or record the result).
+ * While anything is in flight the loop never sleeps; it polls.
+ *
+ * Every C allocation is owned elsewhere (the items by a userdata on the
+ * stack, the handles by the client), and Lua hooks run under pcall: when a
+ * hook or the progress callback raises, the transfers are aborted first and
+ * the error re-raised, leaving the client usable.
+ */
+#include <math.h> /* HUGE_VAL only: the module does not link libm */
+#include <string.h>
+
+#include "client.h"
+
+#define BATCH_MAX_CONCURRENCY MULTI_MAX
+#define BATCH_DEFAULT_CONCURRENCY 8
+/* Poll at least this often, so a fake clock or a closed group is rechecked. */
+#define POLL_MAX_MS 1000
+
+typedef enum { ITEM_QUEUED = 0, ITEM_RUNNING, ITEM_DONE } item_state;
+
+typedef struct {
+    call_args args;
+    item_state state;
+    call_outcome out;   /* tries and the last outcome so far */
+    double ready_at;    /* may not start before this */
+    double wait_since;  /* < 0: not waiting for a limiter slot */
+} batch_item;
+
+typedef struct {
+    lua_State *L;
+    client *c;
+    batch_item *items;
+    int total;
+    int done;
+    int concurrency;
+    int results;  /* stack index of the results table */
+    int progress; /* stack index of the progress function, 0: none */
+} batch;
+
+/* ---- results -------------------------------------------------------------------- */
+
+static void set_number(lua_State *L, const char *k, double v)
+{
+    lua_pushnumber(L, (lua_Number)v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_integer(lua_State *L, const char *k, long v)
+{
+    lua_pushinteger(L, (lua_Integer)v);
+    lua_setfield(L, -2, k);
+}
+
+static void push_failure(lua_State *L, const call_outcome *o)
+{
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, client_kind_name(o->kind));
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, o->message != NULL ? o->message : "");
+    lua_setfield(L, -2, "message");
+    lua_pushboolean(L, o->sent);
+    lua_setfield(L, -2, "sent");
+    set_integer(L, "attempts", o->attempts);
+    if (o->retry_after >= 0)
+        set_number(L, "retry_after", o->retry_after);
+}
+
+static void push_success(lua_State *L, const call_outcome *o)
+{
+    lua_createtable(L, 0, 4);
+    set_integer(L, "status", o->r.status);
+    lua_pushlstring(L, o->r.body, o->r.body_len);
+    lua_setfield(L, -2, "body");
+    client_push_headers(L, o->tr);
+    lua_setfield(L, -2, "headers");
+    set_integer(L, "attempts", o->attempts);
+}
+
+/* Records item i's result and tells the progress callback. */
+static int finish(batch *b, int i)
+{
+    lua_State *L = b->L;
+    batch_item *it = &b->items[i];
+
+    if (it->out.kind == TK_OK)
+        push_success(L, &it->out);
+    else
+        push_failure(L, &it->out);
+    lua_rawseti(L, b->results, i + 1);
+    it->state = ITEM_DONE;
+    it->out.tr = NULL; /* the transfer goes back to the pool */
+    b->done++;
+    if (b->progress == 0)
+        return LUA_OK;
+    lua_pushvalue(L, b->progress);
+    lua_pushinteger(L, b->done);
+    lua_pushinteger(L, b->total);
+    return lua_pcall(L, 2, 0, 0);
+}
+
+static int fail_item(batch *b, int i, int kind, const char *message,
+                     double retry_after)
+{
+    call_outcome *o = &b->items[i].out;
+
+    o->kind = kind;
+    o->message = message;
+    o->sent = 0;
+    o->retry_after = retry_after;
+    return finish(b, i);
+}
+
+/* ---- items -------------------------------------------------------------------------- */
+
+/* Raw-reads items[i] into *it; returns NULL or why it is malformed.  The
+ * strings are anchored in the table at `anchor` so that a progress callback
+ * that edits the items cannot free a body libcurl is still sending. */
+static const char *read_item(lua_State *L, client *c, int items, int anchor,
+                             int i, batch_item *it)
+{
+    size_t len;
+    const char *why = NULL, *s;
+    int top = lua_gettop(L), type;
+
+    lua_rawgeti(L, items, i + 1);
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        lua_settop(L, top);
+        return "item must be a table";
+    }
+    lua_pushliteral(L, "path");
+    lua_rawget(L, top + 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+        why = "item.path must be a string";
+    else if (s = lua_tolstring(L, -1, &len), client_check_path(s, len, &why))
+        it->args.path = s;
+    lua_rawseti(L, anchor, 2 * i + 1);
+    if (why != NULL) {
+        lua_settop(L, top);
+        return why;
+    }
+    lua_pushliteral(L, "body");
+    lua_rawget(L, top + 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+        lua_settop(L, top);
+        return "item.body must be a string";
+    }
+    it->args.body = lua_tolstring(L, -1, &it->args.body_len);
+    lua_rawseti(L, anchor, 2 * i + 2);
+
+    it->args.with_auth = 1;
+    lua_pushliteral(L, "with_auth");
+    lua_rawget(L, top + 1);
+    type = lua_type(L, -1);
+    if (type == LUA_TBOOLEAN)
+        it->args.with_auth = lua_toboolean(L, -1);
+    else if (type != LUA_TNIL)
+        why = "item.with_auth must be a boolean";
+    lua_pop(L, 1);
+
+    lua_pushliteral(L, "idempotent");
+    lua_rawget(L, top + 1);
+    type = lua_type(L, -1);
+    if (type == LUA_TBOOLEAN)
+        it->args.idempotent = lua_toboolean(L, -1);
+    else if (type != LUA_TNIL)
+        why = "item.idempotent must be a boolean";
+    lua_pop(L, 1);
+
+    lua_pushliteral(L, "group");
+    lua_rawget(L, top + 1);
+    type = lua_type(L, -1);
+    it->args.group = client_group(c, NULL);
+    if (type == LUA_TSTRING) {
+        s = lua_tolstring(L, -1, &len);
+        if (len == 0 || len > LIMITER_NAME_MAX || strlen(s) != len)
+            why = "item.group must be a name of 1 to 31 characters";
+        else if ((it->args.group = client_group(c, s)) == NULL)
+            why = "item.group: no room for another limiter group";
+    } else if (type != LUA_TNIL) {
+        why = "item.group must be a string";
+    }
+    lua_settop(L, top);
+    return why;
+}
+
+/* ---- the loop ------------------------------------------------------------------------ */
+
+/* Starts item i if the limiter allows; otherwise schedules or fails it. */
+static int start_item(batch *b, int i, double now)
+{
+    client *c = b->c;
+    batch_item *it = &b->items[i];
+    double wait = client_acquire(c, it->args.group, now);
+    transport_result r;
+
+    if (wait < 0)
+        return fail_item(b, i, TK_INTERNAL, "rate limiter: no room for another group", -1);
+    if (wait > 0) {
+        if (it->wait_since < 0)
+            it->wait_since = now;
+        if (!c->rate.wait || now + wait - it->wait_since > c->rate.max_wait)
+            return fail_item(b, i, KIND_RATE_LIMITED, c->rate.wait
+                                 ? "rate limit: the next slot is further away than max_wait"
+                                 : "rate limit: no slot free and wait is off",
+                             wait);
+        it->ready_at = now + wait;
+        return LUA_OK;
+    }
+    if (multi_pool_start(c->pool, i, it->args.path, it->args.body,
+                         it->args.body_len, it->args.with_auth, &r) != TK_OK) {
+        it->out.r = r;
+        return fail_item(b, i, (int)r.kind, r.message, -1);
+    }
+    it->state = ITEM_RUNNING;
+    it->wait_since = -1;
+    return LUA_OK;
+}
+
+static int start_ready(batch *b, double now)
+{
+    int i, rc;
+
+    for (i = 0; i < b->total; i++) {
+        batch_item *it = &b->items[i];
+
+        if (multi_pool_in_flight(b->c->pool) >= b->concurrency)
+            break;
+        if (it->state != ITEM_QUEUED || it->ready_at > now)
+            continue;
+        if ((rc = start_item(b, i, now)) != LUA_OK)
+            return rc;
+    }
+    return LUA_OK;
+}
+
+/* The earliest time a queued item may start, or HUGE_VAL. */
+static double next_start(const batch *b)
+{
+    double next = HUGE_VAL;
+    int i;
+
+    for (i = 0; i < b->total; i++)
+        if (b->items[i].state == ITEM_QUEUED && b->items[i].ready_at < next)
+            next = b->items[i].ready_at;
+    return next;
+}
+
+static int retry_or_finish(batch *b, int i, double now)
+{
+    batch_item *it = &b->items[i];
+    double delay;
+    int rc = LUA_OK;
+
+    if (client_want_retry(b->L, b->c, &it->out, it->args.idempotent, &delay, &rc)) {
+        /* Back in the queue: other items go on meanwhile. */
+        it->state = ITEM_QUEUED;
+        it->ready_at = now + delay;
+        it->wait_since = -1;
+        return LUA_OK;
+    }
+    return rc != LUA_OK ? rc : finish(b, i);
+}
+
+/* One finished transfer: learn from it, then retry or record it. */
+static int collect_one(batch *b, const transfer *tr, int i,
+                       const transport_result *r)
+{
+    batch_item *it = &b->items[i];
+    double now;
+    int rc;
+
+    it->out.r = *r;
+    it->out.tr = tr;
+    it->out.kind = (int)r->kind;
+    it->out.message = r->message;
+    it->out.sent = r->sent;
+    it->out.attempts++;
+    it->out.retry_after = -1;
+    if ((rc = hooks_now(b->L, b->c, &now)) != LUA_OK)
+        return rc;
+    it->out.retry_after = client_learn(b->c, it->args.group, now, r, tr);
+    return retry_or_finish(b, i, now);
+}
+
+static int collect(batch *b)
+{
+    const transfer *tr;
+    transport_result r;
+    int i;
+
+    while ((tr = multi_pool_next_done(b->c->pool, &i, &r)) != NULL) {
+        int rc = collect_one(b, tr, i, &r);
+
+        multi_pool_release(b->c->pool, tr);
+        if (rc != LUA_OK)
+            return rc;
+    }
+    return LUA_OK;
+}
+
+static int poll_ms(const batch *b, double now)
+{
+    double next = next_start(b), ms;
+
+    if (multi_pool_in_flight(b->c->pool) >= b->concurrency || next == HUGE_VAL)
+        return POLL_MAX_MS;
+    ms = (next - now) * 1000;
+    if (ms <= 0)
+        return 0;
+    /* Rounded up: waking a little early would only poll again. */
+    return ms >= POLL_MAX_MS ? POLL_MAX_MS : (int)ms + 1;
+}
+
+/* Waits for the network, or sleeps when nothing is in flight. */
+static int pump(batch *b, double now)
+{
+    const char *message = NULL;
+
+    if (multi_pool_in_flight(b->c->pool) == 0) {
+        double next = next_start(b);
+
+        return next == HUGE_VAL ? LUA_OK : hooks_sleep(b->L, b->c, next - now);
+    }
+    if (multi_pool_run(b->c->pool, poll_ms(b, now), &message) != 0) {
+        lua_pushfstring(b->L, "wemasy.core: batch: %s", message);
+        return LUA_ERRRUN;
+    }
+    return collect(b);
+}
+
+static int run(batch *b)
+{
+    double now;
+    int i, rc;
+
+    /* Malformed items are done before anything starts. */
+    for (i = 0; i < b->total; i++)
+        if (b->items[i].state == ITEM_DONE) {
+            b->items[i].state = ITEM_QUEUED;
+            if ((rc = finish(b, i)) != LUA_OK)
+                return rc;
+        }
+    while (b->done < b->total) {
+        if ((rc = hooks_now(b->L, b->c, &now)) != LUA_OK ||
+            (rc = start_ready(b, now)) != LUA_OK)
+            return rc;
+        if (b->done < b->total && (rc = pump(b, now)) != LUA_OK)
+            return rc;
+    }
+    return LUA_OK;
+}
+
+/* ---- the method ---------------------------------------------------------------------- */
+
+static void read_items(lua_State *L, batch *b, int anchor)
+{
+    int i;
+
+    for (i = 0; i < b->total; i++) {
+        batch_item *it = &b->items[i];
+        const char *why = read_item(L, b->c, 2, anchor, i, it);
+
+        it->out.retry_after = -1;
+        it->wait_since = -1;
+        if (why != NULL) {
+            it->state = ITEM_DONE; /* run() reports it first */
+            it->out.kind = KIND_INVALID;
+            it->out.message = why;
+        }
+    }
+}
+
+static int check_concurrency(lua_State *L)
+{
+    int64_t n = BATCH_DEFAULT_CONCURRENCY;
+
+    if (!lua_isnoneornil(L, 3) &&
+        (!compat_tointeger(L, 3, &n) || n < 1 || n > BATCH_MAX_CONCURRENCY))
+        luaL_argerror(L, 3, "concurrency must be an integer from 1 to 64");
+    return (int)n;
+}
+
+int client_batch(lua_State *L)
+{
+    client *c = client_check(L, 1);
+    batch b;
+    char err[TRANSPORT_ERRLEN];
+    int rc;
+
+    memset(&b, 0, sizeof b);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    b.concurrency = check_concurrency(L);
+    if (!lua_isnoneornil(L, 4))
+        luaL_checktype(L, 4, LUA_TFUNCTION);
+    b.progress = lua_isnoneornil(L, 4) ? 0 : 4;
+    lua_settop(L, 4);
+    b.L = L;
+    b.c = c;
+    b.total = (int)compat_rawlen(L, 2);
+    lua_createtable(L, b.total, 0);
+    b.results = lua_gettop(L);
+    if (b.total == 0)
+        return 1;
+    lua_createtable(L, 2 * b.total, 0); /* anchor for paths and bodies */
+    b.items = lua_newuserdata(L, sizeof(batch_item) * (size_t)b.total);
+    memset(b.items, 0, sizeof(batch_item) * (size_t)b.total);
+    read_items(L, &b, b.results + 1);
+    if (c->t == NULL) {
+        for (rc = 0; rc < b.total; rc++)
+            if (b.items[rc].state != ITEM_DONE) {
+                b.items[rc].state = ITEM_DONE;
+                b.items[rc].out.kind = TK_CLOSED;
+                b.items[rc].out.message = "client is closed";
+            }
+    } else if (c->pool == NULL && (c->pool = multi_pool_new(c->t, err, sizeof err)) == NULL) {
+        return luaL_error(L, "wemasy.core: batch: %s", err);
+    }
+    /* A batch cut short by an error (even out of memory) left transfers
+     * behind: start clean. */
+    multi_pool_abort(c->pool);
+    rc = run(&b);
+    multi_pool_abort(c->pool);
+    if (rc != LUA_OK)
+        return lua_error(L);
+    lua_pushvalue(L, b.results);
+    return 1;
+}

@@ -1,0 +1,127 @@
+/*
+ * client.h - the client userdata and what the binding's files share:
+ * core.c (module and methods), options.c (core.new's options), hooks.c
+ * (clock, sleep, random), request.c (one call with limiter and retries)
+ * and batch.c (many calls on a multi handle).
+ */
+#ifndef WEMASY_CLIENT_H
+#define WEMASY_CLIENT_H
+
+#include <stdint.h>
+
+#include "compat.h"
+#include "limiter.h"
+#include "multi.h"
+#include "retry.h"
+#include "transport.h"
+
+#define CLIENT_MT "wemasy.core.client"
+
+/* Failure kinds beyond the transport's. */
+enum {
+    KIND_RATE_LIMITED = TK_INTERNAL + 1, /* our own limiter refused */
+    KIND_INVALID                         /* a malformed batch item */
+};
+
+typedef struct {
+    int on;          /* 0: rate_limit = false */
+    int wait;        /* wait for a slot, or fail fast */
+    int shared;      /* shared memory, or this client's own memory */
+    double max_wait; /* longest wait for a slot or a retry, seconds */
+    double margin;   /* network-delay safety margin, seconds */
+    size_t ngroups;  /* groups[0] is always "default" */
+    limiter_group groups[LIMITER_GROUPS_MAX];
+} rate_config;
+
+typedef struct {
+    transport *t;           /* NULL once closed */
+    multi_pool *pool;       /* NULL until the first batch */
+    limiter_store *limiter; /* NULL when limiting is off or closed */
+    rate_config rate;
+    retry_policy retry;
+    /* Registry references to the caller's hooks; LUA_NOREF: built in. */
+    int clock_ref;
+    int sleep_ref;
+    int random_ref;
+    uint64_t rng; /* state of the built-in random */
+    int insecure;
+    /* Copied in so tostring still works after close. */
+    char base_url[];
+} client;
+
+/* What one call came to, for request.c and batch.c to turn into Lua. */
+typedef struct {
+    int kind;               /* transport_kind or KIND_* */
+    transport_result r;     /* the last try's result, when one was made */
+    const transfer *tr;     /* headers of r when kind == TK_OK */
+    const char *message;    /* kind != TK_OK */
+    int sent;
+    int attempts;           /* tries actually made */
+    double retry_after;     /* < 0: none */
+} call_outcome;
+
+/* One call's arguments, checked by the caller. */
+typedef struct {
+    const char *path;
+    const char *body;
+    size_t body_len;
+    int with_auth;
+    int idempotent;
+    const limiter_group *group;
+} call_args;
+
+/* ---- options.c ---- */
+typedef struct {
+    transport_config transport;
+    rate_config rate;
+    retry_policy retry;
+    int clock_idx, sleep_idx, random_idx; /* stack slots of hooks, 0: none */
+} client_options;
+
+/* Reads and checks core.new's table at index 1, raising on any problem.
+ * Strings stay valid while the values it pushes stay on the stack. */
+void options_read(lua_State *L, client_options *o);
+
+/* ---- hooks.c: each returns LUA_OK, or an error status with the error
+ * value on the stack top (the caller cleans up, then raises it). ---- */
+void hooks_seed(client *c);
+int hooks_now(lua_State *L, client *c, double *now);
+int hooks_sleep(lua_State *L, client *c, double seconds);
+int hooks_random(lua_State *L, client *c, double *r);
+int hooks_in_process_clock(const client *c);
+
+/* ---- request.c ---- */
+
+/* The group called `name` (NULL: "default"), added with default's limits
+ * on first use; NULL when the table is full. */
+const limiter_group *client_group(client *c, const char *name);
+
+/* The name of a failure kind. */
+const char *client_kind_name(int kind);
+
+/* Learns from a finished try's headers (if a limiter is on) and returns
+ * the Retry-After it carried, or -1. */
+double client_learn(client *c, const limiter_group *g, double now,
+                    const transport_result *r, const transfer *tr);
+
+/* Asks the limiter for a slot at `now`.  Returns 0 (slot taken or no
+ * limiter), the seconds to wait (> 0), or LIMITER_FAILED. */
+double client_acquire(client *c, const limiter_group *g, double now);
+
+/* After a try recorded in *o: 1 and the delay before the next try when the
+ * retry policy wants one, else 0 (*status says whether a hook failed). */
+int client_want_retry(lua_State *L, client *c, const call_outcome *o,
+                      int idempotent, double *delay, int *status);
+
+/* One call with limiter and retries; fills *o.  LUA_OK or a hook's error. */
+int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o);
+
+/* ---- batch.c ---- */
+int client_batch(lua_State *L);
+
+/* ---- core.c ---- */
+client *client_check(lua_State *L, int idx);
+void client_push_headers(lua_State *L, const transfer *tr);
+int client_check_path(const char *path, size_t len, const char **why);
+
+#endif /* WEMASY_CLIENT_H */

@@ -1,0 +1,112 @@
+/*
+ * hooks.c - the clock, sleep and random number source of a client: the
+ * built-in ones, or Lua functions given to core.new (so specs can run a
+ * minute of rate limiting in milliseconds).
+ *
+ * Lua hooks run under lua_pcall: an error comes back as a status, so the
+ * caller can first put its C state in order (abort transfers) and then
+ * raise it.  No hook is ever called with a limiter lock held.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+
+/* splitmix64: tiny and good enough for jitter, which needs no secrecy. */
+static uint64_t next_random(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void hooks_seed(client *c)
+{
+    struct timespec ts;
+
+    /* Different per process and per client, so workers that fail together
+     * do not retry together. */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    c->rng = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
+             ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)c;
+}
+
+int hooks_in_process_clock(const client *c)
+{
+    return c->clock_ref != LUA_NOREF;
+}
+
+/* Calls the hook with an optional number argument and wants a number back
+ * (or nothing, when want_result is 0). */
+static int call_hook(lua_State *L, int ref, const char *name, int nargs,
+                     double arg, int want_result, double *out)
+{
+    int rc;
+
+    luaL_checkstack(L, 3, "wemasy hook");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    if (nargs > 0)
+        lua_pushnumber(L, (lua_Number)arg);
+    rc = lua_pcall(L, nargs, want_result ? 1 : 0, 0);
+    if (rc != LUA_OK)
+        return rc;
+    if (!want_result)
+        return LUA_OK;
+    if (lua_type(L, -1) != LUA_TNUMBER) {
+        const char *got = luaL_typename(L, -1);
+
+        lua_pop(L, 1);
+        lua_pushfstring(L, "wemasy.core: the %s hook must return a number (got %s)",
+                        name, got);
+        return LUA_ERRRUN;
+    }
+    *out = (double)lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return LUA_OK;
+}
+
+int hooks_now(lua_State *L, client *c, double *now)
+{
+    if (c->clock_ref == LUA_NOREF) {
+        *now = limiter_now();
+        return LUA_OK;
+    }
+    return call_hook(L, c->clock_ref, "clock", 0, 0, 1, now);
+}
+
+int hooks_sleep(lua_State *L, client *c, double seconds)
+{
+    struct timespec ts;
+
+    if (seconds <= 0)
+        return LUA_OK;
+    if (c->sleep_ref != LUA_NOREF)
+        return call_hook(L, c->sleep_ref, "sleep", 1, seconds, 0, NULL);
+    ts.tv_sec = (time_t)seconds;
+    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    return LUA_OK;
+}
+
+int hooks_random(lua_State *L, client *c, double *r)
+{
+    int rc;
+
+    if (c->random_ref == LUA_NOREF) {
+        /* 53 random bits: every double in [0, 1) this can produce is exact. */
+        *r = (double)(next_random(&c->rng) >> 11) / 9007199254740992.0;
+        return LUA_OK;
+    }
+    rc = call_hook(L, c->random_ref, "random", 0, 0, 1, r);
+    /* Keep the jitter bounds whatever the hook returns (NaN included). */
+    if (rc == LUA_OK && !(*r >= 0))
+        *r = 0;
+    if (rc == LUA_OK && *r > 1)
+        *r = 1;
+    return rc;
+}

@@ -1,0 +1,202 @@
+/*
+ * request.c - one call as the caller sees it: wait for a limiter slot, send,
+ * learn from the answer, and try again when the retry policy says so.
+ *
+ * The pieces (group lookup, acquire, learn) are shared with batch.c, which
+ * runs the same steps for many calls at once.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+
+static const char *const kind_names[] = {
+    "ok", "timeout", "network", "tls", "too_large", "closed", "internal",
+    "rate_limited", "invalid_argument"};
+
+const char *client_kind_name(int kind)
+{
+    if (kind < 0 || (size_t)kind >= sizeof kind_names / sizeof kind_names[0])
+        return "internal";
+    return kind_names[kind];
+}
+
+const limiter_group *client_group(client *c, const char *name)
+{
+    rate_config *r = &c->rate;
+    limiter_group *g;
+    size_t i;
+
+    if (name == NULL)
+        return &r->groups[0];
+    for (i = 0; i < r->ngroups; i++)
+        if (strcmp(r->groups[i].name, name) == 0)
+            return &r->groups[i];
+    if (r->ngroups == LIMITER_GROUPS_MAX)
+        return NULL;
+    /* Not configured: default's limits under its own name, so it still
+     * has a quota of its own on the server's side. */
+    g = &r->groups[r->ngroups++];
+    *g = r->groups[0];
+    memset(g->name, 0, sizeof g->name);
+    strncpy(g->name, name, LIMITER_NAME_MAX);
+    return g;
+}
+
+double client_acquire(client *c, const limiter_group *g, double now)
+{
+    if (c->limiter == NULL)
+        return 0;
+    return c->limiter->ops->acquire(c->limiter, g, now);
+}
+
+/* A whole non-negative number, as X-RateLimit-* carry; -1 otherwise. */
+static int header_count(const char *v)
+{
+    long n = 0;
+
+    while (*v == ' ')
+        v++;
+    if (*v < '0' || *v > '9')
+        return -1;
+    for (; *v >= '0' && *v <= '9'; v++)
+        if ((n = n * 10 + (*v - '0')) > 1000000)
+            return -1;
+    return *v == '\0' ? (int)n : -1;
+}
+
+double client_learn(client *c, const limiter_group *g, double now,
+                    const transport_result *r, const transfer *tr)
+{
+    limiter_news news = {-1, -1, -1};
+    double retry_after = -1;
+    const char *name, *value;
+    size_t pos = 0;
+
+    if (r->kind != TK_OK)
+        return -1;
+    while ((name = transfer_header_next(tr, &pos, &value)) != NULL) {
+        if (strcmp(name, "x-ratelimit-limit") == 0)
+            news.limit = header_count(value);
+        else if (strcmp(name, "x-ratelimit-remaining") == 0)
+            news.remaining = header_count(value);
+        else if (strcmp(name, "retry-after") == 0)
+            retry_after = retry_parse_after(value, time(NULL));
+    }
+    /* Only a 429's Retry-After is about the quota; a 503's is about the
+     * server, and closing the group for everyone would not help it. */
+    if (r->status == 429)
+        news.retry_after = retry_after;
+    if (c->limiter != NULL)
+        c->limiter->ops->learn(c->limiter, g, now, &news);
+    return retry_after;
+}
+
+static void fail_outcome(call_outcome *o, int kind, const char *message,
+                         double retry_after)
+{
+    o->kind = kind;
+    o->message = message;
+    o->sent = 0;
+    o->retry_after = retry_after;
+}
+
+/* Waits (by sleeping: nothing else is in flight) until the limiter gives a
+ * slot, or says why not in *o.  Returns 1 with a slot, 0 without one. */
+static int wait_for_slot(lua_State *L, client *c, const limiter_group *g,
+                         call_outcome *o, int *status)
+{
+    double start, now;
+
+    if (c->limiter == NULL)
+        return 1;
+    if ((*status = hooks_now(L, c, &start)) != LUA_OK)
+        return 0;
+    for (now = start;;) {
+        double wait = client_acquire(c, g, now);
+
+        if (wait == 0)
+            return 1;
+        if (wait < 0) {
+            fail_outcome(o, TK_INTERNAL, "rate limiter: no room for another group", -1);
+            return 0;
+        }
+        /* Fail at once rather than after waiting max_wait for nothing. */
+        if (!c->rate.wait || now + wait - start > c->rate.max_wait) {
+            fail_outcome(o, KIND_RATE_LIMITED, c->rate.wait
+                             ? "rate limit: the next slot is further away than max_wait"
+                             : "rate limit: no slot free and wait is off",
+                         wait);
+            return 0;
+        }
+        if ((*status = hooks_sleep(L, c, wait)) != LUA_OK ||
+            (*status = hooks_now(L, c, &now)) != LUA_OK)
+            return 0;
+    }
+}
+
+int client_want_retry(lua_State *L, client *c, const call_outcome *o,
+                      int idempotent, double *delay, int *status)
+{
+    retry_outcome ro;
+    double r;
+
+    ro.kind = o->r.kind;
+    ro.sent = o->r.sent;
+    ro.status = o->r.status;
+    ro.retry_after = o->retry_after;
+    *delay = 0;
+    /* Ask with r = 0 first: no need to call a Lua random hook for the
+     * (common) final outcomes. */
+    if (!retry_decide(&c->retry, &ro, idempotent, o->attempts, 0, delay))
+        return 0;
+    if ((*status = hooks_random(L, c, &r)) != LUA_OK)
+        return 0;
+    return retry_decide(&c->retry, &ro, idempotent, o->attempts, r, delay);
+}
+
+/* One try: send, then fill *o from the result and learn from it. */
+static int try_once(lua_State *L, client *c, const call_args *a,
+                    call_outcome *o)
+{
+    double now = 0;
+    int status;
+
+    transport_perform(c->t, a->path, a->body, a->body_len, a->with_auth, &o->r);
+    o->attempts++;
+    o->tr = transport_last(c->t);
+    o->kind = (int)o->r.kind;
+    o->message = o->r.message;
+    o->sent = o->r.sent;
+    o->retry_after = -1;
+    if (o->r.kind != TK_OK)
+        return LUA_OK;
+    if (c->limiter != NULL && (status = hooks_now(L, c, &now)) != LUA_OK)
+        return status;
+    o->retry_after = client_learn(c, a->group, now, &o->r, o->tr);
+    return LUA_OK;
+}
+
+int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o)
+{
+    int status = LUA_OK;
+    double delay;
+
+    memset(o, 0, sizeof *o);
+    o->retry_after = -1;
+    if (c->t == NULL) {
+        fail_outcome(o, TK_CLOSED, "client is closed", -1);
+        return LUA_OK;
+    }
+    for (;;) {
+        if (!wait_for_slot(L, c, a->group, o, &status))
+            return status;
+        if ((status = try_once(L, c, a, o)) != LUA_OK)
+            return status;
+        if (!client_want_retry(L, c, o, a->idempotent, &delay, &status))
+            return status;
+        if ((status = hooks_sleep(L, c, delay)) != LUA_OK)
+            return status;
+    }
+}
