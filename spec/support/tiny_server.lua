@@ -24,6 +24,21 @@
 --   /reset           promises 1000 bytes, sends 10, resets the connection
 --   /conn            "<connection id> <connections accepted so far>"
 --   /quit            200, then the server exits
+--
+-- Routes for the limiter, retry and batch specs:
+--   /c/NAME/REST     counts the request under NAME, then serves REST as above
+--   /count/NAME      how many requests /c/NAME/... has counted
+--   /rl/NAME/N/MS    Laravel-style throttle: a fixed window of MS ms per NAME
+--                    that starts with its first request; N pass (200 with
+--                    X-RateLimit-Limit/-Remaining), more get 429 + Retry-After
+--   /rlq/NAME/N/MS   the same without the X-RateLimit headers
+--   /rlstats/NAME    "<passed> <over the limit>" for /rl and /rlq
+--   /limits/L/R      200 with X-RateLimit-Limit: L, X-RateLimit-Remaining: R
+--   /429/S           429 with Retry-After: S (and X-RateLimit-Remaining: 0)
+--   /429date/S       429 with Retry-After as an HTTP date S seconds ahead
+--   /conc/MS         answers after MS ms; counts requests in progress at once
+--   /concstats       the most /conc requests that were in progress at once
+--                    (and resets that count)
 -- A connection that opens with a TLS handshake gets a plain 400 and is closed.
 local socket = require "socket"
 
@@ -56,8 +71,13 @@ local running = true
 local REASONS = {
   [100] = "Continue", [200] = "OK", [204] = "No Content", [302] = "Found",
   [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found",
-  [422] = "Unprocessable Entity", [500] = "Internal Server Error",
+  [422] = "Unprocessable Entity", [429] = "Too Many Requests",
+  [500] = "Internal Server Error", [503] = "Service Unavailable",
 }
+
+local counts = {}       -- NAME -> requests seen under /c/NAME/
+local throttles = {}    -- NAME -> { start = t, n = count in window, passed = n, over = n }
+local conc_now, conc_max = 0, 0
 
 local function response(status, body, extra_headers)
   return table.concat {
@@ -145,6 +165,72 @@ local function route(state, path, head, body)
   if path == "/quit" then
     return response(200, "bye"), "quit"
   end
+  return nil
+end
+
+-- Like Laravel's throttle: the window starts at the first request after
+-- the previous one ended, and lasts `ms`.
+local function throttle(name, limit, ms, with_headers)
+  local now = socket.gettime()
+  local t = throttles[name] or { passed = 0, over = 0 }
+  throttles[name] = t
+  if not t.start or now >= t.start + ms / 1000 then
+    t.start, t.n = now, 0
+  end
+  t.n = t.n + 1
+  local headers = ""
+  if with_headers then
+    headers = "X-RateLimit-Limit: " .. limit .. "\r\nX-RateLimit-Remaining: "
+      .. math.max(0, limit - t.n) .. "\r\n"
+  end
+  if t.n > limit then
+    t.over = t.over + 1
+    local retry = math.max(1, math.ceil(t.start + ms / 1000 - now))
+    return response(429, '{"message":"Too Many Attempts."}', headers .. "Retry-After: " .. retry .. "\r\n")
+  end
+  t.passed = t.passed + 1
+  return response(200, '{"n":' .. t.n .. '}', headers)
+end
+
+-- Routes of the limiter, retry and batch specs.
+local function route_limits(path)
+  local quiet, name, n, ms = path:match("^/rl(q?)/([^/]+)/(%d+)/(%d+)$")
+  if quiet then
+    return throttle(name, tonumber(n), tonumber(ms), quiet == "")
+  end
+  name = path:match("^/rlstats/([^/]+)$")
+  if name then
+    local t = throttles[name] or { passed = 0, over = 0 }
+    return response(200, t.passed .. " " .. t.over)
+  end
+  name = path:match("^/count/([^/]+)$")
+  if name then
+    return response(200, tostring(counts[name] or 0))
+  end
+  local l, r = path:match("^/limits/(%d+)/(%d+)$")
+  if l then
+    return response(200, "{}", "X-RateLimit-Limit: " .. l .. "\r\nX-RateLimit-Remaining: " .. r .. "\r\n")
+  end
+  n = path:match("^/429/(%d+)$")
+  if n then
+    return response(429, "{}", "Retry-After: " .. n .. "\r\nX-RateLimit-Remaining: 0\r\n")
+  end
+  n = path:match("^/429date/(%d+)$")
+  if n then
+    local date = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + tonumber(n))
+    return response(429, "{}", "Retry-After: " .. date .. "\r\n")
+  end
+  n = path:match("^/conc/(%d+)$")
+  if n then
+    conc_now = conc_now + 1
+    if conc_now > conc_max then conc_max = conc_now end
+    return nil, "delay", socket.gettime() + tonumber(n) / 1000, response(200, "conc"), "conc"
+  end
+  if path == "/concstats" then
+    local most = conc_max
+    conc_max = 0
+    return response(200, tostring(most))
+  end
   return response(404, '{"error":"no route"}')
 end
 
@@ -180,9 +266,17 @@ local function serve_one(sock, state)
     drop(sock)
     return false
   end
-  local data, action, at, later = route(state, path, head, body)
+  local counted, rest = path:match("^/c/([^/]+)(/.*)$")
+  if counted then
+    counts[counted] = (counts[counted] or 0) + 1
+    path = rest
+  end
+  local data, action, at, later, tag = route(state, path, head, body)
+  if not data and not action then
+    data, action, at, later, tag = route_limits(path)
+  end
   if action == "delay" then
-    pending[#pending + 1] = { at = at, sock = sock, data = later }
+    pending[#pending + 1] = { at = at, sock = sock, data = later, tag = tag }
     return false
   end
   send_all(sock, data)
@@ -236,6 +330,7 @@ local function flush_pending(now)
   local keep = {}
   for _, p in ipairs(pending) do
     if p.at <= now then
+      if p.tag == "conc" then conc_now = conc_now - 1 end
       if clients[p.sock] then
         send_all(p.sock, p.data)
       end
