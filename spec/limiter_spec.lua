@@ -399,7 +399,8 @@ describe("wemasy.core rate limiter", function()
     -- `limit` per `ms` milliseconds, against a server that counts the same.
     local CHILD = [[
       local core = require "wemasy.core"
-      local url, token, name, limit, ms, per = arg[1], arg[2], arg[3], tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6])
+      local url, token, name = arg[1], arg[2], arg[3]
+      local limit, ms, per = tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6])
       local c = core.new { base_url = url, token = token, max_retries = 0,
         rate_limit = { groups = { default = { limit = limit, window = ms / 1000 } } } }
       local ok, other = 0, {}
