@@ -88,3 +88,14 @@ rock:
 
 clean:
 	rm -rf $(BUILD) luacov.*.out
+
+# Cost of one uncontended limiter acquire, both stores (not part of `make test`).
+BENCH_LIMITER := $(BUILD)/bench/limiter_acquire
+.PHONY: bench-limiter
+bench-limiter: $(BENCH_LIMITER)
+	@$(BENCH_LIMITER)
+
+$(BENCH_LIMITER): bench/limiter_acquire.c csrc/limiter.c csrc/limiter_shm.c csrc/window.c $(CHDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(OPTFLAGS) -std=gnu99 $(WARNFLAGS) $(EXTRA_CFLAGS) -Icsrc -o $@ \
+	  bench/limiter_acquire.c csrc/limiter.c csrc/limiter_shm.c csrc/window.c -lpthread -lrt
