@@ -71,11 +71,21 @@ static int call_hook(lua_State *L, int ref, const char *name, int nargs,
 
 int hooks_now(lua_State *L, client *c, double *now)
 {
+    int rc;
+
     if (c->clock_ref == LUA_NOREF) {
         *now = limiter_now();
         return LUA_OK;
     }
-    return call_hook(L, c->clock_ref, "clock", 0, 0, 1, now);
+    rc = call_hook(L, c->clock_ref, "clock", 0, 0, 1, now);
+    if (rc != LUA_OK)
+        return rc;
+    /* NaN or infinity would poison the limiter's ring for good. */
+    if (!(*now > -1e15 && *now < 1e15)) {
+        lua_pushliteral(L, "wemasy.core: the clock hook must return a finite number");
+        return LUA_ERRRUN;
+    }
+    return LUA_OK;
 }
 
 int hooks_sleep(lua_State *L, client *c, double seconds)
