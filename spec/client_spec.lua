@@ -10,14 +10,18 @@ describe("wemasy client against the sandbox", function()
   local base_url, sb
   local merchant, no_finance, customer, other_customer, anonymous, stranger
 
+  -- The client's own limiter is in-process here (no shared segment left
+  -- behind by specs); the sandbox's quota is large enough for the whole file
+  -- except where a spec is about the quota.
   local function client(token, opts)
     opts = opts or {}
     opts.base_url, opts.token, opts.timeout = opts.base_url or base_url, token, opts.timeout or 10
+    if opts.rate_limit == nil then opts.rate_limit = { shared = false } end
     return wemasy.new(opts)
   end
 
   lazy_setup(function()
-    base_url, sb = sandbox.start{ window = 60 }
+    base_url, sb = sandbox.start{ window = 60, limits = { default = 1000, sync = 100 } }
     assert(base_url, sb)
     merchant = client(tokens.merchant)
     no_finance = client(tokens.merchant_no_finance)
@@ -48,8 +52,8 @@ describe("wemasy client against the sandbox", function()
       assert.equal("T Shirt", order.products[1].title)
       assert.equal(2502, body.data.order_id)
       assert.equal(200, res.status)
-      assert.equal(60, res.rate_limit.limit)
-      assert.equal(59, res.rate_limit.remaining)
+      assert.equal(1000, res.rate_limit.limit)
+      assert.equal(999, res.rate_limit.remaining)
       assert.matches("json", res.headers["content-type"])
       for name in pairs(res.headers) do assert.equal(name:lower(), name) end
     end)
@@ -61,7 +65,7 @@ describe("wemasy client against the sandbox", function()
       assert.equal(404, err.status)
       assert.equal("orders/detail", err.endpoint)
       assert.is_string(err.message)
-      assert.equal(59, err.rate_limit.remaining)
+      assert.equal(999, err.rate_limit.remaining)
     end)
 
     it("is forbidden for a customer token and unauthenticated for an unknown one", function()
@@ -153,8 +157,8 @@ describe("wemasy client against the sandbox", function()
       assert.is_nil(err)
       assert.is_false(body.error)
       assert.is_string(body.message)
-      assert.equal(5, res.rate_limit.limit)
-      assert.equal(4, res.rate_limit.remaining)
+      assert.equal(100, res.rate_limit.limit)
+      assert.equal(99, res.rate_limit.remaining)
       local state = sb:state()
       assert.is_truthy(state.syncs["2502"])
     end)
@@ -230,7 +234,8 @@ describe("wemasy client against the sandbox", function()
       local url, small = sandbox.start{ window = 30, limits = { default = 2, sync = 1 } }
       assert(url, small)
       finally(function() small:stop() end)
-      local c = client(tokens.merchant, { base_url = url })
+      -- Without the client's limiter (it would have waited instead) and retries.
+      local c = client(tokens.merchant, { base_url = url, rate_limit = false, max_retries = 0 })
       assert.is_table((c:orders_detail{ order_number = "ORD-2025-001" }))
       assert.is_table((c:orders_detail{ order_number = "ORD-2025-001" }))
       local body, err = c:orders_detail{ order_number = "ORD-2025-001" }
@@ -239,6 +244,7 @@ describe("wemasy client against the sandbox", function()
       assert.equal(429, err.status)
       assert.is_true(err.retry_after >= 1 and err.retry_after <= 30)
       assert.equal(0, err.rate_limit.remaining)
+      assert.equal(1, err.attempts)
       -- sync-snelstart counts in its own group
       assert.is_table((c:orders_sync_snelstart_order{ order_id = 2502 }))
     end)

@@ -84,36 +84,3 @@ describe("request validation", function()
     assert.not_matches("12.5", err.message)
   end)
 end)
-
-describe("option validation", function()
-  local spec = { token = "header_value", timeout = "positive", base_url = "http_url", max_body = "positive_integer" }
-
-  it("raises for an unknown option, naming it", function()
-    assert.has_error(function() validate.options("wemasy.new", { tokne = "x" }, spec) end,
-      "wemasy.new: unknown option 'tokne'")
-  end)
-
-  it("raises for a wrong type, naming option and type but not the value", function()
-    local ok, err = pcall(validate.options, "wemasy.new", { timeout = "30" }, spec)
-    assert.is_false(ok)
-    assert.matches("option 'timeout' must be a positive number of seconds %(got string%)", err)
-    ok, err = pcall(validate.options, "wemasy.new", { token = "abc\r\nX-Evil: 1" }, spec)
-    assert.is_false(ok)
-    assert.matches("option 'token' must be a non%-empty string without control characters", err)
-    assert.not_matches("abc", err)
-  end)
-
-  it("checks numbers and URLs", function()
-    for _, opts in ipairs{ { timeout = 0 }, { timeout = -1 }, { timeout = 0 / 0 }, { timeout = math.huge },
-                           { max_body = 1.5 }, { max_body = 0 }, { base_url = "ftp://x" },
-                           { base_url = "http://a b" }, { base_url = "api.wemasy.nl" } } do
-      assert.has_error(function() validate.options("wemasy.new", opts, spec) end)
-    end
-    assert.same({ timeout = 0.25 }, validate.options("wemasy.new", { timeout = 0.25 }, spec))
-  end)
-
-  it("raises for options that are not a table", function()
-    assert.has_error(function() validate.options("wemasy.new", "x", spec) end,
-      "bad argument #1 to 'wemasy.new' (table expected, got string)")
-  end)
-end)

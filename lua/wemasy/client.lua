@@ -1,4 +1,4 @@
--- The client: one wemasy.core handle (one libcurl handle, keep-alive) behind
+-- The client: one wemasy.core handle (libcurl, limiter, retries) behind
 -- methods generated from the endpoint table.
 local core = require("wemasy.core")
 local endpoints = require("wemasy.endpoints")
@@ -10,20 +10,7 @@ local M = {}
 
 M.API_PREFIX = "/services/webshop/v1/"
 M.DEFAULT_BASE_URL = "https://api.wemasy.nl/api"
-
--- Options of wemasy.new (part of the public contract: extend, never rename).
-M.OPTIONS = {
-  token = "header_value",
-  base_url = "http_url",
-  timeout = "positive",
-  connect_timeout = "positive",
-  ca_file = "string",
-  ca_path = "string",
-  insecure = "boolean",
-  proxy = "string",
-  max_body = "positive_integer",
-  user_agent = "header_value",
-}
+M.DEFAULT_CONCURRENCY = 8
 
 local Client = { __name = "wemasy.client" }
 Client.__index = Client
@@ -32,17 +19,57 @@ Client.__index = Client
 -- pretty-print of it); only redaction needs it on this side of the C core.
 local secrets = setmetatable({}, { __mode = "k" })
 
+local by_method = {}
+for _, ep in ipairs(endpoints) do by_method[ep.method] = ep end
+
+local function raw_copy(t)
+  local copy = {}
+  for k, v in next, t do copy[k] = v end
+  return copy
+end
+
+-- The endpoint table's group limits, under the caller's overrides.  Only
+-- well-formed tables are merged; anything else goes to the core as given,
+-- which raises naming the option.
+local function rate_limit_option(given)
+  if given == false or (given ~= nil and type(given) ~= "table") then return given end
+  local rl = given and raw_copy(given) or {}
+  if rl.groups ~= nil and type(rl.groups) ~= "table" then return rl end
+  local groups = rl.groups and raw_copy(rl.groups) or {}
+  for name, limits in pairs(endpoints.groups) do
+    local override = rawget(groups, name)
+    if override == nil then
+      groups[name] = { limit = limits.limit, window = limits.window }
+    elseif type(override) == "table" then
+      local merged = raw_copy(override)
+      if merged.limit == nil then merged.limit = limits.limit end
+      if merged.window == nil then merged.window = limits.window end
+      groups[name] = merged
+    end
+  end
+  rl.groups = groups
+  return rl
+end
+
+-- Options are checked by the C core (one place, nested names included);
+-- its messages are re-worded as wemasy.new's and raised at the caller.
 function M.new(opts)
-  opts = validate.options("wemasy.new", opts, M.OPTIONS, 2)
-  local base_url = (opts.base_url or M.DEFAULT_BASE_URL):gsub("/+$", "")
-  local handle = core.new{
-    base_url = base_url, token = opts.token,
-    timeout = opts.timeout, connect_timeout = opts.connect_timeout,
-    ca_file = opts.ca_file, ca_path = opts.ca_path, insecure = opts.insecure,
-    proxy = opts.proxy, max_body = opts.max_body, user_agent = opts.user_agent,
-  }
-  local self = setmetatable({ base_url = base_url, insecure = opts.insecure == true, _core = handle }, Client)
-  secrets[self] = opts.token
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #1 to 'wemasy.new' (table expected, got " .. validate.describe(opts) .. ")", 2)
+  end
+  local core_opts = opts and raw_copy(opts) or {}
+  if core_opts.base_url == nil then core_opts.base_url = M.DEFAULT_BASE_URL end
+  core_opts.rate_limit = rate_limit_option(core_opts.rate_limit)
+  local ok, handle = pcall(core.new, core_opts)
+  if not ok then
+    error((tostring(handle):gsub("^wemasy%.core%.new: ", "wemasy.new: ")), 2)
+  end
+  local self = setmetatable({
+    base_url = (core_opts.base_url:gsub("/+$", "")),
+    insecure = core_opts.insecure == true,
+    _core = handle,
+  }, Client)
+  secrets[self] = core_opts.token
   return self
 end
 
@@ -60,35 +87,54 @@ local function check_body(body, method)
   return body or {}
 end
 
--- One request whose body is already encoded.
-local function send(self, path, text, with_auth)
-  local secret = secrets[self]
-  if with_auth and not secret then
-    return nil, errors.new("unauthenticated", {
-      endpoint = path, message = "this endpoint needs a token; none was given to wemasy.new" })
-  end
-  local status, body, headers, sent = self._core:request(M.API_PREFIX .. path, text, secret ~= nil)
+-- What one transfer (after the core's retries) became: body, nil, res or nil, err.
+local function outcome(self, path, status, a, b, c, d, e)
   local value, err, res
   if status then
-    value, err, res = errors.from_response(path, status, body, headers)
+    value, err, res = errors.from_response(path, status, a, b)
+    if res then res.attempts = c end
+    if err then err.attempts = c end
   else
-    err = errors.from_transport(path, body, headers)
-    err.sent = sent
+    err = errors.from_transport(path, a, b)
+    err.sent, err.attempts, err.retry_after = c, d, e
   end
-  if err then return nil, errors.redact(err, secret) end
+  if err then return nil, errors.redact(err, secrets[self]) end
   return value, nil, res
 end
 
-local function call_endpoint(self, ep, body)
-  local text, err = validate.request(ep, body)
-  if not text then return nil, err end
-  return send(self, ep.path, text, ep.auth)
+local function missing_token(path)
+  return errors.new("unauthenticated", {
+    endpoint = path, message = "this endpoint needs a token; none was given to wemasy.new", attempts = 0 })
+end
+
+-- A request ready for the core: path, encoded body and the table's facts,
+-- or nil, err when it must not be sent.
+local function prepare(self, ep_or_path, body)
+  local ep = type(ep_or_path) == "table" and ep_or_path or endpoints[ep_or_path]
+  if ep then
+    if ep.auth and not secrets[self] then return nil, missing_token(ep.path) end
+    local text, err = validate.request(ep, body)
+    if not text then return nil, err end
+    return { path = ep.path, text = text, group = ep.group, idempotent = ep.idempotent }
+  end
+  local text, why = json.encode(body)
+  if not text then return nil, errors.new("invalid_argument", { endpoint = ep_or_path, message = why }) end
+  -- Unknown to the table: the token is sent if set, the default group, and
+  -- no retry of anything that may have reached the server.
+  return { path = ep_or_path, text = text, group = "default", idempotent = false }
+end
+
+local function send(self, req)
+  return outcome(self, req.path, self._core:request(M.API_PREFIX .. req.path, req.text,
+    secrets[self] ~= nil, req.group, req.idempotent))
 end
 
 for _, ep in ipairs(endpoints) do
   Client[ep.method] = function(self, body)
     check_self(self, ep.method)
-    return call_endpoint(self, ep, check_body(body, ep.method))
+    local req, err = prepare(self, ep, check_body(body, ep.method))
+    if not req then return nil, err end
+    return send(self, req)
   end
 end
 
@@ -97,8 +143,13 @@ local function normalize_path(path)
   local p = path:gsub("^/+", "")
   local prefix = M.API_PREFIX:sub(2)
   if p:sub(1, #prefix) == prefix then p = p:sub(#prefix + 1) end
-  if not p:match("^[%w_%-]+[%w_%-/]*$") or p:find("//", 1, true) or p:find("%.%.") then return nil end
+  if not p:match("^[%w_%-]+[%w_%-/]*$") or p:find("//", 1, true) then return nil end
   return (p:gsub("/+$", ""))
+end
+
+local function bad_path(path)
+  return errors.new("invalid_argument", { endpoint = type(path) == "string" and path:sub(1, 80) or nil,
+    message = "path must look like 'orders/detail' (letters, digits, '_', '-', '/')" })
 end
 
 -- Any endpoint under /services/webshop/v1/.  Known endpoints are validated
@@ -110,15 +161,99 @@ function Client:call(path, body)
   end
   body = check_body(body, "call")
   local rel = normalize_path(path)
-  if not rel then
-    return nil, errors.new("invalid_argument", {
-      message = "path must look like 'orders/detail' (letters, digits, '_', '-', '/')" })
+  if not rel then return nil, bad_path(path) end
+  local req, err = prepare(self, rel, body)
+  if not req then return nil, err end
+  return send(self, req)
+end
+
+-- One batch entry {method_or_path, body} -> request or nil, err.
+local function prepare_item(self, item)
+  if type(item) ~= "table" then
+    return nil, errors.new("invalid_argument", { message = "a batch item must be a table {method_or_path, body}" })
   end
-  local ep = endpoints[rel]
-  if ep then return call_endpoint(self, ep, body) end
-  local text, why = json.encode(body)
-  if not text then return nil, errors.new("invalid_argument", { endpoint = rel, message = why }) end
-  return send(self, rel, text, false)
+  local target, body = rawget(item, 1), rawget(item, 2)
+  if body ~= nil and type(body) ~= "table" then
+    return nil, errors.new("invalid_argument", { message = "a batch item's body must be a table" })
+  end
+  body = body or {}
+  if type(target) ~= "string" then
+    return nil, errors.new("invalid_argument", { message = "a batch item must start with a method name or a path" })
+  end
+  local ep = by_method[target]
+  if ep then return prepare(self, ep, body) end
+  local rel = normalize_path(target)
+  if not rel then return nil, bad_path(target) end
+  return prepare(self, rel, body)
+end
+
+local function batch_options(opts)
+  if opts == nil then return M.DEFAULT_CONCURRENCY, nil end
+  if type(opts) ~= "table" then
+    error("bad argument #2 to 'batch' (table expected, got " .. validate.describe(opts) .. ")", 3)
+  end
+  for k in next, opts do
+    if k ~= "concurrency" and k ~= "progress" then
+      error("batch: unknown option '" .. tostring(type(k) == "string" and k or type(k)) .. "'", 3)
+    end
+  end
+  local n, progress = rawget(opts, "concurrency"), rawget(opts, "progress")
+  if n ~= nil and not (type(n) == "number" and n >= 1 and n <= 64 and n == math.floor(n)) then
+    error("batch: option 'concurrency' must be an integer from 1 to 64 (got " .. validate.describe(n) .. ")", 3)
+  end
+  if progress ~= nil and type(progress) ~= "function" then
+    error("batch: option 'progress' must be a function (got " .. validate.describe(progress) .. ")", 3)
+  end
+  return n or M.DEFAULT_CONCURRENCY, progress
+end
+
+-- Runs calls = { {method_or_path, body}, ... } concurrently (at most
+-- opts.concurrency in flight, each through the limiter and retry policy) and
+-- returns one {body, err, res} per call, in input order.  A bad item gets its
+-- own invalid_argument result; the others run.
+function Client:batch(calls, opts)
+  check_self(self, "batch")
+  if type(calls) ~= "table" then
+    error("bad argument #1 to 'batch' (table expected, got " .. validate.describe(calls) .. ")", 2)
+  end
+  local concurrency, progress = batch_options(opts)
+  local total = rawlen and rawlen(calls) or #calls
+  local results, items, index = {}, {}, {}
+  local token = secrets[self] ~= nil
+  for i = 1, total do
+    local req, err = prepare_item(self, rawget(calls, i))
+    if req then
+      items[#items + 1] = { path = M.API_PREFIX .. req.path, body = req.text, with_auth = token,
+                            group = req.group, idempotent = req.idempotent }
+      index[#items] = { i, req.path }
+    else
+      results[i] = { nil, err }
+    end
+  end
+  local refused = total - #items
+  local on_progress = progress and function(done) progress(refused + done, total) end
+  if refused > 0 and progress then progress(refused, total) end
+  local done = #items > 0 and self._core:batch(items, concurrency, on_progress) or {}
+  for k, r in ipairs(done) do
+    local i, path = index[k][1], index[k][2]
+    if r.status then
+      results[i] = { outcome(self, path, r.status, r.body, r.headers, r.attempts) }
+    else
+      results[i] = { outcome(self, path, nil, r.kind, r.message, r.sent, r.attempts, r.retry_after) }
+    end
+  end
+  return results
+end
+
+-- {limit, remaining, reset_in, closed_for} of a limiter group, sending nothing.
+function Client:rate_limit(group)
+  check_self(self, "rate_limit")
+  if group ~= nil and type(group) ~= "string" then
+    error("bad argument #1 to 'rate_limit' (string expected, got " .. validate.describe(group) .. ")", 2)
+  end
+  local state, why = self._core:rate_limit(group or "default")
+  if not state then return nil, errors.new("invalid_argument", { message = tostring(why) }) end
+  return state
 end
 
 function Client:has_token()
@@ -126,7 +261,7 @@ function Client:has_token()
   return secrets[self] ~= nil
 end
 
--- Idempotent; the C core frees the curl handle.  Later calls return
+-- Idempotent; the C core frees the curl handles.  Later calls return
 -- invalid_argument "client is closed".
 function Client:close()
   check_self(self, "close")

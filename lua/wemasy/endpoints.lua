@@ -66,6 +66,14 @@ local endpoints = {
   },
 }
 
+-- Rate-limiter groups: the server's quota per token (Laravel throttle).  The
+-- client's limiter starts from these and learns from X-RateLimit-Limit;
+-- `rate_limit.groups` in wemasy.new overrides them.
+endpoints.groups = {
+  default = { limit = 60, window = 60 },
+  sync = { limit = 5, window = 60 },
+}
+
 -- Derived once: method names and lookups, so no caller recomputes them.
 for _, ep in ipairs(endpoints) do
   ep.method = ep.path:gsub("[/-]", "_")

@@ -130,7 +130,7 @@ end
 
 -- What the C core reports for a transfer that produced no response.
 local CORE_KINDS = {
-  timeout = "timeout", network = "network", tls = "tls",
+  timeout = "timeout", network = "network", tls = "tls", rate_limited = "rate_limited",
   too_large = "decode", closed = "invalid_argument", internal = "network",
 }
 

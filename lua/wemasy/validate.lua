@@ -1,7 +1,6 @@
--- Checks driven by data: request bodies against the endpoint table, client
--- options against an option table.  Bad field values come back as
--- `nil, err` (they are data, often user input); a wrong option or argument
--- type is a programming mistake and raises an error naming it.
+-- Request bodies checked against the endpoint table.  Bad field values come
+-- back as `nil, err` (they are data, often user input).  (Client options are
+-- checked by the C core, in one place.)
 local json = require("wemasy.json")
 local errors = require("wemasy.errors")
 
@@ -102,50 +101,6 @@ function M.request(ep, body)
   end
   if state.first then return nil, errors.invalid_argument(ep.path, problems, state.first) end
   return "{" .. table.concat(parts, ",") .. "}"
-end
-
--- Options: name -> checker returning true or a description of what it must be.
-local option_checks = {
-  string = function(v) return type(v) == "string" or "a string" end,
-  boolean = function(v) return type(v) == "boolean" or "a boolean" end,
-  positive = function(v)
-    return (type(v) == "number" and v > 0 and v < math.huge) or "a positive number of seconds"
-  end,
-  positive_integer = function(v)
-    return (type(v) == "number" and v >= 1 and v == math.floor(v) and v < 2 ^ 53) or "a positive integer"
-  end,
-  header_value = function(v)
-    if type(v) ~= "string" then return "a string" end
-    if v == "" or v:find("[%z\1-\31\127]") then return "a non-empty string without control characters" end
-    return true
-  end,
-  http_url = function(v)
-    if type(v) ~= "string" then return "a string" end
-    if not (v:match("^[Hh][Tt][Tt][Pp][Ss]?://[^%s/?#]+") and not v:find("[%z\1-\32\127]")) then
-      return "an http:// or https:// URL without spaces or control characters"
-    end
-    return true
-  end,
-}
-
--- Raises "<fname>: option 'x' must be ..." for a wrong option; never quotes values.
-function M.options(fname, opts, spec, level)
-  level = (level or 1) + 1
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(string.format("bad argument #1 to '%s' (table expected, got %s)", fname, describe(opts)), level)
-  end
-  for k, v in next, opts do
-    local kind = type(k) == "string" and spec[k]
-    if not kind then
-      error(string.format("%s: unknown option '%s'", fname, field_name(k)), level)
-    end
-    local ok = option_checks[kind](v)
-    if ok ~= true then
-      error(string.format("%s: option '%s' must be %s (got %s)", fname, k, ok, describe(v)), level)
-    end
-  end
-  return opts
 end
 
 return M
