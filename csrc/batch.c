@@ -119,74 +119,96 @@ static int fail_item(batch *b, int i, int kind, const char *message,
 
 /* ---- items -------------------------------------------------------------------------- */
 
-/* Raw-reads items[i] into *it; returns NULL or why it is malformed.  The
- * strings are anchored in the table at `anchor` so that a progress callback
- * that edits the items cannot free a body libcurl is still sending. */
-static const char *read_item(lua_State *L, client *c, int items, int anchor,
-                             int i, batch_item *it)
+/* Pushes item[field] (raw: items are data, their metamethods do not run). */
+static int push_item_field(lua_State *L, int item, const char *field)
 {
+    lua_pushstring(L, field);
+    lua_rawget(L, item);
+    return lua_type(L, -1);
+}
+
+/* An optional boolean field; returns NULL or why it is malformed. */
+static const char *item_boolean(lua_State *L, int item, const char *field,
+                                const char *why, int *out)
+{
+    int type = push_item_field(L, item, field);
+
+    if (type == LUA_TBOOLEAN)
+        *out = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return type == LUA_TBOOLEAN || type == LUA_TNIL ? NULL : why;
+}
+
+/* A required string field, anchored at anchor[slot] so that a progress
+ * callback that edits the items cannot free a body libcurl still sends. */
+static const char *item_string(lua_State *L, int item, const char *field,
+                               int anchor, int slot, size_t *len)
+{
+    const char *s = NULL;
+
+    if (push_item_field(L, item, field) == LUA_TSTRING) {
+        s = lua_tolstring(L, -1, len);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, anchor, slot);
+    }
+    lua_pop(L, 1);
+    return s;
+}
+
+static const char *item_group(lua_State *L, client *c, int item,
+                              const limiter_group **out)
+{
+    int type = push_item_field(L, item, "group");
+    const char *name;
     size_t len;
-    const char *why = NULL, *s;
-    int top = lua_gettop(L), type;
 
-    lua_rawgeti(L, items, i + 1);
-    if (lua_type(L, -1) != LUA_TTABLE) {
-        lua_settop(L, top);
-        return "item must be a table";
+    *out = client_group(c, NULL);
+    if (type == LUA_TNIL) {
+        lua_pop(L, 1);
+        return NULL;
     }
-    lua_pushliteral(L, "path");
-    lua_rawget(L, top + 1);
-    if (lua_type(L, -1) != LUA_TSTRING)
+    if (type != LUA_TSTRING) {
+        lua_pop(L, 1);
+        return "item.group must be a string";
+    }
+    name = lua_tolstring(L, -1, &len);
+    lua_pop(L, 1); /* still referenced by the item while we look */
+    if (len == 0 || len > LIMITER_NAME_MAX || strlen(name) != len)
+        return "item.group must be a name of 1 to 31 characters";
+    *out = client_group(c, name);
+    return *out == NULL ? "item.group: no room for another limiter group" : NULL;
+}
+
+/* Reads items[i] into *it; returns NULL or why the item is malformed. */
+static const char *read_item(lua_State *L, client *c, int anchor, int i,
+                             batch_item *it)
+{
+    const char *why = NULL;
+    size_t path_len;
+    int item = lua_gettop(L) + 1;
+
+    lua_rawgeti(L, 2, i + 1);
+    if (lua_type(L, item) != LUA_TTABLE)
+        why = "item must be a table";
+    else if ((it->args.path = item_string(L, item, "path", anchor, 2 * i + 1,
+                                          &path_len)) == NULL)
         why = "item.path must be a string";
-    else if (s = lua_tolstring(L, -1, &len), client_check_path(s, len, &why))
-        it->args.path = s;
-    lua_rawseti(L, anchor, 2 * i + 1);
-    if (why != NULL) {
-        lua_settop(L, top);
-        return why;
+    else if (!client_check_path(it->args.path, path_len, &why))
+        ; /* why says it */
+    else if ((it->args.body = item_string(L, item, "body", anchor, 2 * i + 2,
+                                          &it->args.body_len)) == NULL)
+        why = "item.body must be a string";
+    else {
+        it->args.with_auth = 1;
+        why = item_boolean(L, item, "with_auth", "item.with_auth must be a boolean",
+                           &it->args.with_auth);
+        if (why == NULL)
+            why = item_boolean(L, item, "idempotent", "item.idempotent must be a boolean",
+                               &it->args.idempotent);
+        if (why == NULL)
+            why = item_group(L, c, item, &it->args.group);
     }
-    lua_pushliteral(L, "body");
-    lua_rawget(L, top + 1);
-    if (lua_type(L, -1) != LUA_TSTRING) {
-        lua_settop(L, top);
-        return "item.body must be a string";
-    }
-    it->args.body = lua_tolstring(L, -1, &it->args.body_len);
-    lua_rawseti(L, anchor, 2 * i + 2);
-
-    it->args.with_auth = 1;
-    lua_pushliteral(L, "with_auth");
-    lua_rawget(L, top + 1);
-    type = lua_type(L, -1);
-    if (type == LUA_TBOOLEAN)
-        it->args.with_auth = lua_toboolean(L, -1);
-    else if (type != LUA_TNIL)
-        why = "item.with_auth must be a boolean";
-    lua_pop(L, 1);
-
-    lua_pushliteral(L, "idempotent");
-    lua_rawget(L, top + 1);
-    type = lua_type(L, -1);
-    if (type == LUA_TBOOLEAN)
-        it->args.idempotent = lua_toboolean(L, -1);
-    else if (type != LUA_TNIL)
-        why = "item.idempotent must be a boolean";
-    lua_pop(L, 1);
-
-    lua_pushliteral(L, "group");
-    lua_rawget(L, top + 1);
-    type = lua_type(L, -1);
-    it->args.group = client_group(c, NULL);
-    if (type == LUA_TSTRING) {
-        s = lua_tolstring(L, -1, &len);
-        if (len == 0 || len > LIMITER_NAME_MAX || strlen(s) != len)
-            why = "item.group must be a name of 1 to 31 characters";
-        else if ((it->args.group = client_group(c, s)) == NULL)
-            why = "item.group: no room for another limiter group";
-    } else if (type != LUA_TNIL) {
-        why = "item.group must be a string";
-    }
-    lua_settop(L, top);
+    lua_settop(L, item - 1);
     return why;
 }
 
@@ -365,7 +387,7 @@ static void read_items(lua_State *L, batch *b, int anchor)
 
     for (i = 0; i < b->total; i++) {
         batch_item *it = &b->items[i];
-        const char *why = read_item(L, b->c, 2, anchor, i, it);
+        const char *why = read_item(L, b->c, anchor, i, it);
 
         it->out.retry_after = -1;
         it->wait_since = -1;
