@@ -327,6 +327,20 @@ static int core_debug_unlink(lua_State *L)
     return 1;
 }
 
+/* TEST ONLY: core._debug_stall_init(base_url, token) leaves the segment of
+ * (base_url, token) marked "being set up", as if that process had died. */
+static int core_debug_stall_init(lua_State *L)
+{
+    size_t len;
+    const char *url = check_lstring(L, 1, &len);
+    char err[LIMITER_ERRLEN];
+
+    if (limiter_shared_stall_init(url, check_token_arg(L, 2), err, sizeof err) != 0)
+        return luaL_error(L, "wemasy.core._debug_stall_init: %s", err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* TEST ONLY: the segment name of (base_url, token), to check it in specs. */
 static int core_debug_segment(lua_State *L)
 {
@@ -359,6 +373,7 @@ static const luaL_Reg module_functions[] = {
     {"new", core_new},
     {"_debug_hold_lock", core_debug_hold_lock},
     {"_debug_unlink", core_debug_unlink},
+    {"_debug_stall_init", core_debug_stall_init},
     {"_debug_segment", core_debug_segment},
     {NULL, NULL}};
 

@@ -323,6 +323,22 @@ int limiter_shared_unlink(const char *base_url, const char *token)
     return shm_unlink(name) == 0 || errno == ENOENT ? 0 : -1;
 }
 
+int limiter_shared_stall_init(const char *base_url, const char *token,
+                              char *err, size_t errlen)
+{
+    char name[LIMITER_SEGMENT_NAME_LEN + 1];
+    segment *seg;
+
+    limiter_segment_name(base_url, token, name);
+    seg = map_segment(name, err, errlen);
+    if (seg == NULL)
+        return -1;
+    /* As if the process that claimed the setup died right after. */
+    __atomic_store_n(&seg->state, PHASE_INIT, __ATOMIC_RELEASE);
+    munmap(seg, sizeof(segment));
+    return 0;
+}
+
 int limiter_shared_hold_lock(const char *base_url, const char *token,
                              double seconds, void (*locked)(void),
                              char *err, size_t errlen)

@@ -449,6 +449,19 @@ describe("wemasy.core rate limiter", function()
       assert.is_true(took >= 3, "finished too early: " .. took .. " s")
     end)
 
+    it("takes over the setup of a segment whose initialiser died", function()
+      local socket = require "socket"
+      local token = h.token("stalled")
+      core._debug_stall_init(srv.url, token)
+      local t0 = socket.gettime()
+      local c = limited { token = token }
+      local took = socket.gettime() - t0
+      assert.is_true(took >= 0.9 and took < 3, "took " .. took)
+      assert.equal(200, (c:request("/echo", "{}")))
+      assert.equal(59, c:rate_limit().remaining)
+      c:close()
+    end)
+
     it("is not wedged by a process killed while holding the lock", function()
       local token = h.token("killed")
       local c = limited { token = token }
