@@ -9,6 +9,7 @@
 -- throttle (429), authentication (401), authorization (403), validation (422),
 -- then the endpoint's handler. Every request that reaches api() is counted.
 
+local api = require "wemasy.endpoints"
 local endpoints = require "wemasy.sandbox.endpoints"
 local input = require "wemasy.sandbox.input"
 local json = require "wemasy.sandbox.json"
@@ -24,14 +25,21 @@ local app = {}
 
 local WEBSHOP = "services/webshop/v1/"
 
-local config = { window = 60, limits = { default = 60, sync = 5 }, workers = 1 }
+-- The server's quota per limiter group: the API's (from the endpoint table)
+-- unless sandbox.start asked for others.
+local function limits_of(given)
+   local limits = {}
+   for name, group in pairs(api.groups) do limits[name] = given and given[name] or group.limit end
+   return limits
+end
+
+local config = { window = 60, limits = limits_of(nil), workers = 1 }
 
 function app.configure(cfg)
    cfg = cfg or {}
-   local limits = cfg.limits or {}
    config = {
       window = cfg.window or 60,
-      limits = { default = limits.default or 60, sync = limits.sync or 5 },
+      limits = limits_of(cfg.limits),
       workers = cfg.workers or 1,
       owner_pid = cfg.owner_pid,
       prefix = cfg.prefix,

@@ -1,7 +1,10 @@
--- The five API endpoints: for each, its rate limiter, who may call it, its
--- validation rules and its handler. Keyed by the path under
--- /api/services/webshop/v1/. A handler gets the validated input and the
--- caller's identity (nil on public endpoints) and returns status, body.
+-- What the sandbox does for each endpoint: who may call it (beyond the
+-- table's Auth/Public), validation rules beyond the fields' types, and the
+-- handler.  Path, auth, limiter group and field rules come from the client's
+-- own table (wemasy.endpoints): each endpoint is described once.  A handler
+-- gets the validated input and the caller's identity (nil on public
+-- endpoints) and returns status, body.
+local api = require "wemasy.endpoints"
 
 local json = require "wemasy.sandbox.json"
 local seed = require "wemasy.sandbox.seed"
@@ -11,7 +14,7 @@ local views = require "wemasy.sandbox.views"
 
 local A, O = json.array, json.object
 
-local endpoints = {}
+local behaviour = {}
 
 local function not_found(with_data)
    if with_data then
@@ -23,14 +26,7 @@ end
 local function is_merchant(who) return who.role == "merchant" end
 local function is_customer(who) return who.role == "customer" end
 
-endpoints["orders/mark-purchase-tracked"] = {
-   limiter = "default",
-   auth = false,
-   rules = {
-      { "website_id", { "required", "string" } },
-      { "order_session", { "required", "string" } },
-      { "mark", { "nullable", "boolean" } },
-   },
+behaviour["orders/mark-purchase-tracked"] = {
    handler = function(input)
       local order = seed.order_by_session(input.website_id, input.order_session)
       if not order or order.type ~= "checkout" then
@@ -48,14 +44,7 @@ endpoints["orders/mark-purchase-tracked"] = {
    end,
 }
 
-endpoints["orders/get"] = {
-   limiter = "default",
-   auth = false,
-   rules = {
-      { "website_id", { "required", "string" } },
-      { "order_session", { "required", "string" } },
-      { "email", { "required", "string" } },
-   },
+behaviour["orders/get"] = {
    handler = function(input)
       local order = seed.order_by_session(input.website_id, input.order_session)
       if not order or order.email:lower() ~= input.email:lower() then
@@ -65,16 +54,14 @@ endpoints["orders/get"] = {
    end,
 }
 
-endpoints["orders/sync-snelstart-order"] = {
-   limiter = "sync",
-   auth = true,
+behaviour["orders/sync-snelstart-order"] = {
    authorize = function(who) return is_merchant(who) and who.finance end,
-   rules = {
-      { "order_id", { "required", "integer", validate.exists(function(v)
+   extra_rules = {
+      order_id = { validate.exists(function(v)
          if v == true or v == false then return false end
          local id = validate.to_integer(v)
          return id ~= nil and seed.order_by_id(id) ~= nil
-      end) } },
+      end) },
    },
    handler = function(input)
       store.record_sync(validate.to_integer(input.order_id))
@@ -86,13 +73,8 @@ endpoints["orders/sync-snelstart-order"] = {
    end,
 }
 
-endpoints["customer/orders/get"] = {
-   limiter = "default",
-   auth = true,
+behaviour["customer/orders/get"] = {
    authorize = is_customer,
-   rules = {
-      { "order_id", { "required", "integer" } },
-   },
    handler = function(input, who)
       local order = seed.order_by_id(validate.to_integer(input.order_id))
       if not order or order.customer_id ~= who.customer_id then
@@ -106,18 +88,39 @@ endpoints["customer/orders/get"] = {
    end,
 }
 
-endpoints["orders/detail"] = {
-   limiter = "default",
-   auth = true,
+behaviour["orders/detail"] = {
    authorize = is_merchant,
-   rules = {
-      { "order_number", { "required", "string" } },
-   },
    handler = function(input)
       local order = seed.order_by_number(input.order_number)
       if not order then return not_found(false) end
       return 200, views.detail(order)
    end,
 }
+
+-- Laravel rules from the field descriptions: required or nullable, the type,
+-- then the endpoint's own extra rules.
+local function rules_of(ep, extra)
+   local rules = {}
+   for _, f in ipairs(ep.fields) do
+      local list = {}
+      if f.required then list[#list + 1] = "required" elseif f.nullable then list[#list + 1] = "nullable" end
+      list[#list + 1] = f.type
+      for _, rule in ipairs(extra and extra[f.name] or {}) do list[#list + 1] = rule end
+      rules[#rules + 1] = { f.name, list }
+   end
+   return rules
+end
+
+local endpoints = {}
+for _, ep in ipairs(api) do
+   local b = assert(behaviour[ep.path], "the sandbox has no handler for " .. ep.path)
+   endpoints[ep.path] = {
+      limiter = ep.group,
+      auth = ep.auth,
+      authorize = b.authorize,
+      rules = rules_of(ep, b.extra_rules),
+      handler = b.handler,
+   }
+end
 
 return endpoints
