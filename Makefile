@@ -64,7 +64,7 @@ lint-c:
 	  --inline-suppr --std=c99 -I$(LUA54_INC) -Icsrc --suppress=missingIncludeSystem csrc
 
 # `make test` is what CI runs: every spec on Lua 5.4 and on LuaJIT.
-test: deps lint build
+test: deps lint build rock
 	@./spec/run $(SO54) $(SOJIT)
 
 test-54: build

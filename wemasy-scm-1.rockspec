@@ -1,0 +1,80 @@
+rockspec_format = "3.0"
+package = "wemasy"
+version = "scm-1"
+
+source = {
+  url = "git+https://github.com/wemasy/wemasy-lua.git",
+  branch = "main",
+}
+
+description = {
+  summary = "Client for the Wemasy e-commerce API: libcurl core, client-side rate limiting, typed errors",
+  detailed = [[
+    require("wemasy").new{ token = ... } gives a client with one method per
+    endpoint that takes and returns Lua tables.  A small C core drives libcurl
+    (keep-alive, verified TLS, HTTP/2, timeouts, proxy); requests are
+    validated before sending; failures come back as typed errors.  Ships a
+    stateful sandbox of the API on nginx + ngx_lua for offline tests.
+  ]],
+  homepage = "https://github.com/wemasy/wemasy-lua",
+  license = "MIT",
+  labels = { "http", "api", "curl", "openresty", "e-commerce" },
+}
+
+-- Debian's lua-cjson is not a registered rock: offline installs use
+-- `luarocks make --deps-mode=none` (see README.md and `make rock`).
+dependencies = {
+  "lua >= 5.1, < 5.5",
+  "lua-cjson >= 2.1.0",
+}
+
+-- Debian keeps curl/curl.h under /usr/include/<multiarch>: pass CURL_INCDIR.
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+}
+
+test_dependencies = { "busted >= 2.0" }
+test = { type = "busted" }
+
+build = {
+  type = "builtin",
+  modules = {
+    ["wemasy.core"] = {
+      sources = {
+        "csrc/core.c", "csrc/options.c", "csrc/hooks.c", "csrc/request.c", "csrc/batch.c",
+        "csrc/transport.c", "csrc/multi.c", "csrc/retry.c",
+        "csrc/limiter.c", "csrc/limiter_shm.c", "csrc/window.c",
+      },
+      defines = { 'WEMASY_VERSION="0.1.0"' },
+      -- pthread: the robust process-shared limiter lock; rt: shm_open on older glibc
+      libraries = { "curl", "pthread", "rt" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+    },
+    ["wemasy"] = "lua/wemasy/init.lua",
+    ["wemasy.client"] = "lua/wemasy/client.lua",
+    ["wemasy.endpoints"] = "lua/wemasy/endpoints.lua",
+    ["wemasy.errors"] = "lua/wemasy/errors.lua",
+    ["wemasy.json"] = "lua/wemasy/json.lua",
+    ["wemasy.validate"] = "lua/wemasy/validate.lua",
+    ["wemasy.sandbox"] = "lua/wemasy/sandbox/init.lua",
+    ["wemasy.sandbox.app"] = "lua/wemasy/sandbox/app.lua",
+    ["wemasy.sandbox.conf"] = "lua/wemasy/sandbox/conf.lua",
+    ["wemasy.sandbox.control"] = "lua/wemasy/sandbox/control.lua",
+    ["wemasy.sandbox.endpoints"] = "lua/wemasy/sandbox/endpoints.lua",
+    ["wemasy.sandbox.input"] = "lua/wemasy/sandbox/input.lua",
+    ["wemasy.sandbox.json"] = "lua/wemasy/sandbox/json.lua",
+    ["wemasy.sandbox.limiter"] = "lua/wemasy/sandbox/limiter.lua",
+    ["wemasy.sandbox.proc"] = "lua/wemasy/sandbox/proc.lua",
+    ["wemasy.sandbox.respond"] = "lua/wemasy/sandbox/respond.lua",
+    ["wemasy.sandbox.seed"] = "lua/wemasy/sandbox/seed.lua",
+    ["wemasy.sandbox.store"] = "lua/wemasy/sandbox/store.lua",
+    ["wemasy.sandbox.tokens"] = "lua/wemasy/sandbox/tokens.lua",
+    ["wemasy.sandbox.validate"] = "lua/wemasy/sandbox/validate.lua",
+    ["wemasy.sandbox.views"] = "lua/wemasy/sandbox/views.lua",
+    ["wemasy.sandbox.watchdog"] = "lua/wemasy/sandbox/watchdog.lua",
+  },
+  install = {
+    bin = { ["wemasy-sandbox"] = "bin/wemasy-sandbox" },
+  },
+}
