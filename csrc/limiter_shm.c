@@ -115,7 +115,10 @@ static int initialise(segment *seg, uint32_t mine)
 {
     uint32_t expected = mine;
 
-    memset(seg->groups, 0, sizeof seg->groups);
+    /* A fresh segment is all zeros already; clearing it anyway would make
+     * the kernel back every page of it.  Only a takeover needs the wipe. */
+    if ((mine & ~PHASE_MASK) != 0)
+        memset(seg->groups, 0, sizeof seg->groups);
     if (init_lock(&seg->lock) != 0)
         return -1;
     seg->magic = SEG_MAGIC;

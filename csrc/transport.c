@@ -651,24 +651,37 @@ static int configure_fixed(transfer *tr, char *err, size_t errlen)
     return 0;
 }
 
+/* A caller's value libcurl refuses (e.g. a string over its 8 MB input
+ * limit): the error names the caller's option, not libcurl's. */
+#define SETOPT_USER(opt, val, name)                                           \
+    do {                                                                      \
+        CURLcode rc_ = curl_easy_setopt(tr->easy, opt, val);                  \
+        if (rc_ != CURLE_OK) {                                                \
+            snprintf(err, errlen, "option '%s' was refused by libcurl: %s",   \
+                     name, curl_easy_strerror(rc_));                          \
+            return -1;                                                        \
+        }                                                                     \
+    } while (0)
+
 /* Settings from the caller's configuration; libcurl copies the strings. */
 static int configure_user(transfer *tr, const transport *t, char *err,
                           size_t errlen)
 {
-    SETOPT(CURLOPT_TIMEOUT_MS, t->timeout_ms);
-    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms);
-    SETOPT(CURLOPT_USERAGENT, t->user_agent);
-    SETOPT(CURLOPT_SSL_VERIFYPEER, t->insecure ? 0L : 1L);
-    SETOPT(CURLOPT_SSL_VERIFYHOST, t->insecure ? 0L : 2L);
+    SETOPT_USER(CURLOPT_TIMEOUT_MS, t->timeout_ms, "timeout");
+    SETOPT_USER(CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms, "connect_timeout");
+    SETOPT_USER(CURLOPT_USERAGENT, t->user_agent, "user_agent");
+    SETOPT_USER(CURLOPT_SSL_VERIFYPEER, t->insecure ? 0L : 1L, "insecure");
+    SETOPT_USER(CURLOPT_SSL_VERIFYHOST, t->insecure ? 0L : 2L, "insecure");
     if (t->ca_file != NULL)
-        SETOPT(CURLOPT_CAINFO, t->ca_file);
+        SETOPT_USER(CURLOPT_CAINFO, t->ca_file, "ca_file");
     if (t->ca_path != NULL)
-        SETOPT(CURLOPT_CAPATH, t->ca_path);
+        SETOPT_USER(CURLOPT_CAPATH, t->ca_path, "ca_path");
     if (t->proxy != NULL)
-        SETOPT(CURLOPT_PROXY, t->proxy);
+        SETOPT_USER(CURLOPT_PROXY, t->proxy, "proxy");
     return 0;
 }
 
+#undef SETOPT_USER
 #undef SETOPT
 
 transfer *transfer_new(transport *t, char *err, size_t errlen)
