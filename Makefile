@@ -99,3 +99,22 @@ $(BENCH_LIMITER): bench/limiter_acquire.c csrc/limiter.c csrc/limiter_shm.c csrc
 	@mkdir -p $(dir $@)
 	$(CC) $(OPTFLAGS) -std=gnu99 $(WARNFLAGS) $(EXTRA_CFLAGS) -Icsrc -o $@ \
 	  bench/limiter_acquire.c csrc/limiter.c csrc/limiter_shm.c csrc/window.c -lpthread -lrt
+
+# Memory safety: every spec under valgrind (Lua 5.4) and against an
+# ASan+UBSan build of wemasy.core (both ABIs).  CI runs both.
+VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+            --show-leak-kinds=definite --suppressions=$(CURDIR)/spec/valgrind.supp
+SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+.PHONY: check-memory check-valgrind check-asan
+check-memory: check-valgrind check-asan
+
+check-valgrind: build
+	@SPEC_WRAPPER='$(VALGRIND)' WEMASY_UNDER_VALGRIND=1 ./spec/run $(SO54)
+
+check-asan:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan OPTFLAGS='-O1 -g' \
+	  EXTRA_CFLAGS='$(SANITIZE)' EXTRA_LDFLAGS='-fsanitize=address,undefined' build
+	@SPEC_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:verify_asan_link_order=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ./spec/run $(BUILD)/asan/5.4/wemasy/core.so $(BUILD)/asan/jit/wemasy/core.so

@@ -67,9 +67,17 @@ static void check_known(lua_State *L, int idx, const char *const *known,
 {
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
-        if (lua_type(L, -2) != LUA_TSTRING)
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            /* Nested tables are named by their path, without the last dot. */
+            if (*prefix != '\0') {
+                const char *key_type = luaL_typename(L, -2);
+                lua_pushlstring(L, prefix, strlen(prefix) - 1);
+                luaL_error(L, NEW_PREFIX "option '%s' must have string keys "
+                           "(got a %s key)", lua_tostring(L, -1), key_type);
+            }
             luaL_error(L, NEW_PREFIX "option names must be strings (got %s)",
                        luaL_typename(L, -2));
+        }
         if (!is_known(known, lua_tostring(L, -2)))
             luaL_error(L, NEW_PREFIX "unknown option '%s%s'", prefix,
                        lua_tostring(L, -2));

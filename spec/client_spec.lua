@@ -260,7 +260,8 @@ describe("wemasy client against the sandbox", function()
     end)
 
     it("returns tls when speaking https to a plain http port", function()
-      local c = wemasy.new{ base_url = base_url:gsub("^http:", "https:"), connect_timeout = 2, timeout = 5 }
+      local c = wemasy.new{ base_url = base_url:gsub("^http:", "https:"), connect_timeout = 2, timeout = 5,
+                            rate_limit = false }
       local _, err = c:orders_get{ website_id = 1, order_session = "s", email = "e@x.nl" }
       assert.equal("tls", err.kind)
     end)
@@ -271,7 +272,7 @@ describe("wemasy client against the sandbox", function()
 
     it("never appears in tostring of the client or of any error", function()
       assert.not_matches(secret, tostring(merchant), 1, true)
-      local insecure = wemasy.new{ base_url = base_url, token = secret, insecure = true }
+      local insecure = wemasy.new{ base_url = base_url, token = secret, insecure = true, rate_limit = false }
       assert.matches("INSECURE", tostring(insecure))
       local _, e1 = merchant:orders_detail{ order_number = "NOPE" }
       local _, e2 = merchant:orders_detail{ order_number = {} }
@@ -310,7 +311,7 @@ describe("wemasy client against the sandbox", function()
           local wemasy, base_url = ...
           local kept
           do
-            local c <close> = wemasy.new{ base_url = base_url }
+            local c <close> = wemasy.new{ base_url = base_url, rate_limit = false }
             kept = c
           end
           return kept
