@@ -1,0 +1,104 @@
+-- The client's limiter against the sandbox's Laravel-style throttle (a fixed
+-- window per token that starts at the first request): separate OS processes
+-- on one token share one quota and never get a 429.
+local core = require("wemasy.core")
+local helpers = require("support.helpers")
+local sandbox = require("wemasy.sandbox")
+local wemasy = require("wemasy")
+
+local WINDOW, LIMIT = 1, 8
+
+-- A worker: calls orders/detail until `seconds` have passed, then prints
+-- "ok=<n> limited=<n> other=<n>".  max_retries = 0 makes a server 429 visible.
+local WORKER = [[
+local wemasy = require("wemasy")
+local base_url, token, seconds, limit, window = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5])
+local client = wemasy.new{ base_url = base_url, token = token, max_retries = 0,
+  rate_limit = { shared = true, max_wait = 60, groups = { default = { limit = limit, window = window } } } }
+local counts = { ok = 0, limited = 0, other = 0 }
+local deadline = os.time() + seconds
+while os.time() < deadline do
+  local body, err = client:orders_detail{ order_number = "ORD-2025-001" }
+  if body then counts.ok = counts.ok + 1
+  elseif err.kind == "rate_limited" then counts.limited = counts.limited + 1
+  else counts.other = counts.other + 1; io.stderr:write(tostring(err), "\n") end
+end
+print(string.format("ok=%d limited=%d other=%d", counts.ok, counts.limited, counts.other))
+]]
+
+local function run_workers(base_url, token, n, seconds)
+  local children = {}
+  for i = 1, n do
+    children[i] = helpers.spawn(WORKER, { base_url, token, seconds, LIMIT, WINDOW })
+  end
+  local total = { ok = 0, limited = 0, other = 0 }
+  for _, child in ipairs(children) do
+    local out = helpers.finish(child)
+    local ok, limited, other = out:match("ok=(%d+) limited=(%d+) other=(%d+)")
+    assert(ok, "worker printed: " .. out)
+    total.ok = total.ok + tonumber(ok)
+    total.limited = total.limited + tonumber(limited)
+    total.other = total.other + tonumber(other)
+  end
+  return total
+end
+
+describe("one quota for several processes against the sandbox", function()
+  local base_url, sb
+  lazy_setup(function()
+    base_url, sb = sandbox.start{ window = WINDOW, limits = { default = LIMIT, sync = 5 } }
+    assert(base_url, sb)
+  end)
+  lazy_teardown(function()
+    if sb then sb:stop() end
+  end)
+
+  for _, n in ipairs{ 2, 4 } do
+    it(n .. " processes on one token get no 429 and use most of the quota", function()
+      local token = sandbox.tokens.merchant
+      finally(function() core._debug_unlink(base_url, token) end)
+    sb:reset()
+      core._debug_unlink(base_url, token)
+      local seconds = 4
+      local total = run_workers(base_url, token, n, seconds)
+      local state = sb:state()
+      assert.equal(0, total.limited)
+      assert.equal(0, total.other)
+      assert.equal(total.ok, state.requests["orders/detail"])
+      -- The limiter keeps LIMIT per WINDOW + 0.25 s margin: over `seconds` (plus
+      -- the last second os.time() rounds off) that allows about this many.
+      local ceiling = LIMIT * math.ceil((seconds + 1) / WINDOW)
+      local expected = LIMIT * math.floor(seconds / (WINDOW + 0.25))
+      assert.is_true(total.ok <= ceiling, total.ok .. " > " .. ceiling)
+      assert.is_true(total.ok >= expected * 0.9, total.ok .. " < 0.9 × " .. expected)
+    end)
+  end
+
+  it("without sharing, the same processes do get 429s (the control)", function()
+    local token = sandbox.tokens.merchant_no_finance
+    sb:reset()
+    local control = WORKER:gsub("shared = true", "shared = false")
+    local children = {}
+    for i = 1, 4 do children[i] = helpers.spawn(control, { base_url, token, 2, LIMIT, WINDOW }) end
+    local limited = 0
+    for _, child in ipairs(children) do
+      limited = limited + tonumber(helpers.finish(child):match("limited=(%d+)") or 0)
+    end
+    assert.is_true(limited > 0)
+  end)
+
+  it("reports the quota without sending anything", function()
+    local token = sandbox.tokens.customer
+    finally(function() core._debug_unlink(base_url, token) end)
+    core._debug_unlink(base_url, token)
+    local c = wemasy.new{ base_url = base_url, token = token,
+      rate_limit = { groups = { default = { limit = LIMIT, window = WINDOW } } } }
+    sb:reset()
+    assert.same({ limit = LIMIT, remaining = LIMIT, reset_in = 0, closed_for = 0 }, c:rate_limit())
+    assert(c:customer_orders_get{ order_id = 2502 })
+    local state = c:rate_limit("default")
+    assert.equal(LIMIT - 1, state.remaining)
+    assert.equal(1, sb:state().total_requests)
+    c:close()
+  end)
+end)
