@@ -64,6 +64,14 @@ describe("wemasy.json", function()
       assert.equal(json.null, v.a)
     end)
 
+    it("gives whole numbers as integers on Lua 5.4 (order ids print as 2502)", function()
+      local v = json.decode('{"id":2502,"n":[1,2.5,{"x":-7}],"price":129.99551}')
+      assert.equal("2502", tostring(v.id))
+      assert.equal("-7", tostring(v.n[3].x))
+      assert.equal(2.5, v.n[2])
+      if math.type then assert.equal("integer", math.type(v.id)) end
+    end)
+
     it("keeps the documented prices", function()
       assert.equal(129.99551, json.decode('{"p":129.99551}').p)
     end)

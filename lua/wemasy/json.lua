@@ -15,11 +15,30 @@ decoder.decode_invalid_numbers(false) -- NaN, Infinity and hex are not JSON
 
 M.null = cjson.null
 
+-- lua-cjson 2.1 decodes every number as a float, so on Lua 5.4 an order id
+-- would print as 2502.0.  Whole numbers a double holds exactly become
+-- integers there (they compare and compute the same); LuaJIT has one type.
+local integerize
+if math.type then
+  local EXACT = 2 ^ 53
+  function integerize(t, depth)
+    for k, v in next, t do
+      if type(v) == "table" then
+        if depth < 1000 then integerize(v, depth + 1) end
+      elseif math.type(v) == "float" and v == math.floor(v) and v > -EXACT and v < EXACT then
+        t[k] = math.tointeger(v)
+      end
+    end
+    return t
+  end
+end
+
 -- Returns value or nil, message.  Never raises.
 function M.decode(text)
   local ok, value = pcall(decoder.decode, text)
-  if ok then return value end
-  return nil, tostring(value)
+  if not ok then return nil, tostring(value) end
+  if integerize and type(value) == "table" then integerize(value, 0) end
+  return value
 end
 
 local MAX_DEPTH = 100
