@@ -6,11 +6,14 @@
 --   fallback()      location /
 --
 -- An API request goes through, in Laravel's order: route (404), method (405),
--- throttle (429), authentication (401), authorization (403), validation (422),
--- then the endpoint's handler. Every request that reaches api() is counted.
+-- a queued fault (wemasy.sandbox.faults), throttle (429), authentication (401),
+-- authorization (403), validation (422), then the endpoint's handler. Every
+-- request that reaches api() is counted.
 
 local api = require "wemasy.endpoints"
 local endpoints = require "wemasy.sandbox.endpoints"
+local faults = require "wemasy.sandbox.faults"
+local inject = require "wemasy.sandbox.inject"
 local input = require "wemasy.sandbox.input"
 local json = require "wemasy.sandbox.json"
 local limiter = require "wemasy.sandbox.limiter"
@@ -86,11 +89,22 @@ local function handle_api()
          "The %s method is not supported for route %s. Supported methods: POST.", method, path) },
          { Allow = "POST" })
    end
-   -- (Fault injection per endpoint will hook in here, before the throttle.)
-
    local token = bearer_token()
-   local rate = limiter.hit(endpoint.limiter, token or ngx.var.remote_addr,
-      config.limits[endpoint.limiter], config.window)
+   local key = token or ngx.var.remote_addr
+
+   -- Fault injection (POST /__sandbox/faults): before the throttle, and not
+   -- counted by it (a delay goes on to the throttle afterwards).
+   local fault = faults.take(name)
+   if fault then
+      local handled = inject.apply(fault, {
+         rate = function()
+            return limiter.peek(endpoint.limiter, key, config.limits[endpoint.limiter])
+         end,
+      })
+      if handled then return end
+   end
+
+   local rate = limiter.hit(endpoint.limiter, key, config.limits[endpoint.limiter], config.window)
    local headers = {
       ["X-RateLimit-Limit"] = rate.limit,
       ["X-RateLimit-Remaining"] = rate.remaining,

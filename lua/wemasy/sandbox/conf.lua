@@ -4,7 +4,9 @@
 --    prefix      = "/tmp/wemasy-sandbox.XXXXXX",  -- absolute, private
 --    modules     = "/usr/lib/nginx/modules",
 --    lua_dir     = "/path/to/lua",                -- the directory above wemasy/
---    listeners   = { { host = "127.0.0.1", port = 8080 } },
+--    listeners   = { { host = "127.0.0.1", port = 8080 },
+--                    { host = "127.0.0.1", port = 8443, ssl = true, http2 = true,
+--                      cert_file = "/abs/server.pem", key_file = "/abs/server.key" } },
 --    workers     = 1,
 --    user        = { "root", "root" } | nil,      -- only when started as root
 --    app_config  = { window = 60, limits = {...}, workers = 1, owner_pid = n, prefix = ... },
@@ -12,8 +14,9 @@
 --    error_log_also = nil | "stderr",             -- besides <prefix>/logs/error.log
 -- }
 --
--- A listener is a table so that later kinds (an HTTPS one with `ssl`, a
--- certificate and a key) fit in without changing the callers.
+-- A listener is a table: a plain one, or an HTTPS one (`ssl`, optionally
+-- `http2`, with a certificate and a key; the server block takes the
+-- certificate of the first HTTPS listener).
 
 local conf = {}
 
@@ -51,6 +54,7 @@ conf.lua_literal = lua_literal
 local function listen_line(l)
    local line = "listen " .. l.host .. ":" .. math.floor(l.port)
    if l.ssl then line = line .. " ssl" end
+   if l.ssl and l.http2 then line = line .. " http2" end
    return line .. ";"
 end
 
@@ -66,6 +70,9 @@ function conf.render(o)
       add("user " .. q(o.user[1]) .. " " .. q(o.user[2]) .. ";")
    end
    add("worker_processes " .. math.floor(o.workers or 1) .. ";")
+   -- A graceful stop (QUIT) closes what is still open after a second: a fault
+   -- may hold a request for longer (no_headers, trickle, delay).
+   add("worker_shutdown_timeout 1s;")
    add("pid " .. q(p .. "/logs/nginx.pid") .. ";")
    add("lock_file " .. q(p .. "/logs/nginx.lock") .. ";")
    add("error_log " .. q(p .. "/logs/error.log") .. " warn;")
@@ -91,19 +98,37 @@ function conf.render(o)
    add("    default_type application/json;")
    add("    server_tokens off;")
    add("    keepalive_timeout 30s;")
+   -- A client that goes away ends its request, even one a fault holds.
+   add("    lua_check_client_abort on;")
    add("")
    add("    lua_package_path " .. q(o.lua_dir .. "/?.lua;" .. o.lua_dir .. "/?/init.lua;;") .. ";")
    add("    lua_shared_dict wemasy_state 4m;")
    add("    lua_shared_dict wemasy_limits 4m;")
+   add("    lua_shared_dict wemasy_faults 4m;")
    add("    init_by_lua_block {")
    add("        require(\"wemasy.sandbox.app\").configure(" .. lua_literal(o.app_config or {}) .. ")")
    add("    }")
    add("    init_worker_by_lua_block { require(\"wemasy.sandbox.app\").init_worker() }")
    add("")
    add("    server {")
-   for _, l in ipairs(o.listeners) do add("        " .. listen_line(l)) end
+   local tls
+   for _, l in ipairs(o.listeners) do
+      add("        " .. listen_line(l))
+      if l.ssl and not tls then tls = l end
+   end
    add("        server_name wemasy-sandbox;")
-   add("        location /api/ { content_by_lua_block { require(\"wemasy.sandbox.app\").api() } }")
+   if tls then
+      add("        ssl_certificate " .. q(tls.cert_file) .. ";")
+      add("        ssl_certificate_key " .. q(tls.key_file) .. ";")
+      add("        ssl_protocols TLSv1.2 TLSv1.3;")
+   end
+   -- reset_timedout_connection: a 444 (the reset faults) closes with a TCP
+   -- reset. absolute_redirect off: a redirect fault's Location stays as given.
+   add("        location /api/ {")
+   add("            reset_timedout_connection on;")
+   add("            absolute_redirect off;")
+   add("            content_by_lua_block { require(\"wemasy.sandbox.app\").api() }")
+   add("        }")
    add("        location /__sandbox/ { content_by_lua_block { require(\"wemasy.sandbox.app\").control() } }")
    add("        location / { content_by_lua_block { require(\"wemasy.sandbox.app\").fallback() } }")
    add("    }")

@@ -6,24 +6,35 @@
 --   local base_url, sb = sandbox.start{ window = 1, limits = { default = 3 } }
 --   -- base_url == "http://127.0.0.1:<port>/api"   (nil, "message" on failure)
 --   sb:reset()  sb:state()  sb:stop()
+--   sb:fault{ kind = "status", status = 503, path = "orders/detail", count = 2 }
+--   sb:clear_faults()
 --   sandbox.stop_all()
+--   sandbox.make_ca(dir)   -> { ca_file, cert_file, key_file, ca_key_file } | nil, message
 --
 -- Options (all optional; a wrong type raises an error naming the option):
 --   window   rate-limit window in seconds (>= 0.001, fractions ok)   [60]
 --   limits   { default = 60, sync = 5 }: requests per window          [both]
 --   workers  nginx worker_processes (1..64)                           [1]
 --   port     loopback port; default a free one (retried if taken)
+--   tls      { cert_file = ..., key_file = ..., http2 = true }: also listen
+--            with TLS on a second free loopback port (sb.https_url, sb.https_port)
 --
 -- Environment: WEMASY_NGINX (default /usr/sbin/nginx),
 --              WEMASY_NGINX_MODULES (default /usr/lib/nginx/modules).
 
 local conf = require "wemasy.sandbox.conf"
+local faults = require "wemasy.sandbox.faults"
 local proc = require "wemasy.sandbox.proc"
 local tokens = require "wemasy.sandbox.tokens"
 
 local sandbox = {}
 
 sandbox.tokens = tokens.copy()
+
+-- A throw-away CA and a server certificate for 127.0.0.1 and localhost.
+function sandbox.make_ca(dir)
+   return require("wemasy.sandbox.ca").make(dir)
+end
 
 local HOST = "127.0.0.1"
 
@@ -33,7 +44,7 @@ local running = {}
 
 ------------------------------------------------------------------ options
 
-local KNOWN = { window = true, limits = true, workers = true, port = true }
+local KNOWN = { window = true, limits = true, workers = true, port = true, tls = true }
 
 local function is_int(v)
    return type(v) == "number" and v == math.floor(v) and v == v and v ~= math.huge
@@ -72,6 +83,7 @@ local function check_options(opts)
    opts = {
       window = rawget(opts, "window"), limits = rawget(opts, "limits"),
       workers = rawget(opts, "workers"), port = rawget(opts, "port"),
+      tls = rawget(opts, "tls"),
    }
    local o = { window = 60, limits = { default = 60, sync = 5 }, workers = 1 }
    if opts.window ~= nil then
@@ -101,6 +113,28 @@ local function check_options(opts)
       local p = opts.port
       if not is_int(p) or p < 1 or p > 65535 then bad("port", "an integer from 1 to 65535", p) end
       o.port = p
+   end
+   if opts.tls ~= nil then
+      local t = opts.tls
+      if type(t) ~= "table" then bad("tls", "a table { cert_file = path, key_file = path }", t) end
+      for k in raw_pairs(t) do
+         if k ~= "cert_file" and k ~= "key_file" and k ~= "http2" then
+            error("wemasy.sandbox: option 'tls' may only have the keys cert_file, key_file and http2 (got "
+               .. describe(k) .. ")", 3)
+         end
+      end
+      local tls = { http2 = true }
+      for _, k in ipairs{ "cert_file", "key_file" } do
+         local v = rawget(t, k)
+         if type(v) ~= "string" or v == "" then bad("tls." .. k, "a file name", v) end
+         tls[k] = v
+      end
+      local h2 = rawget(t, "http2")
+      if h2 ~= nil then
+         if type(h2) ~= "boolean" then bad("tls.http2", "a boolean", h2) end
+         tls.http2 = h2
+      end
+      o.tls = tls
    end
    return o
 end
@@ -136,15 +170,28 @@ local function nginx_paths()
    return nginx, modules
 end
 
--- Renders and writes <prefix>/conf/nginx.conf.
-local function write_conf(st, o, port, extra)
+-- An absolute path (nginx resolves relative ones against its prefix).
+local function absolute(path)
+   if path:match("^/") then return path end
+   return (proc.capture("pwd") or ".") .. "/" .. path:gsub("^%./", "")
+end
+
+-- Renders and writes <prefix>/conf/nginx.conf. ports = { http, https }.
+local function write_conf(st, o, ports, extra)
    extra = extra or {}
    local me = st.identity
+   local listeners = { { host = HOST, port = ports[1] } }
+   if o.tls then
+      listeners[2] = {
+         host = HOST, port = ports[2], ssl = true, http2 = o.tls.http2,
+         cert_file = absolute(o.tls.cert_file), key_file = absolute(o.tls.key_file),
+      }
+   end
    local text = conf.render{
       prefix = st.prefix,
       modules = st.modules,
       lua_dir = st.lua_dir,
-      listeners = { { host = HOST, port = port } },
+      listeners = listeners,
       workers = o.workers,
       user = me.uid == 0 and me.user and me.group and { me.user, me.group } or nil,
       access_log = extra.access_log,
@@ -201,16 +248,18 @@ end
 
 ------------------------------------------------------------------ HTTP (control endpoints)
 
-local function http_request(method, url, timeout)
+local function http_request(method, url, timeout, body)
    local http = require "socket.http"
    local ltn12 = require "ltn12"
    local socket = require "socket"
    local chunks = {}
+   local headers = { ["content-length"] = tostring(#(body or "")), accept = "application/json" }
+   if body then headers["content-type"] = "application/json" end
    local ok, code = http.request{
       url = url,
       method = method,
-      headers = { ["content-length"] = "0", accept = "application/json" },
-      source = ltn12.source.empty(),
+      headers = headers,
+      source = body and ltn12.source.string(body) or ltn12.source.empty(),
       sink = ltn12.sink.table(chunks),
       create = function()
          local s = socket.tcp()
@@ -303,10 +352,10 @@ function Sandbox:stop()
    return stop_state(self._st)
 end
 
-local function control(self, method, name)
+local function control(self, method, name, request_body)
    if self._st.stopped then error("wemasy.sandbox: this sandbox is stopped", 3) end
    local url = "http://" .. HOST .. ":" .. self.port .. "/__sandbox/" .. name
-   local code, body = http_request(method, url)
+   local code, body = http_request(method, url, nil, request_body)
    if code ~= 200 then
       error("wemasy.sandbox: " .. method .. " " .. url .. " failed: " .. tostring(code)
          .. (body and body ~= "" and (" " .. body) or ""), 3)
@@ -331,7 +380,30 @@ function Sandbox:state()
    s.tracked = id_keys(s.tracked)
    s.syncs = id_keys(s.syncs)
    s.sync_times = id_keys(s.sync_times)
+   s.faults = s.faults or {}
    return s
+end
+
+-- Queues a fault for the next `count` requests of `path` (see
+-- wemasy.sandbox.faults for the kinds and their options). A bad field
+-- raises an error naming it. Returns the queued fault, with its id.
+function Sandbox:fault(spec)
+   local fault, err = faults.check(spec)
+   if not fault then error("wemasy.sandbox: " .. err, 2) end
+   if self._st.stopped then error("wemasy.sandbox: this sandbox is stopped", 2) end
+   local cjson = require "cjson.safe"
+   local body = control(self, "POST", "faults", assert(cjson.encode(fault)))
+   local answer = cjson.decode(body)
+   if type(answer) ~= "table" or type(answer.fault) ~= "table" then
+      error("wemasy.sandbox: bad answer to a fault: " .. body, 2)
+   end
+   return integers(answer.fault)
+end
+
+-- Drops every pending fault.
+function Sandbox:clear_faults()
+   control(self, "DELETE", "faults")
+   return true
 end
 
 ------------------------------------------------------------------ starting
@@ -357,9 +429,11 @@ local function read_pid(st, seconds)
    until proc.now() >= deadline
 end
 
-local function new_handle(st, port)
+local function new_handle(st, port, https_port)
    local sb = setmetatable({
       base_url = "http://" .. HOST .. ":" .. port .. "/api",
+      https_url = https_port and ("https://" .. HOST .. ":" .. https_port .. "/api") or nil,
+      https_port = https_port,
       port = port,
       prefix = st.prefix,
       pid = st.pid,
@@ -369,16 +443,45 @@ local function new_handle(st, port)
    return sb
 end
 
+-- The listening ports: { http, https (only with tls) }; free ones unless
+-- `port` was given.
+local function pick_ports(o)
+   local ports = { o.port or proc.free_port(HOST) }
+   if o.tls then
+      local p
+      for _ = 1, 20 do
+         p = proc.free_port(HOST)
+         if p ~= ports[1] then break end
+      end
+      ports[2] = p
+   end
+   return ports
+end
+
+-- nil, message when a tls file cannot be read (nginx would not start).
+local function check_tls_files(o)
+   if not o.tls then return true end
+   for _, k in ipairs{ "cert_file", "key_file" } do
+      if not proc.exists(o.tls[k]) then
+         return nil, "wemasy.sandbox: cannot read tls." .. k .. " " .. o.tls[k]
+      end
+   end
+   return true
+end
+
 function sandbox.start(opts)
    local o = check_options(opts)
+   local okf, ferr = check_tls_files(o)
+   if not okf then return nil, ferr end
    local st, err = prepare()
    if not st then return nil, err end
 
    local attempts = o.port and 1 or 8
    local failure
    for _ = 1, attempts do
-      local port = o.port or proc.free_port(HOST)
-      local ok, werr = write_conf(st, o, port)
+      local ports = pick_ports(o)
+      local port = ports[1]
+      local ok, werr = write_conf(st, o, ports)
       if not ok then
          failure = "cannot write nginx.conf: " .. tostring(werr)
          break
@@ -398,7 +501,7 @@ function sandbox.start(opts)
             return nil, "wemasy.sandbox: nginx is not answering on port " .. port .. ": "
                .. tostring(why) .. (tail ~= "" and ("\n" .. tail) or "")
          end
-         local sb = new_handle(st, port)
+         local sb = new_handle(st, port, ports[2])
          return sb.base_url, sb
       end
       local logs = log_tail(st)
@@ -414,18 +517,23 @@ end
 ------------------------------------------------------------------ foreground (bin/wemasy-sandbox)
 
 -- Runs nginx in the foreground until it exits (Ctrl-C), then removes the
--- prefix. `print_banner(base_url, tokens)` is called before nginx starts.
--- Returns true, or nil and a message.
+-- prefix. `print_banner(base_url, tokens, https_url)` is called before nginx
+-- starts (https_url only with tls). Returns true, or nil and a message.
 function sandbox.run(opts, print_banner)
    local o = check_options(opts)
+   local okf, ferr = check_tls_files(o)
+   if not okf then return nil, ferr end
    local st, err = prepare()
    if not st then return nil, err end
    local attempts = o.port and 1 or 8
    local result, failure = nil, nil
    for _ = 1, attempts do
-      local port = o.port or proc.free_port(HOST)
-      write_conf(st, o, port, { access_log = "/dev/stdout", error_log_also = "stderr" })
-      if print_banner then print_banner("http://" .. HOST .. ":" .. port .. "/api", tokens.copy()) end
+      local ports = pick_ports(o)
+      write_conf(st, o, ports, { access_log = "/dev/stdout", error_log_also = "stderr" })
+      if print_banner then
+         print_banner("http://" .. HOST .. ":" .. ports[1] .. "/api", tokens.copy(),
+            ports[2] and ("https://" .. HOST .. ":" .. ports[2] .. "/api") or nil)
+      end
       -- exec: nginx replaces the shell, so Ctrl-C reaches nginx alone (fast
       -- shutdown) and this interpreter, waiting in system(), ignores it.
       proc.run("exec " .. nginx_command(st, "daemon off;"))

@@ -34,6 +34,13 @@ function limiter.hit(name, key, limit, window)
    return result
 end
 
+-- The caller's { limit, remaining } as the next hit would start from,
+-- without counting a request (for answers that bypass the throttle).
+function limiter.peek(name, key, limit)
+   local n = tonumber(dict():get(name .. ":" .. ngx.md5(key))) or 0
+   return { limit = limit, remaining = math.max(0, limit - n) }
+end
+
 function limiter.reset()
    dict():flush_all()
 end
