@@ -57,7 +57,7 @@ function ca.make(dir)
    end
    if not dir:match("^/") then dir = (proc.capture("pwd") or ".") .. "/" .. dir:gsub("^%./", "") end
    dir = dir:gsub("/+$", "")
-   if not proc.mkdirs(dir) then return nil, "cannot create " .. dir end
+   if not proc.run("mkdir -p " .. proc.quote(dir) .. " 2>/dev/null") then return nil, "cannot create " .. dir end
 
    local openssl = os.getenv("WEMASY_OPENSSL") or "openssl"
    local q = proc.quote
