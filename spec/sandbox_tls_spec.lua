@@ -208,6 +208,29 @@ describe("wemasy.sandbox over HTTPS", function()
       assert.equal(503, assert(post(sb.https_url .. PATH, GET, { cafile = files.ca_file, verify = "peer" })).status)
       assert.equal(3, sb:state().requests["orders/get"])
    end)
+
+   it("applies faults on HTTP/2 as stream errors (curl)", function()
+      if not proc.run("command -v curl >/dev/null 2>&1") then return pending("no curl command") end
+      local function curl(extra)
+         local out = sh("curl -sS --max-time 5 --http2 --cacert " .. proc.quote(files.ca_file) .. " " .. (extra or "")
+            .. " -X POST -H 'Content-Type: application/json' --data " .. proc.quote(GET)
+            .. " -o /dev/null -w 'code=%{http_code} version=%{http_version}' " .. proc.quote(sb.https_url .. PATH)
+            .. " 2>/dev/null; echo \" exit=$?\"")
+         return out
+      end
+      assert.matches("code=200 version=2 exit=0", curl())
+      sb:fault{ kind = "status", status = 503 }
+      assert.matches("code=503 version=2 exit=0", curl())
+      for _, kind in ipairs{ "reset_before", "reset_after_headers", "short_body" } do
+         sb:fault{ kind = kind }
+         local out = curl()
+         assert.matches("exit=92", out, kind .. ": " .. out) -- HTTP/2 stream not closed cleanly
+      end
+      sb:fault{ kind = "trickle", seconds = 0.4, interval = 0.1 }
+      assert.matches("code=200 version=2 exit=0", curl())
+      sb:fault{ kind = "no_headers", seconds = 3 }
+      assert.matches("exit=28", curl("--max-time 0.5")) -- the client's timeout fires first
+   end)
 end)
 
 describe("wemasy.sandbox tls option", function()
