@@ -87,6 +87,34 @@ describe("one quota for several processes against the sandbox", function()
     assert.is_true(limited > 0)
   end)
 
+  it("a 429 from the server closes the group for every client sharing the token", function()
+    local token = sandbox.tokens.merchant
+    finally(function() core._debug_unlink(base_url, token) end)
+    core._debug_unlink(base_url, token)
+    sb:reset()
+    local function shop(wait)
+      return wemasy.new{ base_url = base_url, token = token, max_retries = 0,
+        rate_limit = { wait = wait, groups = { default = { limit = LIMIT, window = WINDOW } } } }
+    end
+    local first, second = shop(true), shop(false)
+    sb:fault{ kind = "rate_limited", path = "orders/detail", retry_after = 3 }
+    local _, err = first:orders_detail{ order_number = "ORD-2025-001" }
+    assert.equal("rate_limited", err.kind)
+    assert.equal(429, err.status)
+    assert.equal(3, err.retry_after)
+    -- The other client (think: another nginx worker) does not even try.
+    local before = sb:state().total_requests
+    local _, err2 = second:customer_orders_get{ order_id = 2502 }
+    assert.equal("rate_limited", err2.kind)
+    assert.is_nil(err2.status)
+    assert.equal(0, err2.attempts)
+    assert.is_true(err2.retry_after > 2 and err2.retry_after <= 3.5, tostring(err2.retry_after))
+    assert.is_true(second:rate_limit().closed_for > 2)
+    assert.equal(before, sb:state().total_requests)
+    -- The sync group is not closed by the default group's 429.
+    assert.equal(0, second:rate_limit("sync").closed_for)
+  end)
+
   it("reports the quota without sending anything", function()
     local token = sandbox.tokens.customer
     finally(function() core._debug_unlink(base_url, token) end)
