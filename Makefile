@@ -8,7 +8,8 @@
 #   make rock       `luarocks make` into a temporary tree and require it from there
 
 VERSION      := 0.1.0
-MULTIARCH    := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -dumpmachine)
+# Expanded when used (not when read), so after `make deps` has installed gcc.
+MULTIARCH     = $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -dumpmachine 2>/dev/null)
 # Debian keeps curl's headers under a multiarch directory; luarocks needs to be told.
 CURL_INCDIR  ?= /usr/include/$(MULTIARCH)
 LUA54_INC    ?= /usr/include/lua5.4
