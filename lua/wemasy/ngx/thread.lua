@@ -1,0 +1,84 @@
+-- wemasy.ngx.thread: the side of wemasy.ngx that runs in the Lua VMs of
+-- ngx.run_worker_thread (a plain LuaJIT state per VM, with the worker's
+-- package.path and package.cpath; a VM runs one call at a time).
+--
+-- Each VM keeps plain wemasy clients keyed by the options' hash that the
+-- worker sends with every call, so one libcurl handle (keep-alive) serves
+-- every call of those options that lands on this VM.  When a key is unknown
+-- the answer is "miss" and the worker sends the call again with the options:
+-- the token crosses once per VM, not on every call.
+--
+-- Every answer starts with a tag: "ok" (the client's results follow), "miss",
+-- "raise" (what the plain client raised: a programming error) or "load"
+-- (wemasy could not be loaded here).  Only plain data crosses back; errors
+-- lose their metatable on the way and wemasy.ngx gives it back.
+local M = {}
+
+-- At most this many clients per VM (a storefront that makes a client per
+-- customer token must not grow without bound); the least recently used goes.
+M.MAX_CLIENTS = 32
+
+local clients, count, tick = {}, 0, 0
+local stats = { created = 0, misses = 0, evicted = 0, calls = 0 }
+
+local function evict_oldest()
+  local oldest, at
+  for key, entry in pairs(clients) do
+    if not at or entry.used < at then oldest, at = key, entry.used end
+  end
+  if oldest then
+    pcall(clients[oldest].client.close, clients[oldest].client)
+    clients[oldest] = nil
+    count = count - 1
+    stats.evicted = stats.evicted + 1
+  end
+end
+
+local function client_for(wemasy, key, opts)
+  tick = tick + 1
+  local entry = clients[key]
+  if entry then
+    entry.used = tick
+    return entry.client
+  end
+  if opts == nil then
+    stats.misses = stats.misses + 1
+    return nil
+  end
+  if count >= M.MAX_CLIENTS then evict_oldest() end
+  local client = wemasy.new(opts)
+  clients[key] = { client = client, used = tick }
+  count = count + 1
+  stats.created = stats.created + 1
+  return client
+end
+
+local function invoke(client, method, a, b)
+  if method == "call" then return client:call(a, b) end
+  if method == "batch" then return client:batch(a, b) end
+  if method == "rate_limit" then return client:rate_limit(a) end
+  local fn = client[method]
+  if type(fn) ~= "function" then error("wemasy.ngx: no method '" .. tostring(method) .. "'") end
+  return fn(client, a)
+end
+
+function M.run(key, opts, method, a, b)
+  local loaded, wemasy = pcall(require, "wemasy")
+  if not loaded then return "load", tostring(wemasy) end
+  local ok, client = pcall(client_for, wemasy, key, opts)
+  if not ok then return "raise", tostring(client) end
+  if not client then return "miss" end
+  stats.calls = stats.calls + 1
+  local done, x, y, z = pcall(invoke, client, method, a, b)
+  if not done then return "raise", tostring(x) end
+  return "ok", x, y, z
+end
+
+-- This VM's counters (for specs and troubleshooting): clients held, created,
+-- misses (calls that came again with the options), evictions, calls.
+function M.stats()
+  return { clients = count, created = stats.created, misses = stats.misses,
+           evicted = stats.evicted, calls = stats.calls }
+end
+
+return M
