@@ -102,6 +102,28 @@ $(BENCH_LIMITER): bench/limiter_acquire.c csrc/limiter.c csrc/limiter_shm.c csrc
 	$(CC) $(OPTFLAGS) -std=gnu99 $(WARNFLAGS) $(EXTRA_CFLAGS) -Icsrc -o $@ \
 	  bench/limiter_acquire.c csrc/limiter.c csrc/limiter_shm.c csrc/window.c -lpthread -lrt
 
+# The limiter against the sandbox's throttle: 4 processes on one token, shared
+# and unshared (about a minute; BENCH_DURATION=30 seconds per row).  See bench/README.md.
+.PHONY: bench-ratelimit
+bench-ratelimit: $(SO54)
+	@mkdir -p bench/results
+	@BENCH_COMMAND='make bench-ratelimit' LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/5.4/?.so;;' \
+	  lua5.4 bench/ratelimit.lua --duration $${BENCH_DURATION:-30} --out bench/results/ratelimit.txt
+
+# client:batch (Lua 5.4 and LuaJIT) against plain C on curl's multi interface.
+# Needs wrk for the sandbox's ceiling (Debian package `wrk`; skipped if absent).
+BENCH_CURL_MULTI := $(BUILD)/bench/curl_multi
+.PHONY: bench-batch
+bench-batch: $(SO54) $(SOJIT) $(BENCH_CURL_MULTI)
+	@mkdir -p bench/results
+	@BENCH_COMMAND='make bench-batch' LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/5.4/?.so;;' \
+	  lua5.4 bench/batch.lua --curl-multi $(BENCH_CURL_MULTI) --build $(CURDIR)/$(BUILD) \
+	  --out bench/results/batch.txt
+
+$(BENCH_CURL_MULTI): bench/curl_multi.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(OPTFLAGS) -std=gnu99 $(WARNFLAGS) $(EXTRA_CFLAGS) -I$(CURL_INCDIR) -o $@ bench/curl_multi.c -lcurl
+
 # Memory safety: every spec under valgrind (Lua 5.4) and against an
 # ASan+UBSan build of wemasy.core (both ABIs).  CI runs both.
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
