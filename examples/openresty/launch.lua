@@ -56,7 +56,7 @@ function launch.render(o)
   r('lua_package_path "/usr/local/share/lua/5.1/?.lua;/usr/local/share/lua/5.1/?/init.lua;'
     .. '/etc/nginx/lua/?.lua;/etc/nginx/lua/?/init.lua;;";',
     'lua_package_path "' .. lua .. "/?.lua;" .. lua .. "/?/init.lua;" .. handlers .. "/?.lua;" .. handlers
-    .. "/?/init.lua;" .. (o.lua_path or "") .. ';";')
+    .. "/?/init.lua;" .. (o.lua_path and (o.lua_path .. ";") or "") .. ';";')
   r('lua_package_cpath "/usr/local/lib/lua/5.1/?.so;;";', 'lua_package_cpath "' .. cpath .. '/?.so;;";')
   if o.configure then
     r('require("storefront").configure{', 'require("storefront").configure{\n            ' .. o.configure)
@@ -203,9 +203,9 @@ function launch.start(o)
     proc.write_file(prefix .. "/logs/error.log", "")
     -- The token reaches nginx's master through its environment (init_by_lua
     -- reads it); the interpreter's LUA_PATH/LUA_CPATH are not nginx's.
-    local env = "env -u LUA_PATH -u LUA_CPATH -u LUA_INIT"
-      .. (o.base_url and (" WEMASY_BASE_URL=" .. proc.quote(o.base_url)) or " -u WEMASY_BASE_URL")
-      .. (o.token and (" WEMASY_TOKEN=" .. proc.quote(o.token)) or " -u WEMASY_TOKEN")
+    local env = "env -u LUA_PATH -u LUA_CPATH -u LUA_INIT -u WEMASY_BASE_URL -u WEMASY_TOKEN"
+      .. (o.base_url and (" WEMASY_BASE_URL=" .. proc.quote(o.base_url)) or "")
+      .. (o.token and (" WEMASY_TOKEN=" .. proc.quote(o.token)) or "")
     local cmd = env .. " " .. proc.quote(nginx) .. " -p " .. proc.quote(prefix .. "/")
       .. " -c " .. proc.quote(prefix .. "/conf/nginx.conf") .. " -e " .. proc.quote(prefix .. "/logs/error.log")
       .. " -g " .. proc.quote(globals)

@@ -376,11 +376,13 @@ function Client:batch(calls, opts)
   end
   local s = secrets[self]
   if self.closed then return s.twin:batch(calls, opts) end
+  -- The options are checked here, as the plain client does, even with no call to run.
+  local checked, refused = pcall(s.twin.batch, s.twin, {}, opts)
+  if not checked then error(strip_position(refused), 2) end
   if type(opts) == "table" and type(rawget(opts, "progress")) == "function" then
     error("batch: option 'progress' cannot be used with wemasy.ngx: a function does not cross to the worker"
       .. " thread (count the results instead)", 2)
   end
-  if opts ~= nil and not crosses(opts) then return s.twin:batch(calls, opts) end
   local total = rawlen and rawlen(calls) or #calls
   local sent, where, results = {}, {}, {}
   for i = 1, total do
