@@ -23,13 +23,20 @@ local wemasy = {
   DEFAULT_BASE_URL = client.DEFAULT_BASE_URL,
 }
 
--- wemasy.sandbox loads on first use: only specs, examples and offline tests need it.
+-- A Lua prompt with a client ready: wemasy.repl{ sandbox = true } (wemasy.repl).
+function wemasy.repl(opts)
+  return require("wemasy.repl").run(opts)
+end
+
+-- wemasy.sandbox (and wemasy.pretty, the REPL's printer) load on first use:
+-- only specs, examples, offline tests and people at a prompt need them.
+local lazy = { sandbox = "wemasy.sandbox", pretty = "wemasy.pretty" }
 return setmetatable(wemasy, {
   __index = function(t, k)
-    if k == "sandbox" then
-      local sandbox = require("wemasy.sandbox")
-      rawset(t, k, sandbox)
-      return sandbox
+    if lazy[k] then
+      local module = require(lazy[k])
+      rawset(t, k, module)
+      return module
     end
   end,
 })
