@@ -57,6 +57,7 @@ build = {
     ["wemasy.errors"] = "lua/wemasy/errors.lua",
     ["wemasy.json"] = "lua/wemasy/json.lua",
     ["wemasy.validate"] = "lua/wemasy/validate.lua",
+    ["wemasy.hooks"] = "lua/wemasy/hooks.lua",
     ["wemasy.pretty"] = "lua/wemasy/pretty.lua",
     ["wemasy.repl"] = "lua/wemasy/repl.lua",
     ["wemasy.ngx"] = "lua/wemasy/ngx.lua",

@@ -3,6 +3,7 @@
 local core = require("wemasy.core")
 local endpoints = require("wemasy.endpoints")
 local errors = require("wemasy.errors")
+local hooks = require("wemasy.hooks")
 local json = require("wemasy.json")
 local validate = require("wemasy.validate")
 
@@ -18,6 +19,8 @@ Client.__index = Client
 -- The token stays out of the client table (and so out of any dump or
 -- pretty-print of it); only redaction needs it on this side of the C core.
 local secrets = setmetatable({}, { __mode = "k" })
+-- The hooks/debug observer of a client (wemasy.hooks), when it has one.
+local observers = setmetatable({}, { __mode = "k" })
 
 local by_method = {}
 for _, ep in ipairs(endpoints) do by_method[ep.method] = ep end
@@ -60,6 +63,10 @@ function M.new(opts)
   local core_opts = opts and raw_copy(opts) or {}
   if core_opts.base_url == nil then core_opts.base_url = M.DEFAULT_BASE_URL end
   core_opts.rate_limit = rate_limit_option(core_opts.rate_limit)
+  -- hooks and debug live on this side of the core.
+  local ok_obs, observer = pcall(hooks.from_options, core_opts)
+  if not ok_obs then error(tostring(observer), 2) end
+  core_opts.hooks, core_opts.debug = nil, nil
   local ok, handle = pcall(core.new, core_opts)
   if not ok then
     error((tostring(handle):gsub("^wemasy%.core%.new: ", "wemasy.new: ")), 2)
@@ -70,6 +77,7 @@ function M.new(opts)
     _core = handle,
   }, Client)
   secrets[self] = core_opts.token
+  observers[self] = observer
   return self
 end
 
@@ -129,10 +137,32 @@ local function send(self, req)
     secrets[self] ~= nil, req.group, req.idempotent))
 end
 
+-- The client's quota state of `group`, for the hooks (nil when limiting is off).
+local function limiter_state(self, group)
+  local ok, state = pcall(self._core.rate_limit, self._core, group)
+  return ok and state or nil
+end
+
+-- One call, between on_request and on_response when the client is observed.
+local function observed(self, path, method, group, idempotent, prepare_fn, ...)
+  local obs = observers[self]
+  local ctx = obs:start(path, method, group, idempotent)
+  local req, err = prepare_fn(...)
+  local body, res
+  if req then body, err, res = send(self, req) end
+  obs:finish(ctx, body, err, res, limiter_state(self, group))
+  if err then return nil, err end
+  return body, nil, res
+end
+
 for _, ep in ipairs(endpoints) do
   Client[ep.method] = function(self, body)
     check_self(self, ep.method)
-    local req, err = prepare(self, ep, check_body(body, ep.method))
+    body = check_body(body, ep.method)
+    if observers[self] then
+      return observed(self, ep.path, ep.method, ep.group, ep.idempotent, prepare, self, ep, body)
+    end
+    local req, err = prepare(self, ep, body)
     if not req then return nil, err end
     return send(self, req)
   end
@@ -161,6 +191,15 @@ function Client:call(path, body)
   end
   body = check_body(body, "call")
   local rel = normalize_path(path)
+  if observers[self] then
+    local ep = rel and endpoints[rel]
+    local function prepare_call()
+      if not rel then return nil, bad_path(path) end
+      return prepare(self, rel, body)
+    end
+    return observed(self, rel or (type(path) == "string" and path:sub(1, 80)), ep and ep.method,
+      ep and ep.group or "default", ep and ep.idempotent or false, prepare_call)
+  end
   if not rel then return nil, bad_path(path) end
   local req, err = prepare(self, rel, body)
   if not req then return nil, err end
@@ -220,14 +259,25 @@ function Client:batch(calls, opts)
   local total = rawlen and rawlen(calls) or #calls
   local results, items, index = {}, {}, {}
   local token = secrets[self] ~= nil
+  local obs, started = observers[self], {}
   for i = 1, total do
     local req, err = prepare_item(self, rawget(calls, i))
     if req then
       items[#items + 1] = { path = M.API_PREFIX .. req.path, body = req.text, with_auth = token,
                             group = req.group, idempotent = req.idempotent }
       index[#items] = { i, req.path }
+      if obs then
+        local ep = endpoints[req.path]
+        started[#items] = obs:start(req.path, ep and ep.method, req.group, req.idempotent, true)
+      end
     else
       results[i] = { nil, err }
+      if obs then
+        local ep = by_method[type(rawget(calls, i)) == "table" and rawget(rawget(calls, i), 1) or false]
+          or endpoints[err.endpoint or false]
+        obs:finish(obs:start(ep and ep.path or err.endpoint, ep and ep.method, ep and ep.group or "default",
+          ep and ep.idempotent or false, true), nil, err)
+      end
     end
   end
   local refused = total - #items
@@ -240,6 +290,10 @@ function Client:batch(calls, opts)
       results[i] = { outcome(self, path, r.status, r.body, r.headers, r.attempts) }
     else
       results[i] = { outcome(self, path, nil, r.kind, r.message, r.sent, r.attempts, r.retry_after) }
+    end
+    if obs then
+      local result = results[i]
+      obs:finish(started[k], result[1], result[2], result[3], limiter_state(self, started[k].info.group))
     end
   end
   return results
