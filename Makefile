@@ -142,3 +142,12 @@ check-asan:
 	@SPEC_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:verify_asan_link_order=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ./spec/run $(BUILD)/asan/5.4/wemasy/core.so $(BUILD)/asan/jit/wemasy/core.so
+
+# For people: the `wemasy` command and its REPL (README "Command line and REPL").
+DEB_PACKAGES += lua-argparse
+LUA_DEV_ENV = LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/5.4/?.so;;'
+.PHONY: repl
+
+# A Lua prompt with a client on a fresh sandbox.
+repl: deps build
+	@bin/wemasy repl --sandbox

@@ -26,6 +26,7 @@ description = {
 dependencies = {
   "lua >= 5.1, < 5.5",
   "lua-cjson >= 2.1.0",
+  "argparse >= 0.6", -- the `wemasy` command only (Debian: lua-argparse)
 }
 
 -- Debian keeps curl/curl.h under /usr/include/<multiarch>: pass CURL_INCDIR.
@@ -57,6 +58,7 @@ build = {
     ["wemasy.errors"] = "lua/wemasy/errors.lua",
     ["wemasy.json"] = "lua/wemasy/json.lua",
     ["wemasy.validate"] = "lua/wemasy/validate.lua",
+    ["wemasy.cli"] = "lua/wemasy/cli.lua",
     ["wemasy.hooks"] = "lua/wemasy/hooks.lua",
     ["wemasy.pretty"] = "lua/wemasy/pretty.lua",
     ["wemasy.repl"] = "lua/wemasy/repl.lua",
@@ -83,6 +85,6 @@ build = {
     ["wemasy.sandbox.watchdog"] = "lua/wemasy/sandbox/watchdog.lua",
   },
   install = {
-    bin = { ["wemasy-sandbox"] = "bin/wemasy-sandbox" },
+    bin = { ["wemasy-sandbox"] = "bin/wemasy-sandbox", ["wemasy"] = "bin/wemasy" },
   },
 }
