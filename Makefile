@@ -151,3 +151,12 @@ LUA_DEV_ENV = LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/5.4/?.so;
 # A Lua prompt with a client on a fresh sandbox.
 repl: deps build
 	@bin/wemasy repl --sandbox
+
+# types/wemasy.lua (LuaLS) and docs/reference.md from the endpoint table;
+# spec/generated_spec.lua fails when they are stale.
+.PHONY: types docs
+types:
+	@$(LUA_DEV_ENV) lua5.4 tools/gen.lua types
+
+docs: build
+	@$(LUA_DEV_ENV) lua5.4 tools/gen.lua docs
