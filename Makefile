@@ -160,3 +160,21 @@ types:
 
 docs: build
 	@$(LUA_DEV_ENV) lua5.4 tools/gen.lua docs
+
+# The automation examples against a sandbox each starts itself (README "Automation examples").
+.PHONY: examples example-sync example-export example-vies
+examples: example-sync example-export example-vies
+
+# Sync the paid orders of the sample day: stops after 2, then resumes from the state file.
+example-sync: deps build
+	@rm -f $(BUILD)/example-sync.state
+	@$(LUA_DEV_ENV) lua5.4 examples/sync_paid_orders.lua --sandbox --state $(BUILD)/example-sync.state --stop-after 2 \
+	  examples/data/orders-of-the-day.txt || true
+	@$(LUA_DEV_ENV) lua5.4 examples/sync_paid_orders.lua --sandbox --state $(BUILD)/example-sync.state \
+	  examples/data/orders-of-the-day.txt
+
+example-export: deps build
+	@$(LUA_DEV_ENV) lua5.4 examples/export_orders_csv.lua --sandbox examples/data/orders-of-the-day.txt
+
+example-vies: deps build
+	@$(LUA_DEV_ENV) lua5.4 examples/vies_check.lua --sandbox examples/data/vies-orders.csv
