@@ -89,6 +89,7 @@ describe("wemasy command line", function()
     -- The CLI's limiter is shared (as a user's would be): remove the segments it made.
     for _, url in ipairs(used_urls) do
       for _, t in pairs(tokens) do core._debug_unlink(url, t) end
+      core._debug_unlink(url, "spec-unknown-token")
       core._debug_unlink(url, nil)
     end
     if sb then sb:stop() end
