@@ -5,8 +5,8 @@
 --   make bench-openresty        (writes bench/results/openresty.txt)
 --
 -- One sandbox, every orders/get delayed 0.5 s by a fault; the OpenResty
--- example with one worker.  For each row, 1 or 4 shell loops POST the order
--- page (curl) for SECONDS, so that many API calls are always in flight, while
+-- example with one worker.  For each row, 1 or 4 curl processes POST the order
+-- page back to back for SECONDS, so that many API calls are always in flight, while
 -- a probe GETs /health on the same worker every 10 ms, each on a new
 -- connection, and records how long it took.
 local launch = dofile((debug.getinfo(1, "S").source:match("^@(.*)/bench/openresty/[^/]*$") or ".")
@@ -37,23 +37,25 @@ local function probe(port)
   return socket.gettime() - t0
 end
 
--- Starts `load` curl loops on url; returns the files they write their statuses to.
+-- Starts `load` curl processes, each POSTing url again and again on one
+-- keep-alive connection (no process start per page to steal CPU from the
+-- worker); returns their pids and the files they write "@@status seconds" to.
 local function start_load(url, load, seconds, dir)
-  local files = {}
+  local files, pids = {}, {}
   local form = "website_id=1&order_session=abc123def456ghi789&email=john%40example.com"
+  local urls = string.rep(" " .. proc.quote(url), math.ceil(seconds / DELAY) + 2)
   for i = 1, load do
     files[i] = dir .. "/load" .. i .. ".txt"
-    proc.run("end=$(($(date +%s) + " .. seconds .. ")); (while [ $(date +%s) -lt $end ]; do "
-      .. "curl -s -o /dev/null -m 30 -w '%{http_code} %{time_total}\\n' -d " .. proc.quote(form) .. " "
-      .. proc.quote(url) .. "; done) >" .. proc.quote(files[i]) .. " 2>&1 &")
+    pids[i] = tonumber(proc.capture("curl -s -m 30 -w '\\n@@%{http_code} %{time_total}\\n' -d "
+      .. proc.quote(form) .. urls .. " >" .. proc.quote(files[i]) .. " 2>&1 & echo $!"))
   end
-  return files
+  return pids, files
 end
 
 local function read_load(files)
   local pages, statuses = {}, {}
   for _, f in ipairs(files) do
-    for code, t in (proc.read_file(f) or ""):gmatch("(%d+) ([%d%.]+)") do
+    for code, t in (proc.read_file(f) or ""):gmatch("@@(%d+) ([%d%.]+)") do
       statuses[code] = (statuses[code] or 0) + 1
       if code == "200" then pages[#pages + 1] = tonumber(t) end
     end
@@ -63,7 +65,7 @@ local function read_load(files)
 end
 
 local function row(name, path, load, shop, dir)
-  local files = start_load(shop.url .. path, load, SECONDS, dir)
+  local pids, files = start_load(shop.url .. path, load, SECONDS, dir)
   proc.sleep(0.6) -- the first API calls are in flight
   local times, lost = {}, 0
   local deadline = socket.gettime() + SECONDS - 1.2
@@ -72,7 +74,8 @@ local function row(name, path, load, shop, dir)
     if t then times[#times + 1] = t else lost = lost + 1 end
     socket.sleep(EVERY)
   end
-  proc.sleep(1.5) -- the loops end (a blocked one finishes its last page)
+  for _, pid in ipairs(pids) do proc.signal(pid, "TERM") end
+  proc.sleep(1.5) -- a blocked worker finishes the page it is on
   local pages, statuses = read_load(files)
   table.sort(times)
   local other = 0
@@ -123,7 +126,7 @@ local function main()
   local lines = {
     "# make bench-openresty (bench/openresty/latency.lua)",
     "# " .. machine(),
-    string.format("# nginx 1 worker; every orders/get delayed %.1f s by the sandbox; 1 or 4 POST /order loops"
+    string.format("# nginx 1 worker; every orders/get delayed %.1f s by the sandbox; 1 or 4 curl POST /order loops"
       .. " (API calls in flight) for %d s; a probe GETs /health on the same worker every %d ms (new connection"
       .. " each)", DELAY, SECONDS, EVERY * 1000),
     "",
