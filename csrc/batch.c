@@ -256,7 +256,12 @@ static int start_ready(batch *b, double now)
             break;
         if (it->state != ITEM_QUEUED || it->ready_at > now)
             continue;
-        if ((rc = start_item(b, i, now)) != LUA_OK)
+        /* Closed by a hook or the progress callback: start nothing more. */
+        if (b->c->closing)
+            rc = fail_item(b, i, TK_CLOSED, "client is closed", -1);
+        else
+            rc = start_item(b, i, now);
+        if (rc != LUA_OK)
             return rc;
     }
     return LUA_OK;
@@ -409,32 +414,52 @@ static int check_concurrency(lua_State *L)
     return (int)n;
 }
 
+/* run() under lua_pcall, so client_batch always gets control back (to
+ * abort the transfers and clear in_batch), even when Lua raises out of
+ * memory.  Arguments: the batch, the results table, the progress or nil. */
+static int run_protected(lua_State *L)
+{
+    batch *b = (batch *)lua_touserdata(L, 1);
+
+    b->results = 2;
+    b->progress = lua_isnil(L, 3) ? 0 : 3;
+    if (run(b) != LUA_OK)
+        return lua_error(L);
+    return 0;
+}
+
 int client_batch(lua_State *L)
 {
     client *c = client_check(L, 1);
     batch b;
     char err[TRANSPORT_ERRLEN];
-    int rc;
+    int rc, results;
 
     memset(&b, 0, sizeof b);
     luaL_checktype(L, 2, LUA_TTABLE);
     b.concurrency = check_concurrency(L);
     if (!lua_isnoneornil(L, 4))
         luaL_checktype(L, 4, LUA_TFUNCTION);
+    /* One multi pool per client: a batch started from the progress callback
+     * (or a hook) of another would abort the outer one's transfers. */
+    if (c->in_batch)
+        return luaL_error(L, "wemasy.core: client:batch called from the progress "
+                             "callback or a hook of a batch in progress on the "
+                             "same client");
     b.progress = lua_isnoneornil(L, 4) ? 0 : 4;
     lua_settop(L, 4);
     b.L = L;
     b.c = c;
     b.total = (int)compat_rawlen(L, 2);
     lua_createtable(L, b.total, 0);
-    b.results = lua_gettop(L);
+    results = lua_gettop(L);
     if (b.total == 0)
         return 1;
     lua_createtable(L, 2 * b.total, 0); /* anchor for paths and bodies */
     b.items = lua_newuserdata(L, sizeof(batch_item) * (size_t)b.total);
     memset(b.items, 0, sizeof(batch_item) * (size_t)b.total);
-    read_items(L, &b, b.results + 1);
-    if (c->t == NULL) {
+    read_items(L, &b, results + 1);
+    if (c->t == NULL || c->closing) {
         for (rc = 0; rc < b.total; rc++)
             if (b.items[rc].state != ITEM_DONE) {
                 b.items[rc].state = ITEM_DONE;
@@ -447,10 +472,20 @@ int client_batch(lua_State *L)
     /* A batch cut short by an error (even out of memory) left transfers
      * behind: start clean. */
     multi_pool_abort(c->pool);
-    rc = run(&b);
+    c->in_batch = 1;
+    lua_pushcfunction(L, run_protected);
+    lua_pushlightuserdata(L, &b);
+    lua_pushvalue(L, results);
+    if (b.progress != 0)
+        lua_pushvalue(L, b.progress);
+    else
+        lua_pushnil(L);
+    rc = lua_pcall(L, 3, 0, 0);
+    c->in_batch = 0;
     multi_pool_abort(c->pool);
+    client_close_pending(L, c);
     if (rc != LUA_OK)
         return lua_error(L);
-    lua_pushvalue(L, b.results);
+    lua_pushvalue(L, results);
     return 1;
 }

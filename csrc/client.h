@@ -45,6 +45,13 @@ typedef struct {
     int random_ref;
     uint64_t rng; /* state of the built-in random */
     int insecure;
+    /* A call in progress reads buffers the client owns, and runs Lua (hooks,
+     * progress) meanwhile; that Lua may use the client again.  in_request
+     * and in_batch refuse a second call of the same kind, and a close() that
+     * comes meanwhile only sets `closing`: the call ends first, then frees. */
+    int in_request;
+    int in_batch;
+    int closing;
     /* Copied in so tostring still works after close. */
     char base_url[];
 } client;
@@ -121,6 +128,8 @@ int client_batch(lua_State *L);
 
 /* ---- core.c ---- */
 client *client_check(lua_State *L, int idx);
+/* Frees what a close() asked for while a call was running (see `closing`). */
+void client_close_pending(lua_State *L, client *c);
 void client_push_headers(lua_State *L, const transfer *tr);
 int client_check_path(const char *path, size_t len, const char **why);
 

@@ -179,14 +179,33 @@ static int push_outcome(lua_State *L, const call_outcome *o)
     return 6;
 }
 
+typedef struct {
+    client *c;
+    const call_args *a;
+    call_outcome *o;
+} request_job;
+
+/* request_call under lua_pcall: whatever a hook does, even raise out of
+ * memory, client_request gets control back and clears in_request. */
+static int request_protected(lua_State *L)
+{
+    request_job *job = (request_job *)lua_touserdata(L, 1);
+
+    if (request_call(L, job->c, job->a, job->o) != LUA_OK)
+        return lua_error(L);
+    return 0;
+}
+
 /* client:request(path, body [, with_auth [, group [, idempotent]]]) */
 static int client_request(lua_State *L)
 {
     client *c = client_check(L, 1);
     call_args a;
     call_outcome o;
+    request_job job;
     size_t path_len;
     const char *why;
+    int status, n;
 
     memset(&a, 0, sizeof a);
     a.path = check_lstring(L, 2, &path_len);
@@ -197,10 +216,29 @@ static int client_request(lua_State *L)
     a.with_auth = opt_bool_arg(L, 4, 1);
     a.group = check_group(L, c, 5);
     a.idempotent = opt_bool_arg(L, 6, 0);
+    /* A hook of this very request calling it again would reuse the handle
+     * whose response the outer call is about to return. */
+    if (c->in_request)
+        return luaL_error(L, "wemasy.core: client:request called from a hook of a "
+                             "request in progress on the same client");
     lua_settop(L, 6);
-    if (request_call(L, c, &a, &o) != LUA_OK)
+    job.c = c;
+    job.a = &a;
+    job.o = &o;
+    c->in_request = 1;
+    lua_pushcfunction(L, request_protected);
+    lua_pushlightuserdata(L, &job);
+    status = lua_pcall(L, 1, 0, 0);
+    c->in_request = 0;
+    if (status != LUA_OK) {
+        client_close_pending(L, c);
         return lua_error(L);
-    return push_outcome(L, &o);
+    }
+    /* The outcome points into the handle: push it before any deferred
+     * close frees that. */
+    n = push_outcome(L, &o);
+    client_close_pending(L, c);
+    return n;
 }
 
 /* client:rate_limit([group]) -> { limit, remaining, reset_in, closed_for } */
@@ -211,9 +249,10 @@ static int client_rate_limit(lua_State *L)
     limiter_report rep;
     double now;
 
-    if (c->limiter == NULL) {
+    if (c->limiter == NULL || c->closing) {
         lua_pushnil(L);
-        lua_pushstring(L, c->t == NULL ? "client is closed" : "rate limiting is off");
+        lua_pushstring(L, c->t == NULL || c->closing ? "client is closed"
+                                                     : "rate limiting is off");
         return 2;
     }
     if (hooks_now(L, c, &now) != LUA_OK)
@@ -249,11 +288,9 @@ static void unref_hook(lua_State *L, int *ref)
     *ref = LUA_NOREF;
 }
 
-/* Shared by close, __gc and __close; safe to run any number of times. */
-static int client_cleanup(lua_State *L)
+/* Frees every C resource; safe to run any number of times. */
+static void client_free(lua_State *L, client *c)
 {
-    client *c = client_check(L, 1);
-
     /* The pool's handles point at the transport's header lists. */
     multi_pool_free(c->pool);
     c->pool = NULL;
@@ -264,6 +301,23 @@ static int client_cleanup(lua_State *L)
     unref_hook(L, &c->clock_ref);
     unref_hook(L, &c->sleep_ref);
     unref_hook(L, &c->random_ref);
+}
+
+void client_close_pending(lua_State *L, client *c)
+{
+    if (c->closing && !c->in_request && !c->in_batch)
+        client_free(L, c);
+}
+
+/* Shared by close, __gc and __close.  From a hook or progress callback of
+ * a call in progress (never __gc: the call holds the userdata) it only
+ * marks the client closed; the call frees it when it returns. */
+static int client_cleanup(lua_State *L)
+{
+    client *c = client_check(L, 1);
+
+    c->closing = 1;
+    client_close_pending(L, c);
     return 0;
 }
 
@@ -279,7 +333,7 @@ static int client_tostring(lua_State *L)
     client *c = client_check(L, 1);
 
     lua_pushfstring(L, "wemasy.core client (%s)%s%s", c->base_url,
-                    c->t == NULL ? " [closed]" : "",
+                    c->t == NULL || c->closing ? " [closed]" : "",
                     c->insecure ? " [INSECURE: TLS verification disabled]" : "");
     return 1;
 }

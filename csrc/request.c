@@ -185,13 +185,19 @@ int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o)
 
     memset(o, 0, sizeof *o);
     o->retry_after = -1;
-    if (c->t == NULL) {
+    if (c->t == NULL || c->closing) {
         fail_outcome(o, TK_CLOSED, "client is closed", -1);
         return LUA_OK;
     }
     for (;;) {
         if (!wait_for_slot(L, c, a->group, o, &status))
             return status;
+        /* A hook may have closed the client meanwhile (the close waits for
+         * this call to end): send nothing more. */
+        if (c->closing) {
+            fail_outcome(o, TK_CLOSED, "client is closed", -1);
+            return LUA_OK;
+        }
         if ((status = try_once(L, c, a, o)) != LUA_OK)
             return status;
         if (!client_want_retry(L, c, o, a->idempotent, &delay, &status))
