@@ -37,7 +37,7 @@ static const char *const option_names[] = {
     "base_url", "token",      "timeout", "connect_timeout", "ca_file",
     "ca_path",  "insecure",   "proxy",   "max_body",        "user_agent",
     "rate_limit", "max_retries", "backoff", "clock", "sleep", "random",
-    NULL};
+    "allow_http", NULL};
 static const char *const rate_limit_names[] = {
     "wait", "max_wait", "shared", "margin", "groups", NULL};
 static const char *const group_names[] = {"limit", "window", NULL};
@@ -102,6 +102,18 @@ static int has_forbidden_byte(const char *s, size_t len)
      * the value short inside libcurl. */
     for (i = 0; i < len; i++)
         if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+            return 1;
+    return 0;
+}
+
+/* Values that go into a request header (token, user_agent): no control
+ * byte at all, not only CR/LF/NUL; libcurl would send them as they are. */
+static int has_control_byte(const char *s, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return 1;
     return 0;
 }
@@ -243,11 +255,92 @@ static int has_prefix_nocase(const char *s, size_t len, const char *prefix)
     return 1;
 }
 
+/* A header value option: opt_string, and no control byte at all. */
+static const char *opt_header_value(lua_State *L, const char *name)
+{
+    size_t len;
+    const char *s = opt_string(L, name, 0, &len);
+
+    if (s != NULL && has_control_byte(s, len))
+        luaL_error(L, NEW_PREFIX "option '%s' must not contain control characters "
+                      "(it is sent in a request header)", name);
+    return s;
+}
+
+static int ascii_lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+/* 127.a.b.c written as four decimal numbers 0-255, nothing else. */
+static int is_ipv4_loopback(const char *s, size_t n)
+{
+    size_t i = 0;
+    int part;
+
+    for (part = 0; part < 4; part++) {
+        size_t start = i;
+        unsigned value = 0;
+
+        if (part > 0) {
+            if (i >= n || s[i] != '.')
+                return 0;
+            start = ++i;
+        }
+        while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3)
+            value = value * 10 + (unsigned)(s[i++] - '0');
+        if (i == start || value > 255 || (part == 0 && value != 127))
+            return 0;
+    }
+    return i == n;
+}
+
+/* Whether the authority (host[:port], nothing else) of an http:// URL is
+ * this machine: 127.0.0.0/8, [::1] or localhost.  Strict on purpose: user
+ * info, odd spellings and anything libcurl might read differently do not
+ * count as loopback. */
+static int is_loopback_authority(const char *a, size_t n)
+{
+    size_t host = n, i;
+
+    for (i = 0; i < n; i++)
+        if (a[i] == '/' || a[i] == '?' || a[i] == '#')
+            n = i; /* the authority ends here */
+    if (n > 0 && a[0] == '[') {
+        for (host = 1; host < n && a[host] != ']'; host++)
+            ;
+        if (host >= n || host != 4 || memcmp(a, "[::1", 4) != 0)
+            return 0;
+        host++;
+    } else {
+        for (host = 0; host < n && a[host] != ':'; host++)
+            ;
+        if (!is_ipv4_loopback(a, host)) {
+            static const char localhost[] = "localhost";
+
+            if (host != sizeof localhost - 1)
+                return 0;
+            for (i = 0; i < host; i++)
+                if (ascii_lower((unsigned char)a[i]) != localhost[i])
+                    return 0;
+        }
+    }
+    if (host == n)
+        return 1;
+    if (a[host] != ':')
+        return 0;
+    for (i = host + 1; i < n; i++)
+        if (a[i] < '0' || a[i] > '9')
+            return 0;
+    return 1;
+}
+
 /* Leaves the (possibly shortened) base_url string on the stack. */
 static const char *opt_base_url(lua_State *L)
 {
     size_t len, scheme, i;
     const char *url = opt_string(L, "base_url", 0, &len);
+    int allow_http = opt_boolean_at(L, 1, "allow_http", "allow_http", 0);
 
     if (url == NULL)
         option_error(L, "base_url", "must be a non-empty string");
@@ -259,6 +352,12 @@ static const char *opt_base_url(lua_State *L)
     for (i = 0; i < len; i++)
         if (url[i] == ' ' || url[i] == '\t')
             luaL_error(L, NEW_PREFIX "option 'base_url' must not contain spaces");
+    /* The token and the orders would cross the network in clear text. */
+    if (scheme == 7 && !allow_http &&
+        !is_loopback_authority(url + scheme, len - scheme))
+        luaL_error(L, NEW_PREFIX "option 'base_url' is plain http:// to a host that "
+                      "is not this machine (127.0.0.0/8, ::1, localhost); use "
+                      "https://, or allow_http = true to send in clear text anyway");
     /* Paths start with '/', so one trailing '/' here would double it. */
     if (url[len - 1] == '/' && len - 1 > scheme) {
         lua_pushlstring(L, url, len - 1); /* returns void on 5.1 */
@@ -433,7 +532,7 @@ static void read_transport(lua_State *L, transport_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->base_url = opt_base_url(L);
-    cfg->token = opt_string(L, "token", 0, NULL);
+    cfg->token = opt_header_value(L, "token");
     cfg->timeout_ms = opt_millis(L, "timeout", DEFAULT_TIMEOUT);
     cfg->connect_timeout_ms = opt_millis(L, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
     cfg->ca_file = opt_string(L, "ca_file", 0, NULL);
@@ -442,7 +541,7 @@ static void read_transport(lua_State *L, transport_config *cfg)
     /* "" is meaningful to libcurl: no proxy, ignore the environment. */
     cfg->proxy = opt_string(L, "proxy", 1, NULL);
     cfg->max_body = opt_max_body(L);
-    cfg->user_agent = opt_string(L, "user_agent", 0, NULL);
+    cfg->user_agent = opt_header_value(L, "user_agent");
     if (cfg->user_agent == NULL)
         cfg->user_agent = lua_pushfstring(L, "wemasy-lua/%s libcurl/%s",
                                           WEMASY_VERSION, transport_curl_version());

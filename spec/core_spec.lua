@@ -251,7 +251,7 @@ describe("wemasy.core", function()
 
     it("reports an unresolvable host as network, not sent", function()
       local c = client { base_url = "http://nonexistent.invalid", token = TOKEN,
-                         connect_timeout = 5 }
+                         connect_timeout = 5, allow_http = true }
       local status, kind, msg, sent = c:request("/echo", "{}")
       assert.is_nil(status)
       assert.equal("network", kind)
