@@ -122,11 +122,14 @@ local function prepare(self, ep_or_path, body)
   if ep then
     if ep.auth and not secrets[self] then return nil, missing_token(ep.path) end
     local text, err = validate.request(ep, body)
-    if not text then return nil, err end
+    -- Field names and encoder messages are the caller's: one may be the token.
+    if not text then return nil, errors.redact(err, secrets[self]) end
     return { path = ep.path, text = text, group = ep.group, idempotent = ep.idempotent }
   end
   local text, why = json.encode(body)
-  if not text then return nil, errors.new("invalid_argument", { endpoint = ep_or_path, message = why }) end
+  if not text then
+    return nil, errors.redact(errors.new("invalid_argument", { endpoint = ep_or_path, message = why }), secrets[self])
+  end
   -- Unknown to the table: the token is sent if set, the default group, and
   -- no retry of anything that may have reached the server.
   return { path = ep_or_path, text = text, group = "default", idempotent = false }
@@ -194,13 +197,13 @@ function Client:call(path, body)
   if observers[self] then
     local ep = rel and endpoints[rel]
     local function prepare_call()
-      if not rel then return nil, bad_path(path) end
+      if not rel then return nil, errors.redact(bad_path(path), secrets[self]) end
       return prepare(self, rel, body)
     end
     return observed(self, rel or (type(path) == "string" and path:sub(1, 80)), ep and ep.method,
       ep and ep.group or "default", ep and ep.idempotent or false, prepare_call)
   end
-  if not rel then return nil, bad_path(path) end
+  if not rel then return nil, errors.redact(bad_path(path), secrets[self]) end
   local req, err = prepare(self, rel, body)
   if not req then return nil, err end
   return send(self, req)
@@ -222,7 +225,7 @@ local function prepare_item(self, item)
   local ep = by_method[target]
   if ep then return prepare(self, ep, body) end
   local rel = normalize_path(target)
-  if not rel then return nil, bad_path(target) end
+  if not rel then return nil, errors.redact(bad_path(target), secrets[self]) end
   return prepare(self, rel, body)
 end
 

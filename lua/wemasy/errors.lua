@@ -140,32 +140,76 @@ function M.from_transport(endpoint, kind, message)
   return err
 end
 
--- The token must never leave in an error: a server may echo it back, and curl
--- messages may quote a URL.  Walks the error's strings (bounded depth).
-local function scrub(value, secret, depth)
-  local t = type(value)
-  if t == "string" then
-    local from = value:find(secret, 1, true)
-    if not from then return value end
-    local parts, pos = {}, 1
-    while from do
-      parts[#parts + 1] = value:sub(pos, from - 1)
-      pos = from + #secret
-      from = value:find(secret, pos, true)
-    end
-    parts[#parts + 1] = value:sub(pos)
-    return table.concat(parts, "[REDACTED]")
-  elseif t == "table" and depth < 64 then
-    for k, v in next, value do
-      local clean = scrub(v, secret, depth + 1)
-      if clean ~= v then rawset(value, k, clean) end
-    end
+-- The token must never leave in an error: a server may echo it back (in a
+-- message, a header, a JSON key, however deep), and curl messages may quote
+-- a URL.  Every string of the error is scrubbed, keys included, each table
+-- once (a decoded body can be 1000 levels deep: the walk has no depth limit).
+local function replace_all(value, secret)
+  local from = value:find(secret, 1, true)
+  if not from then return value end
+  local parts, pos = {}, 1
+  while from do
+    parts[#parts + 1] = value:sub(pos, from - 1)
+    pos = from + #secret
+    from = value:find(secret, pos, true)
   end
+  parts[#parts + 1] = value:sub(pos)
+  return table.concat(parts, "[REDACTED]")
+end
+
+local function scrub_string(value, forms)
+  for i = 1, #forms do value = replace_all(value, forms[i]) end
   return value
 end
 
+-- Fields of the error itself that are ours, never text from a server or
+-- libcurl: a (short) token that is part of "network" must not mangle them.
+local OWN_FIELDS = { kind = true, reason = true }
+
+local function scrub(root, forms)
+  local seen, stack = { [root] = true }, { root }
+  while #stack > 0 do
+    local t = table.remove(stack)
+    local renamed
+    for k, v in next, t do
+      if not (t == root and OWN_FIELDS[k]) then
+        if type(v) == "string" then
+          local clean = scrub_string(v, forms)
+          if clean ~= v then rawset(t, k, clean) end
+        elseif type(v) == "table" and not seen[v] then
+          seen[v] = true
+          stack[#stack + 1] = v
+        end
+        if type(k) == "string" and scrub_string(k, forms) ~= k then
+          renamed = renamed or {}
+          renamed[#renamed + 1] = k
+        end
+      end
+    end
+    for _, k in ipairs(renamed or {}) do
+      local v = rawget(t, k)
+      rawset(t, k, nil)
+      rawset(t, scrub_string(k, forms), v)
+    end
+  end
+end
+
+-- The token as given and percent-encoded (as a URL or a form echoes it).
+local function secret_forms(secret)
+  local forms = { secret }
+  local upper = secret:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end)
+  if upper ~= secret then
+    forms[2] = upper
+    local lower = upper:gsub("%%%x%x", string.lower)
+    if lower ~= upper then forms[3] = lower end
+  end
+  return forms
+end
+
 function M.redact(err, secret)
-  if secret and secret ~= "" then scrub(err, secret, 0) end
+  if type(secret) == "string" and secret ~= "" and type(err) == "table" then
+    scrub(err, secret_forms(secret))
+  end
   return err
 end
 

@@ -23,6 +23,9 @@
 --   /partial         promises 100 bytes, sends 10, closes
 --   /reset           promises 1000 bytes, sends 10, resets the connection
 --   /conn            "<connection id> <connections accepted so far>"
+--   /echoauth/NNN    status NNN whose JSON body and headers carry the request's
+--                    Authorization value back: in a message, an error key, a
+--                    deeply nested value, a header and (percent-encoded) a Location
 --   /quit            200, then the server exits
 --
 -- Routes for the limiter, retry and batch specs:
@@ -39,6 +42,8 @@
 --   /conc/MS         answers after MS ms; counts requests in progress at once
 --   /concstats       the most /conc requests that were in progress at once
 --                    (and resets that count)
+-- Paths under /services/webshop/v1/ are served as if that prefix were not
+-- there, so that wemasy.new's client:call reaches every route.
 -- A connection that opens with a TLS handshake gets a plain 400 and is closed.
 local socket = require "socket"
 
@@ -159,6 +164,16 @@ local function route(state, path, head, body)
   if path == "/reset" then
     return "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789", "reset"
   end
+  n = path:match("^/echoauth/(%d+)$")
+  if n then
+    local auth = head:match("\r\n[Aa]uthorization:%s*([^\r\n]*)") or ""
+    local j = auth:gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end)
+    local encoded = auth:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end)
+    local body = '{"error":true,"message":"Invalid token: ' .. j .. '","errors":{"' .. j .. '":["' .. j
+      .. '"]},"deep":' .. string.rep("[", 300) .. '"' .. j .. '"' .. string.rep("]", 300) .. '}'
+    return response(tonumber(n), body, "X-Echo-Authorization: " .. auth .. "\r\nLocation: /login?auth="
+      .. encoded .. "\r\n")
+  end
   if path == "/conn" then
     return response(200, state.id .. " " .. accepted)
   end
@@ -266,6 +281,8 @@ local function serve_one(sock, state)
     drop(sock)
     return false
   end
+  -- wemasy.new's client:call("echoauth/401") reaches /echoauth/401.
+  path = path:gsub("^/services/webshop/v1/", "/")
   local counted, rest = path:match("^/c/([^/]+)(/.*)$")
   if counted then
     counts[counted] = (counts[counted] or 0) + 1
