@@ -126,6 +126,9 @@ int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o);
 /* ---- batch.c ---- */
 int client_batch(lua_State *L);
 
+/* ---- json.c ---- */
+int core_json_decode(lua_State *L); /* core.json_decode(text) */
+
 /* ---- core.c ---- */
 client *client_check(lua_State *L, int idx);
 /* Frees what a close() asked for while a call was running (see `closing`). */

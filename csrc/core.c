@@ -425,6 +425,7 @@ static const luaL_Reg client_meta[] = {
 
 static const luaL_Reg module_functions[] = {
     {"new", core_new},
+    {"json_decode", core_json_decode},
     {"_debug_hold_lock", core_debug_hold_lock},
     {"_debug_unlink", core_debug_unlink},
     {"_debug_stall_init", core_debug_stall_init},
