@@ -23,15 +23,35 @@
 /* Poll at least this often, so a fake clock or a closed group is rechecked. */
 #define POLL_MAX_MS 1000
 
-typedef enum { ITEM_QUEUED = 0, ITEM_RUNNING, ITEM_DONE } item_state;
+/*
+ * Where a queued item waits.  Nothing is ever found by scanning the items
+ * (that made a batch O(N^2)): fresh items are taken in input order from a
+ * cursor, items that wait for their group's next slot sit in that group's
+ * FIFO (only its head asks the limiter), and items backing off before a
+ * retry sit in a min-heap by the time they may go again.
+ */
+typedef enum {
+    ITEM_QUEUED = 0, /* not reached yet: at or after b->next_fresh */
+    ITEM_WAITING,    /* in its group's FIFO */
+    ITEM_BACKOFF,    /* in the retry heap */
+    ITEM_RUNNING,
+    ITEM_DONE
+} item_state;
 
 typedef struct {
     call_args args;
     item_state state;
     call_outcome out;   /* tries and the last outcome so far */
-    double ready_at;    /* may not start before this */
-    double wait_since;  /* < 0: not waiting for a limiter slot */
+    double ready_at;    /* ITEM_BACKOFF: may not start before this */
+    double wait_since;  /* ITEM_WAITING: since when */
+    int next;           /* ITEM_WAITING: the next item in the FIFO, or -1 */
 } batch_item;
+
+/* The items waiting for one limiter group's next slot, oldest first. */
+typedef struct {
+    int head, tail;     /* -1 when empty */
+    double until;       /* the group gives no slot before this */
+} group_queue;
 
 typedef struct {
     lua_State *L;
@@ -42,6 +62,10 @@ typedef struct {
     int concurrency;
     int results;  /* stack index of the results table */
     int progress; /* stack index of the progress function, 0: none */
+    int next_fresh;            /* the first item never looked at */
+    int *heap;                 /* ITEM_BACKOFF items, by ready_at */
+    int nheap;
+    group_queue queues[LIMITER_GROUPS_MAX];
 } batch;
 
 /* ---- results -------------------------------------------------------------------- */
@@ -214,54 +238,209 @@ static const char *read_item(lua_State *L, client *c, int anchor, int i,
 
 /* ---- the loop ------------------------------------------------------------------------ */
 
-/* Starts item i if the limiter allows; otherwise schedules or fails it. */
-static int start_item(batch *b, int i, double now)
+static group_queue *queue_of(batch *b, const batch_item *it)
+{
+    return &b->queues[it->args.group - b->c->rate.groups];
+}
+
+static int slots_free(const batch *b)
+{
+    return multi_pool_in_flight(b->c->pool) < b->concurrency;
+}
+
+/* ---- the retry heap: a binary min-heap of item indices by ready_at ---- */
+
+static int heap_less(const batch *b, int x, int y)
+{
+    return b->items[b->heap[x]].ready_at < b->items[b->heap[y]].ready_at;
+}
+
+static void heap_swap(batch *b, int x, int y)
+{
+    int t = b->heap[x];
+
+    b->heap[x] = b->heap[y];
+    b->heap[y] = t;
+}
+
+static void heap_push(batch *b, int i)
+{
+    int k = b->nheap++;
+
+    b->heap[k] = i;
+    while (k > 0 && heap_less(b, k, (k - 1) / 2)) {
+        heap_swap(b, k, (k - 1) / 2);
+        k = (k - 1) / 2;
+    }
+}
+
+static int heap_pop(batch *b)
+{
+    int top = b->heap[0], k = 0;
+
+    b->heap[0] = b->heap[--b->nheap];
+    for (;;) {
+        int l = 2 * k + 1, m = k;
+
+        if (l < b->nheap && heap_less(b, l, m))
+            m = l;
+        if (l + 1 < b->nheap && heap_less(b, l + 1, m))
+            m = l + 1;
+        if (m == k)
+            return top;
+        heap_swap(b, k, m);
+        k = m;
+    }
+}
+
+/* ---- group FIFOs ---- */
+
+static void enqueue(batch *b, int i, double now)
+{
+    batch_item *it = &b->items[i];
+    group_queue *q = queue_of(b, it);
+
+    it->state = ITEM_WAITING;
+    it->wait_since = now;
+    it->next = -1;
+    if (q->tail >= 0)
+        b->items[q->tail].next = i;
+    else
+        q->head = i;
+    q->tail = i;
+}
+
+static int dequeue(batch *b, group_queue *q)
+{
+    int i = q->head;
+
+    q->head = b->items[i].next;
+    if (q->head < 0)
+        q->tail = -1;
+    b->items[i].state = ITEM_QUEUED;
+    return i;
+}
+
+/*
+ * The group of q gives no slot for `wait` seconds: its waiting items that
+ * may not wait that long fail now.  They are oldest first, so the first
+ * one that may wait ends the check.
+ */
+static int expire(batch *b, group_queue *q, double now, double wait)
 {
     client *c = b->c;
+
+    while (q->head >= 0) {
+        const batch_item *it = &b->items[q->head];
+        int rc;
+
+        if (c->rate.wait && now + wait - it->wait_since <= c->rate.max_wait)
+            return LUA_OK;
+        rc = fail_item(b, dequeue(b, q), KIND_RATE_LIMITED, c->rate.wait
+                           ? "rate limit: the next slot is further away than max_wait"
+                           : "rate limit: no slot free and wait is off",
+                       wait);
+        if (rc != LUA_OK)
+            return rc;
+    }
+    return LUA_OK;
+}
+
+/* Starts item i, or fails it; it has its slot (or needs none). */
+static int launch(batch *b, int i)
+{
     batch_item *it = &b->items[i];
-    double wait = client_acquire(c, it->args.group, now);
     transport_result r;
 
-    if (wait < 0)
-        return fail_item(b, i, TK_INTERNAL, "rate limiter: no room for another group", -1);
-    if (wait > 0) {
-        if (it->wait_since < 0)
-            it->wait_since = now;
-        if (!c->rate.wait || now + wait - it->wait_since > c->rate.max_wait)
-            return fail_item(b, i, KIND_RATE_LIMITED, c->rate.wait
-                                 ? "rate limit: the next slot is further away than max_wait"
-                                 : "rate limit: no slot free and wait is off",
-                             wait);
-        it->ready_at = now + wait;
-        return LUA_OK;
-    }
-    if (multi_pool_start(c->pool, i, it->args.path, it->args.body,
+    /* Closed by a hook or the progress callback: start nothing more. */
+    if (b->c->closing)
+        return fail_item(b, i, TK_CLOSED, "client is closed", -1);
+    if (multi_pool_start(b->c->pool, i, it->args.path, it->args.body,
                          it->args.body_len, it->args.with_auth, &r) != TK_OK) {
         it->out.r = r;
         return fail_item(b, i, (int)r.kind, r.message, -1);
     }
     it->state = ITEM_RUNNING;
-    it->wait_since = -1;
     return LUA_OK;
 }
 
+typedef enum { SLOT_TAKEN, GROUP_CLOSED, LIMITER_BROKEN } answer;
+
+/* Asks the limiter for a slot of group g (queue q); when it has none,
+ * q->until says until when. */
+static answer ask(batch *b, const limiter_group *g, group_queue *q, double now)
+{
+    double wait;
+
+    if (b->c->closing)
+        return SLOT_TAKEN; /* launch() fails the item */
+    wait = client_acquire(b->c, g, now);
+    if (wait < 0)
+        return LIMITER_BROKEN;
+    if (wait == 0)
+        return SLOT_TAKEN;
+    q->until = now + wait;
+    return GROUP_CLOSED;
+}
+
+/* Starts item i (not queued) or fails it, after the limiter's answer. */
+static int act(batch *b, int i, answer a)
+{
+    if (a == LIMITER_BROKEN)
+        return fail_item(b, i, TK_INTERNAL, "rate limiter: no room for another group", -1);
+    return launch(b, i);
+}
+
+/* Starts the waiting items of one group while it gives slots (a closing
+ * client fails them all). */
+static int serve(batch *b, group_queue *q, double now)
+{
+    while (q->head >= 0 && (b->c->closing || (slots_free(b) && q->until <= now))) {
+        answer a = ask(b, b->items[q->head].args.group, q, now);
+        int rc;
+
+        b->c->batch_visits++;
+        rc = a == GROUP_CLOSED ? expire(b, q, now, q->until - now) : act(b, dequeue(b, q), a);
+        if (rc != LUA_OK)
+            return rc;
+    }
+    return LUA_OK;
+}
+
+/* Item i, never looked at before: start it, or queue it behind its group. */
+static int take_fresh(batch *b, int i, double now)
+{
+    batch_item *it = &b->items[i];
+    group_queue *q = queue_of(b, it);
+    answer a;
+
+    b->c->batch_visits++;
+    /* Others of its group wait already, or the group is closed: behind them. */
+    if (q->head < 0 && q->until <= now && (a = ask(b, it->args.group, q, now)) != GROUP_CLOSED)
+        return act(b, i, a);
+    enqueue(b, i, now);
+    return q->until > now ? expire(b, q, now, q->until - now) : LUA_OK;
+}
+
+/* Starts what may start: retries that are due, then each group's waiting
+ * items, then fresh items in input order, while transfer slots are free. */
 static int start_ready(batch *b, double now)
 {
-    int i, rc;
+    int k, rc;
 
-    for (i = 0; i < b->total; i++) {
-        batch_item *it = &b->items[i];
+    while (b->nheap > 0 && b->items[b->heap[0]].ready_at <= now) {
+        b->c->batch_visits++;
+        enqueue(b, heap_pop(b), now);
+    }
+    for (k = 0; k < LIMITER_GROUPS_MAX; k++)
+        if (b->queues[k].head >= 0 && (rc = serve(b, &b->queues[k], now)) != LUA_OK)
+            return rc;
+    while (b->next_fresh < b->total && slots_free(b)) {
+        int i = b->next_fresh++;
 
-        if (multi_pool_in_flight(b->c->pool) >= b->concurrency)
-            break;
-        if (it->state != ITEM_QUEUED || it->ready_at > now)
+        if (b->items[i].state == ITEM_DONE) /* malformed: reported already */
             continue;
-        /* Closed by a hook or the progress callback: start nothing more. */
-        if (b->c->closing)
-            rc = fail_item(b, i, TK_CLOSED, "client is closed", -1);
-        else
-            rc = start_item(b, i, now);
-        if (rc != LUA_OK)
+        if ((rc = take_fresh(b, i, now)) != LUA_OK)
             return rc;
     }
     return LUA_OK;
@@ -270,12 +449,12 @@ static int start_ready(batch *b, double now)
 /* The earliest time a queued item may start, or HUGE_VAL. */
 static double next_start(const batch *b)
 {
-    double next = HUGE_VAL;
-    int i;
+    double next = b->nheap > 0 ? b->items[b->heap[0]].ready_at : HUGE_VAL;
+    int k;
 
-    for (i = 0; i < b->total; i++)
-        if (b->items[i].state == ITEM_QUEUED && b->items[i].ready_at < next)
-            next = b->items[i].ready_at;
+    for (k = 0; k < LIMITER_GROUPS_MAX; k++)
+        if (b->queues[k].head >= 0 && b->queues[k].until < next)
+            next = b->queues[k].until;
     return next;
 }
 
@@ -287,9 +466,9 @@ static int retry_or_finish(batch *b, int i, double now)
 
     if (client_want_retry(b->L, b->c, &it->out, it->args.idempotent, &delay, &rc)) {
         /* Back in the queue: other items go on meanwhile. */
-        it->state = ITEM_QUEUED;
+        it->state = ITEM_BACKOFF;
         it->ready_at = now + delay;
-        it->wait_since = -1;
+        heap_push(b, i);
         return LUA_OK;
     }
     return rc != LUA_OK ? rc : finish(b, i);
@@ -334,9 +513,10 @@ static int collect(batch *b)
 
 static int poll_ms(const batch *b, double now)
 {
-    double next = next_start(b), ms;
+    double next, ms;
 
-    if (multi_pool_in_flight(b->c->pool) >= b->concurrency || next == HUGE_VAL)
+    /* Every slot busy: only a finished transfer can change anything. */
+    if (!slots_free(b) || (next = next_start(b)) == HUGE_VAL)
         return POLL_MAX_MS;
     ms = (next - now) * 1000;
     if (ms <= 0)
@@ -353,7 +533,7 @@ static int pump(batch *b, double now)
     if (multi_pool_in_flight(b->c->pool) == 0) {
         double next = next_start(b);
 
-        return next == HUGE_VAL ? LUA_OK : hooks_sleep(b->L, b->c, next - now);
+        return next == HUGE_VAL || next <= now ? LUA_OK : hooks_sleep(b->L, b->c, next - now);
     }
     if (multi_pool_run(b->c->pool, poll_ms(b, now), &message) != 0) {
         lua_pushfstring(b->L, "wemasy.core: batch: %s", message);
@@ -367,6 +547,8 @@ static int run(batch *b)
     double now;
     int i, rc;
 
+    for (i = 0; i < LIMITER_GROUPS_MAX; i++)
+        b->queues[i].head = b->queues[i].tail = -1;
     /* Malformed items are done before anything starts. */
     for (i = 0; i < b->total; i++)
         if (b->items[i].state == ITEM_DONE) {
@@ -450,14 +632,16 @@ int client_batch(lua_State *L)
     lua_settop(L, 4);
     b.L = L;
     b.c = c;
+    c->batch_visits = 0;
     b.total = (int)compat_rawlen(L, 2);
     lua_createtable(L, b.total, 0);
     results = lua_gettop(L);
     if (b.total == 0)
         return 1;
     lua_createtable(L, 2 * b.total, 0); /* anchor for paths and bodies */
-    b.items = lua_newuserdata(L, sizeof(batch_item) * (size_t)b.total);
+    b.items = lua_newuserdata(L, (sizeof(batch_item) + sizeof(int)) * (size_t)b.total);
     memset(b.items, 0, sizeof(batch_item) * (size_t)b.total);
+    b.heap = (int *)(void *)(b.items + b.total);
     read_items(L, &b, results + 1);
     if (c->t == NULL || c->closing) {
         for (rc = 0; rc < b.total; rc++)

@@ -52,6 +52,9 @@ typedef struct {
     int in_request;
     int in_batch;
     int closing;
+    /* Queued items the last batch's scans looked at (a spec checks that
+     * this grows with the batch, not with its square). */
+    long batch_visits;
     /* Copied in so tostring still works after close. */
     char base_url[];
 } client;

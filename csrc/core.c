@@ -409,12 +409,21 @@ static int core_debug_segment(lua_State *L)
 
 /* ---- module ------------------------------------------------------------------ */
 
+/* TEST ONLY: client:_debug_batch_visits() -> queued items the last batch's
+ * scans looked at. */
+static int client_debug_batch_visits(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)client_check(L, 1)->batch_visits);
+    return 1;
+}
+
 static const luaL_Reg client_methods[] = {
     {"request", client_request},
     {"batch", client_batch},
     {"rate_limit", client_rate_limit},
     {"has_token", client_has_token},
     {"close", client_close},
+    {"_debug_batch_visits", client_debug_batch_visits},
     {NULL, NULL}};
 
 static const luaL_Reg client_meta[] = {
