@@ -214,13 +214,14 @@ static void string_escaped(parser *ps, token *t, const char *start)
 #define ONES UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
 
-/* Whether any byte of w is '"', '\\' or NUL (a byte equal to c makes
- * (w ^ c...) have a zero byte, which the usual bit trick finds). */
-static int has_stop_byte(uint64_t w)
+/* The high bit of each byte of w that is '"', '\\' or NUL (a byte equal
+ * to c leaves a zero byte in w ^ c...).  Bytes above the first such byte may
+ * be marked wrongly (a borrow), the lowest mark never is. */
+static uint64_t stop_bytes(uint64_t w)
 {
     uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
 
-    return ((((w - ONES) & ~w) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS) != 0;
+    return (((w - ONES) & ~w) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS;
 }
 
 static void string_token(parser *ps, token *t)
@@ -231,11 +232,15 @@ static void string_token(parser *ps, token *t)
     /* Most strings have no escapes: they are used where they lie.  Eight
      * bytes at a time while they are all inside the text. */
     while (p + 8 <= ps->end) {
-        uint64_t w;
+        uint64_t w, m;
 
         memcpy(&w, p, 8);
-        if (has_stop_byte(w))
+        if ((m = stop_bytes(w)) != 0) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            p += __builtin_ctzll(m) / 8; /* the first byte in memory is the lowest */
+#endif
             break;
+        }
         p += 8;
     }
     while (*p != '"' && *p != '\\' && *p != '\0')
@@ -434,6 +439,41 @@ static void room(parser *ps)
         too_deep(ps);
 }
 
+/* Whether the next token is the one-character token c (then it is eaten).
+ * The structure of a document is mostly these: no token is made for them. */
+static int punct(parser *ps, char c)
+{
+    const char *p = ps->p;
+
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    ps->p = p;
+    if (*p != c)
+        return 0;
+    ps->p = p + 1;
+    return 1;
+}
+
+/* Raises "Expected <what> but found <the next token>". */
+static void expected(parser *ps, const char *what)
+{
+    token t;
+
+    next_token(ps, &t);
+    parse_error(ps, what, &t);
+}
+
+/* The next token, where an object key is due: most often a string. */
+static void key_token(parser *ps, token *t)
+{
+    if (*ps->p == '"') {
+        t->index = (size_t)(ps->p - ps->data);
+        string_token(ps, t);
+    } else {
+        next_token(ps, t);
+    }
+}
+
 static void descend(parser *ps)
 {
     /* The table's slot, and room for what pushing a value may take. */
@@ -496,7 +536,7 @@ static void parse_object(parser *ps)
     descend(ps);
     lua_pushnil(L); /* the table's slot */
     base = lua_gettop(L);
-    next_token(ps, &t);
+    key_token(ps, &t);
     if (t.type != T_OBJ_END) {
         for (;;) {
             if (t.type != T_STRING)
@@ -504,9 +544,8 @@ static void parse_object(parser *ps)
             if ((n & 15) == 0)
                 room(ps);
             lua_pushlstring(L, t.s, t.len);
-            next_token(ps, &t);
-            if (t.type != T_COLON)
-                parse_error(ps, "colon", &t);
+            if (!punct(ps, ':'))
+                expected(ps, "colon");
             next_token(ps, &t);
             parse_value(ps, &t, 0);
             if (filling) {
@@ -518,12 +557,11 @@ static void parse_object(parser *ps)
                     filling = 1;
                 }
             }
-            next_token(ps, &t);
-            if (t.type == T_OBJ_END)
+            if (punct(ps, '}'))
                 break;
-            if (t.type != T_COMMA)
-                parse_error(ps, "comma or object end", &t);
-            next_token(ps, &t);
+            if (!punct(ps, ','))
+                expected(ps, "comma or object end");
+            key_token(ps, &t);
         }
     }
     if (!filling)
@@ -553,11 +591,10 @@ static void parse_array(parser *ps)
                 make_table(ps, base, n, 0, n);
                 filling = 1;
             }
-            next_token(ps, &t);
-            if (t.type == T_ARR_END)
+            if (punct(ps, ']'))
                 break;
-            if (t.type != T_COMMA)
-                parse_error(ps, "comma or array end", &t);
+            if (!punct(ps, ','))
+                expected(ps, "comma or array end");
             next_token(ps, &t);
         }
     }
