@@ -82,7 +82,7 @@ function M.new(opts)
 end
 
 local function check_self(self, method)
-  if getmetatable(self) ~= Client then
+  if not rawequal(getmetatable(self), Client) then
     error(string.format("bad argument #1 to '%s' (wemasy client expected, got %s; use client:%s(...))",
       method, validate.describe(self), method), 3)
   end

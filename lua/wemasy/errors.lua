@@ -33,11 +33,22 @@ local KIND_BY_STATUS = {
 local Error = { __name = "wemasy.error" }
 Error.__index = Error
 
+-- Raw fields, and only strings and numbers: an error a caller edited (or
+-- made with this metatable) must not raise or run its fields' metamethods.
+local function field_text(e, k)
+  local v = rawget(e, k)
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "number" then return string.format(math.type and math.type(v) == "integer" and "%d" or "%.14g", v) end
+  return nil
+end
+
 function Error.__tostring(e)
-  local where = e.endpoint and (" on " .. e.endpoint) or ""
-  local status = e.status and (" " .. e.status) or ""
-  local message = tostring(e.message or ""):gsub("[\r\n]+", " ")
-  return "wemasy " .. e.kind .. status .. where .. ": " .. message
+  local endpoint, status = field_text(e, "endpoint"), field_text(e, "status")
+  local where = endpoint and (" on " .. endpoint) or ""
+  status = status and (" " .. status) or ""
+  local message = (field_text(e, "message") or ""):gsub("[\r\n]+", " ")
+  return "wemasy " .. (field_text(e, "kind") or "?") .. status .. where .. ": " .. message
 end
 
 function M.new(kind, fields)
@@ -48,7 +59,7 @@ function M.new(kind, fields)
 end
 
 function M.is_error(v)
-  return getmetatable(v) == Error
+  return rawequal(getmetatable(v), Error) -- rawequal: v's metatable may have an __eq
 end
 
 -- Laravel's shape: the first message, then "(and N more errors)".
