@@ -135,8 +135,12 @@ local function prepare(self, ep_or_path, body)
   return { path = ep_or_path, text = text, group = "default", idempotent = false }
 end
 
+-- The full paths of the table's endpoints, made once (not on every call).
+local full_path = {}
+for _, ep in ipairs(endpoints) do full_path[ep.path] = M.API_PREFIX .. ep.path end
+
 local function send(self, req)
-  return outcome(self, req.path, self._core:request(M.API_PREFIX .. req.path, req.text,
+  return outcome(self, req.path, self._core:request(full_path[req.path] or M.API_PREFIX .. req.path, req.text,
     secrets[self] ~= nil, req.group, req.idempotent))
 end
 

@@ -75,7 +75,10 @@ end
 
 local function header_number(headers, name)
   local v = headers and headers[name]
-  return v and tonumber(v:match("^%s*(%d+)%s*$"))
+  if not v then return nil end
+  -- Digits only, as servers send them: no capture string to make.
+  if v:find("^%d+$") then return tonumber(v) end
+  return tonumber(v:match("^%s*(%d+)%s*$"))
 end
 
 function M.rate_limit_of(headers)

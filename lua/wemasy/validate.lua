@@ -31,12 +31,17 @@ local function as_integer(v)
   return v
 end
 
+-- What lua-cjson escapes (control characters, '"', '/', '\\'), and bytes that
+-- need the UTF-8 check.  A string without any is its own JSON text in quotes.
+local NEEDS_WORK = '[%c"/\\\128-\255]'
+
 -- Each returns the JSON text of the value, or nil and what is wrong with it.
 local encoders = {
   string = function(v)
     if is_safe_integer(v) then return json.encode_string(string.format("%d", v)) end
     if type(v) ~= "string" then return nil, "must be a string (got " .. describe(v) .. ")" end
     if v == "" then return nil, "must not be empty" end
+    if not v:find(NEEDS_WORK) then return '"' .. v .. '"' end
     local s = json.encode_string(v)
     if not s then return nil, "must be valid UTF-8" end
     return s
@@ -79,28 +84,52 @@ function M.field_names(ep)
   return names
 end
 
+-- '"name":' of a field, made once per field (every call of an endpoint sends it).
+local key_of = setmetatable({}, { __mode = "k" })
+
+local function key(f)
+  local k = key_of[f]
+  if not k then
+    k = json.encode_string(f.name) .. ":"
+    key_of[f] = k
+  end
+  return k
+end
+
 -- Validates `body` (a table, raw access only) for endpoint `ep`; returns the
 -- JSON request text or nil, invalid_argument error listing every problem.
+-- The tables for problems are made only when there is one.
 function M.request(ep, body)
-  local problems, state, parts = {}, {}, {}
-  unknown_fields(ep, body, problems, state)
-  for _, f in ipairs(ep.fields) do
-    local v = rawget(body, f.name)
-    if v == nil or (v == json.null and not f.nullable) then
-      if f.required then add_problem(problems, f.name, "field '" .. f.name .. "' is required", state) end
-    elseif v == json.null then
-      parts[#parts + 1] = json.encode_string(f.name) .. ":null"
-    else
-      local text, why = encoders[f.type](v)
-      if text then
-        parts[#parts + 1] = json.encode_string(f.name) .. ":" .. text
-      else
-        add_problem(problems, f.name, "field '" .. f.name .. "' " .. why, state)
-      end
+  local problems, state
+  for k in next, body do
+    if type(k) ~= "string" or not ep.field[k] then
+      problems, state = {}, {}
+      unknown_fields(ep, body, problems, state)
+      break
     end
   end
-  if state.first then return nil, errors.invalid_argument(ep.path, problems, state.first) end
-  return "{" .. table.concat(parts, ",") .. "}"
+  local parts, n = {}, 0
+  for _, f in ipairs(ep.fields) do
+    local v = rawget(body, f.name)
+    local text, why
+    if v == nil or (v == json.null and not f.nullable) then
+      if f.required then why = "is required" end
+    elseif v == json.null then
+      text = "null"
+    else
+      text, why = encoders[f.type](v)
+    end
+    if text then
+      n = n + 1
+      parts[n] = key(f) .. text
+    elseif why then
+      problems, state = problems or {}, state or {}
+      add_problem(problems, f.name, "field '" .. f.name .. "' " .. why, state)
+    end
+  end
+  if state then return nil, errors.invalid_argument(ep.path, problems, state.first) end
+  if n == 1 then return "{" .. parts[1] .. "}" end
+  return "{" .. table.concat(parts, ",", 1, n) .. "}"
 end
 
 return M
