@@ -57,7 +57,7 @@ deps:
 lint: lint-lua lint-c
 
 lint-lua:
-	luacheck --quiet lua spec examples bin
+	luacheck --quiet lua spec examples bin fuzz
 
 lint-c:
 	$(MAKE) --no-print-directory -B BUILD=$(BUILD)/lint EXTRA_CFLAGS=-Werror build
@@ -123,6 +123,37 @@ bench-batch: $(SO54) $(SOJIT) $(BENCH_CURL_MULTI)
 $(BENCH_CURL_MULTI): bench/curl_multi.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(OPTFLAGS) -std=gnu99 $(WARNFLAGS) $(EXTRA_CFLAGS) -I$(CURL_INCDIR) -o $@ bench/curl_multi.c -lcurl
+
+# libFuzzer harnesses for the C that reads server data (fuzz/): response
+# headers and what the limiter learns from them, Retry-After, JSON bodies
+# (against lua-cjson).  All at once, FUZZ_TIME seconds each; CI runs it.
+FUZZ_CC       ?= clang
+FUZZ_TIME     ?= 30
+FUZZ_SEED     ?= 1
+FUZZ_DIR      := $(BUILD)/fuzz
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+FUZZ_FLAGS     = -g -O1 -std=gnu99 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                 $(WARNFLAGS) -Werror -DWEMASY_VERSION='"$(VERSION)"' -Icsrc -I$(LUA54_INC) -I$(CURL_INCDIR)
+FUZZERS       := $(FUZZ_DIR)/headers $(FUZZ_DIR)/retry $(FUZZ_DIR)/json
+
+.PHONY: fuzz fuzz-deps
+fuzz: deps fuzz-deps $(FUZZERS)
+	@./fuzz/run $(FUZZ_DIR) $(FUZZ_TIME) $(FUZZ_SEED)
+
+fuzz-deps:
+	@./.ci/install-deps $(FUZZ_PACKAGES)
+
+$(FUZZ_DIR)/headers: fuzz/headers_fuzz.c $(CSRC) $(CHDR) Makefile
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/headers_fuzz.c $(filter-out csrc/transport.c,$(CSRC)) -llua5.4 $(LIBS) -lm
+
+$(FUZZ_DIR)/retry: fuzz/retry_fuzz.c csrc/retry.c $(CHDR) Makefile
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/retry_fuzz.c csrc/retry.c -lcurl
+
+$(FUZZ_DIR)/json: fuzz/json_fuzz.c csrc/json.c $(CHDR) Makefile
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/json_fuzz.c csrc/json.c -llua5.4 -lm
 
 # Memory safety: every spec under valgrind (Lua 5.4) and against an
 # ASan+UBSan build of wemasy.core (both ABIs).  CI runs both.

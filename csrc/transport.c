@@ -271,6 +271,11 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
         n--;
     if (n == 0)
         return total; /* the blank line ending a header block */
+    /* Headers are kept as "name\0value\0": a NUL inside a line would split
+     * it into pairs that do not exist, and the reader would run past the
+     * buffer.  libcurl 7.88 refuses such lines itself; older ones do not. */
+    if (memchr(line, '\0', n) != NULL)
+        return total;
     /* Every status line starts a new response (1xx, proxy CONNECT, ...):
      * only the final response's headers may reach the caller. */
     if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
