@@ -301,7 +301,7 @@ static int is_ipv4_loopback(const char *s, size_t n)
  * count as loopback. */
 static int is_loopback_authority(const char *a, size_t n)
 {
-    size_t host = n, i;
+    size_t host, i;
 
     for (i = 0; i < n; i++)
         if (a[i] == '/' || a[i] == '?' || a[i] == '#')

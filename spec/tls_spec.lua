@@ -204,7 +204,8 @@ describe("TLS and transport rules", function()
         c:close()
       end
       -- It really is the only thing that changed: the call goes out (and fails to connect).
-      local c = wemasy.new{ base_url = "http://192.0.2.1:9/api", allow_http = true, connect_timeout = 0.2, token = "tls-spec-token",
+      local c = wemasy.new{ base_url = "http://192.0.2.1:9/api", allow_http = true, connect_timeout = 0.2,
+                            token = "tls-spec-token",
                             max_retries = 0, rate_limit = false }
       local _, err = c:call("orders/detail", DETAIL)
       assert.truthy(err.kind == "timeout" or err.kind == "network", tostring(err))

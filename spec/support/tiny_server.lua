@@ -169,9 +169,9 @@ local function route(state, path, head, body)
     local auth = head:match("\r\n[Aa]uthorization:%s*([^\r\n]*)") or ""
     local j = auth:gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end)
     local encoded = auth:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end)
-    local body = '{"error":true,"message":"Invalid token: ' .. j .. '","errors":{"' .. j .. '":["' .. j
+    local echoed = '{"error":true,"message":"Invalid token: ' .. j .. '","errors":{"' .. j .. '":["' .. j
       .. '"]},"deep":' .. string.rep("[", 300) .. '"' .. j .. '"' .. string.rep("]", 300) .. '}'
-    return response(tonumber(n), body, "X-Echo-Authorization: " .. auth .. "\r\nLocation: /login?auth="
+    return response(tonumber(n), echoed, "X-Echo-Authorization: " .. auth .. "\r\nLocation: /login?auth="
       .. encoded .. "\r\n")
   end
   if path == "/conn" then
