@@ -91,6 +91,7 @@
 ---@class wemasy.Options
 ---@field token? string Bearer token; Public endpoints work without one. Never printed or logged.
 ---@field base_url? string http(s) URL, default https://api.wemasy.nl/api
+---@field allow_http? boolean allow plain http:// to a host other than this machine (default false)
 ---@field timeout? number total seconds per request (default 30)
 ---@field connect_timeout? number seconds to connect, TCP + TLS (default 10)
 ---@field ca_file? string CA bundle for TLS verification
