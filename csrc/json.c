@@ -235,9 +235,12 @@ static void string_token(parser *ps, token *t)
         uint64_t w, m;
 
         memcpy(&w, p, 8);
-        if ((m = stop_bytes(w)) != 0) {
+        m = stop_bytes(w);
+        if (m != 0) {
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
             p += __builtin_ctzll(m) / 8; /* the first byte in memory is the lowest */
+#else
+            (void)m; /* the byte loop below finds it */
 #endif
             break;
         }
