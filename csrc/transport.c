@@ -65,6 +65,9 @@ struct transfer {
     buffer url;
     buffer body;
     buffer headers; /* "name\0value\0" for each header of the final response */
+    const char *upload; /* the request body (the caller's), NULL between requests */
+    size_t upload_len;
+    size_t upload_pos;
     abort_reason abort;
     /* libcurl writes here; the transfer is heap-allocated so it never moves */
     char errbuf[CURL_ERROR_SIZE];
@@ -204,6 +207,29 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
+/*
+ * The request body, handed to libcurl as it asks for it.  On purpose there
+ * is no seek callback: when a reused connection dies before any byte of the
+ * response, libcurl sends the request again on a new connection by itself,
+ * and needs to rewind the body to do it.  That would send a call the server
+ * may have processed a second time, unseen by the retry policy and the
+ * attempt count.  Without a way to rewind, libcurl fails the transfer with
+ * CURLE_SEND_FAIL_REWIND instead, and the retry policy decides.
+ */
+static size_t on_read(char *dest, size_t size, size_t nitems, void *userp)
+{
+    transfer *t = userp;
+    size_t room = size * nitems;
+    size_t n = t->upload_len - t->upload_pos;
+
+    if (n > room)
+        n = room;
+    if (n > 0)
+        memcpy(dest, t->upload + t->upload_pos, n);
+    t->upload_pos += n;
+    return n;
+}
+
 static int headers_room(const transfer *t, size_t n)
 {
     return n <= HEADERS_MAX && t->headers.len <= HEADERS_MAX - n;
@@ -320,6 +346,7 @@ static const struct error_class {
     {CURLE_QUIC_CONNECT_ERROR, TK_NETWORK, 0},
 #endif
     {CURLE_SEND_ERROR, TK_NETWORK, 1},
+    {CURLE_SEND_FAIL_REWIND, TK_NETWORK, 1}, /* see on_read() */
     {CURLE_RECV_ERROR, TK_NETWORK, 1},
     {CURLE_GOT_NOTHING, TK_NETWORK, 1},
     {CURLE_PARTIAL_FILE, TK_NETWORK, 1},
@@ -425,6 +452,10 @@ static int fail_curl(transfer *t, CURLcode rc, transport_result *out)
         classify(rc, &out->kind, &out->sent);
         if (out->sent && !request_left(t))
             out->sent = 0;
+        if (rc == CURLE_SEND_FAIL_REWIND) /* libcurl's words name its own need */
+            snprintf(t->errbuf, sizeof t->errbuf, "%s",
+                     "the connection closed before any response (a reused "
+                     "connection; the request may have been processed)");
         if (t->errbuf[0] == '\0')
             snprintf(t->errbuf, sizeof t->errbuf, "%s", curl_easy_strerror(rc));
     }
@@ -461,22 +492,23 @@ static CURLcode set_request(transfer *t, const char *body, size_t len,
     rc = curl_easy_setopt(t->easy, CURLOPT_URL, t->url.data);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, hdrs);
-    /* The size first: without it libcurl would strlen() the body and stop at
-     * the first NUL byte. */
+    /* Content-Length; the bytes come from on_read(), NULs included. */
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE,
                               (curl_off_t)len);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, body);
+    t->upload = body;
+    t->upload_len = len;
+    t->upload_pos = 0;
     return rc;
 }
 
-/* The body belongs to the caller (a Lua string the GC may free next): leave
- * libcurl pointing at nothing of theirs. */
+/* The body belongs to the caller (a Lua string the GC may free next): keep
+ * no pointer to it. */
 static void release_body(transfer *t)
 {
+    t->upload = NULL;
+    t->upload_len = t->upload_pos = 0;
     curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
-    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, "");
 }
 
 int transfer_begin(transfer *t, const char *path, const char *body,
@@ -649,6 +681,8 @@ static int configure_fixed(transfer *tr, char *err, size_t errlen)
 #endif
     if (transport_has_http2())
         SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SETOPT(CURLOPT_READFUNCTION, on_read);
+    SETOPT(CURLOPT_READDATA, tr);
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(CURLOPT_WRITEDATA, tr);
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
