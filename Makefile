@@ -49,7 +49,7 @@ $(SOJIT): $(CSRC) $(CHDR) Makefile
 DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
                 lua-cjson libcurl4-openssl-dev ca-certificates lua-busted luarocks \
                 nginx-light libnginx-mod-http-lua lua-check cppcheck openssl valgrind \
-                lua-socket lua-sec
+                lua-socket lua-sec lua-curl wrk
 
 deps:
 	@./.ci/install-deps $(DEB_PACKAGES)
@@ -123,6 +123,20 @@ bench-batch: $(SO54) $(SOJIT) $(BENCH_CURL_MULTI)
 $(BENCH_CURL_MULTI): bench/curl_multi.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(OPTFLAGS) -std=gnu99 $(WARNFLAGS) $(EXTRA_CFLAGS) -I$(CURL_INCDIR) -o $@ bench/curl_multi.c -lcurl
+
+# Client CPU and wall time per call: libcurl alone, hand-rolled lua-curl and
+# socket.http calls, wemasy on both Lua; batch against curl's multi; RSS over
+# 100,000 calls; the sandbox's headroom (a few minutes).  See bench/README.md.
+BENCH_SPEED_EASY := $(BUILD)/bench/speed_easy
+.PHONY: bench
+bench: deps $(SO54) $(SOJIT) $(BENCH_SPEED_EASY) $(BENCH_CURL_MULTI)
+	@mkdir -p bench/results
+	@BENCH_COMMAND='make bench' LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/5.4/?.so;;' \
+	  lua5.4 bench/speed.lua --build $(CURDIR)/$(BUILD) --out bench/results/speed.txt
+
+$(BENCH_SPEED_EASY): bench/speed_easy.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(OPTFLAGS) -std=gnu99 $(WARNFLAGS) $(EXTRA_CFLAGS) -I$(CURL_INCDIR) -o $@ bench/speed_easy.c -lcurl
 
 # libFuzzer harnesses for the C that reads server data (fuzz/): response
 # headers and what the limiter learns from them, Retry-After, JSON bodies
