@@ -45,6 +45,8 @@ describe("wemasy.core batch scans", function()
   end)
 
   it("stay bounded when items go back to the queue for retries", function()
+    -- The fake clock stands still while transfers run, so every backoff
+    -- outlasts many wake-ups: a scan of the waiting items would show here.
     local t = h.fake_time()
     local c = client { max_retries = 1, clock = t.clock, sleep = t.sleep, backoff = { base = 0.001, cap = 0.001 } }
     local list = items(400)
@@ -72,6 +74,8 @@ describe("wemasy.core batch scans", function()
     for i = 1, 60 do assert.equal(200, results[i].status) end
     -- 10 a second from t = 1000: the last ten start at 1005, nothing waits longer.
     assert.is_true(t.now >= 1005 and t.now < 1006, tostring(t.now))
+    -- Only the head of the group's queue asks the limiter; the others wait unseen.
+    assert.is_true(c:_debug_batch_visits() <= 4 * 60, tostring(c:_debug_batch_visits()))
     c:close()
   end)
 end)
