@@ -44,6 +44,10 @@ typedef struct {
     int sleep_ref;
     int random_ref;
     uint64_t rng; /* state of the built-in random */
+    /* An injected clock that stands still while the sleep hook "sleeps"
+     * would make every wait loop spin forever (hooks.c). */
+    double clock_seen;  /* the clock hook's last reading */
+    double clock_stall; /* seconds slept since it last changed */
     int insecure;
     /* A call in progress reads buffers the client owns, and runs Lua (hooks,
      * progress) meanwhile; that Lua may use the client again.  in_request

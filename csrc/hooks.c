@@ -69,6 +69,12 @@ static int call_hook(lua_State *L, int ref, const char *name, int nargs,
     return LUA_OK;
 }
 
+/* Seconds an injected clock may stand still while the sleep hook sleeps.
+ * A clock of coarse resolution moves within its tick; one that stays put
+ * this long is not the sleep hook's clock, and every wait for a slot or a
+ * retry would ask it again forever. */
+#define CLOCK_STALL_MAX 60.0
+
 int hooks_now(lua_State *L, client *c, double *now)
 {
     int rc;
@@ -85,6 +91,10 @@ int hooks_now(lua_State *L, client *c, double *now)
         lua_pushliteral(L, "wemasy.core: the clock hook must return a finite number");
         return LUA_ERRRUN;
     }
+    if (*now != c->clock_seen) {
+        c->clock_seen = *now;
+        c->clock_stall = 0;
+    }
     return LUA_OK;
 }
 
@@ -94,6 +104,12 @@ int hooks_sleep(lua_State *L, client *c, double seconds)
 
     if (seconds <= 0)
         return LUA_OK;
+    if (c->clock_ref != LUA_NOREF && (c->clock_stall += seconds) > CLOCK_STALL_MAX) {
+        c->clock_stall = 0;
+        lua_pushfstring(L, "wemasy.core: the clock hook stood still while the sleep hook slept "
+                           "%d s: the two hooks must share one time", (int)CLOCK_STALL_MAX);
+        return LUA_ERRRUN;
+    }
     if (c->sleep_ref != LUA_NOREF)
         return call_hook(L, c->sleep_ref, "sleep", 1, seconds, 0, NULL);
     ts.tv_sec = (time_t)seconds;

@@ -19,7 +19,7 @@ local asan = (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) ~= nil
 local CHILDREN = valgrind and 1 or 2
 local CALLS = tonumber(os.getenv("WEMASY_FUZZ_CALLS") or "") or (valgrind and 3000 or asan and 100000 or 250000)
 local SEED = tonumber(os.getenv("WEMASY_FUZZ_SEED") or "") or (os.time() % 1000000) * 10
-local LIMIT = 600 -- seconds a child may take before it counts as hung
+local LIMIT = 300 -- seconds a child may take before it counts as hung (they take under 60)
 local DRIVER = helpers.SPEC_DIR .. "/../fuzz/lua_driver.lua"
 local WRAPPER = valgrind and ("valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite "
   .. "--show-leak-kinds=definite --suppressions=" .. helpers.SPEC_DIR .. "/valgrind.supp ") or ""
@@ -41,6 +41,21 @@ describe("fuzz findings", function()
     local ok, why = pcall(c.orders_detail, setmetatable({}, sneaky), {})
     assert.is_false(ok)
     assert.matches("bad argument #1 to 'orders_detail'", why)
+    c:close()
+  end)
+
+  it("a clock hook that stands still while the sleep hook sleeps raises instead of spinning forever", function()
+    local core = require("wemasy.core")
+    local c = core.new{ base_url = "http://127.0.0.1:1", clock = function() return 5 end, sleep = function() end,
+                        max_retries = 0,
+                        rate_limit = { shared = false, groups = { default = { limit = 1, window = 1 } } } }
+    c:request("/x", "")
+    local ok, why = pcall(c.request, c, "/x", "")
+    assert.is_false(ok)
+    assert.matches("the clock hook stood still while the sleep hook slept", why)
+    ok, why = pcall(c.batch, c, { { path = "/x", body = "" }, { path = "/x", body = "" } })
+    assert.is_false(ok)
+    assert.matches("the clock hook stood still", why)
     c:close()
   end)
 
