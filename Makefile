@@ -102,6 +102,18 @@ $(BENCH_LIMITER): bench/limiter_acquire.c csrc/limiter.c csrc/limiter_shm.c csrc
 	$(CC) $(OPTFLAGS) -std=gnu99 $(WARNFLAGS) $(EXTRA_CFLAGS) -Icsrc -o $@ \
 	  bench/limiter_acquire.c csrc/limiter.c csrc/limiter_shm.c csrc/window.c -lpthread -lrt
 
+# OpenResty (examples/openresty): nginx runs LuaJIT, so both load build/jit.
+LUA_JIT_ENV = LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/jit/?.so;;'
+.PHONY: openresty-demo bench-openresty
+
+# The sandbox, the example storefront on nginx in front of it, a walk through its pages.
+openresty-demo: deps build
+	@$(LUA_JIT_ENV) luajit examples/openresty/demo.lua
+
+# Probe latency on a worker while API calls take 500 ms: wemasy.ngx vs the blocking client (~30 s).
+bench-openresty: build
+	@$(LUA_JIT_ENV) luajit bench/openresty/latency.lua
+
 # The limiter against the sandbox's throttle: 4 processes on one token, shared
 # and unshared (about a minute; BENCH_DURATION=30 seconds per row).  See bench/README.md.
 .PHONY: bench-ratelimit
