@@ -39,8 +39,23 @@ typedef enum {
     ABORT_NONE = 0,
     ABORT_BODY_TOO_LARGE,
     ABORT_HEADERS_TOO_LARGE,
-    ABORT_OOM
+    ABORT_OOM,
+    ABORT_RESEND /* libcurl was about to send the request a second time */
 } abort_reason;
+
+/*
+ * libcurl 7.80 can tell us before each request it sends (PREREQFUNCTION).
+ * With it the body goes out as POSTFIELDS, in the same send() as the
+ * headers: one packet and one syscall less per call than a read callback,
+ * whose bytes libcurl always sends separately.  Older libcurl keeps the read
+ * callback.  Either way libcurl never re-sends a request on its own: see
+ * on_prereq() and on_read().
+ */
+#if LIBCURL_VERSION_NUM >= 0x075000
+#define BODY_IN_FIRST_SEND 1
+#else
+#define BODY_IN_FIRST_SEND 0
+#endif
 
 struct transport {
     struct curl_slist *hdr_plain;
@@ -68,6 +83,7 @@ struct transfer {
     const char *upload; /* the request body (the caller's), NULL between requests */
     size_t upload_len;
     size_t upload_pos;
+    int sends; /* requests libcurl started for this transfer */
     abort_reason abort;
     /* libcurl writes here; the transfer is heap-allocated so it never moves */
     char errbuf[CURL_ERROR_SIZE];
@@ -207,6 +223,32 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
+#if BODY_IN_FIRST_SEND
+/*
+ * Called before every request libcurl sends.  When a reused connection dies
+ * before any byte of the response, libcurl sends the request again on a new
+ * connection by itself.  That would send a call the server may have
+ * processed a second time, unseen by the retry policy and the attempt count:
+ * the second request of one transfer is refused here, the transfer fails,
+ * and the retry policy decides.  (Redirects are not followed, so a transfer
+ * has exactly one legitimate request.)
+ */
+static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip,
+                     int conn_primary_port, int conn_local_port)
+{
+    transfer *t = userp;
+
+    (void)conn_primary_ip;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    if (++t->sends > 1) {
+        t->abort = ABORT_RESEND;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+#else
 /*
  * The request body, handed to libcurl as it asks for it.  On purpose there
  * is no seek callback: when a reused connection dies before any byte of the
@@ -229,6 +271,7 @@ static size_t on_read(char *dest, size_t size, size_t nitems, void *userp)
     t->upload_pos += n;
     return n;
 }
+#endif
 
 static int headers_room(const transfer *t, size_t n)
 {
@@ -400,11 +443,19 @@ static void classify(CURLcode rc, transport_kind *kind, int *sent)
     *sent = 1;
 }
 
-/* Our own aborts are reported by libcurl as a plain write error. */
+static const char died_unanswered[] =
+    "the connection closed before any response (a reused connection; the "
+    "request may have been processed)";
+
+/* Our own aborts are reported by libcurl as a write or callback error. */
 static void describe_abort(transfer *t, transport_result *out)
 {
     out->sent = 1;
     switch (t->abort) {
+    case ABORT_RESEND:
+        out->kind = TK_NETWORK;
+        snprintf(t->errbuf, sizeof t->errbuf, "%s", died_unanswered);
+        break;
     case ABORT_BODY_TOO_LARGE:
         out->kind = TK_TOO_LARGE;
         snprintf(t->errbuf, sizeof t->errbuf,
@@ -453,9 +504,7 @@ static int fail_curl(transfer *t, CURLcode rc, transport_result *out)
         if (out->sent && !request_left(t))
             out->sent = 0;
         if (rc == CURLE_SEND_FAIL_REWIND) /* libcurl's words name its own need */
-            snprintf(t->errbuf, sizeof t->errbuf, "%s",
-                     "the connection closed before any response (a reused "
-                     "connection; the request may have been processed)");
+            snprintf(t->errbuf, sizeof t->errbuf, "%s", died_unanswered);
         if (t->errbuf[0] == '\0')
             snprintf(t->errbuf, sizeof t->errbuf, "%s", curl_easy_strerror(rc));
     }
@@ -492,13 +541,18 @@ static CURLcode set_request(transfer *t, const char *body, size_t len,
     rc = curl_easy_setopt(t->easy, CURLOPT_URL, t->url.data);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, hdrs);
-    /* Content-Length; the bytes come from on_read(), NULs included. */
+    /* Content-Length, and the length of the bytes, NULs included. */
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE,
                               (curl_off_t)len);
+#if BODY_IN_FIRST_SEND
+    if (rc == CURLE_OK) /* not copied: the caller keeps body alive until the end */
+        rc = curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, body);
+#endif
     t->upload = body;
     t->upload_len = len;
     t->upload_pos = 0;
+    t->sends = 0;
     return rc;
 }
 
@@ -509,6 +563,9 @@ static void release_body(transfer *t)
     t->upload = NULL;
     t->upload_len = t->upload_pos = 0;
     curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+#if BODY_IN_FIRST_SEND
+    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, "");
+#endif
 }
 
 int transfer_begin(transfer *t, const char *path, const char *body,
@@ -681,8 +738,13 @@ static int configure_fixed(transfer *tr, char *err, size_t errlen)
 #endif
     if (transport_has_http2())
         SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+#if BODY_IN_FIRST_SEND
+    SETOPT(CURLOPT_PREREQFUNCTION, on_prereq);
+    SETOPT(CURLOPT_PREREQDATA, tr);
+#else
     SETOPT(CURLOPT_READFUNCTION, on_read);
     SETOPT(CURLOPT_READDATA, tr);
+#endif
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(CURLOPT_WRITEDATA, tr);
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
