@@ -115,8 +115,9 @@ local function missing_token(path)
     endpoint = path, message = "this endpoint needs a token; none was given to wemasy.new", attempts = 0 })
 end
 
--- A request ready for the core: path, encoded body and the table's facts,
--- or nil, err when it must not be sent.
+-- A request ready for the core: path, encoded body and the table's facts
+-- (path, text, group, idempotent), or nil, err when it must not be sent.
+-- Plain values, not a table: every call and batch item goes through here.
 local function prepare(self, ep_or_path, body)
   local ep = type(ep_or_path) == "table" and ep_or_path or endpoints[ep_or_path]
   if ep then
@@ -124,7 +125,7 @@ local function prepare(self, ep_or_path, body)
     local text, err = validate.request(ep, body)
     -- Field names and encoder messages are the caller's: one may be the token.
     if not text then return nil, errors.redact(err, secrets[self]) end
-    return { path = ep.path, text = text, group = ep.group, idempotent = ep.idempotent }
+    return ep.path, text, ep.group, ep.idempotent
   end
   local text, why = json.encode(body)
   if not text then
@@ -132,16 +133,17 @@ local function prepare(self, ep_or_path, body)
   end
   -- Unknown to the table: the token is sent if set, the default group, and
   -- no retry of anything that may have reached the server.
-  return { path = ep_or_path, text = text, group = "default", idempotent = false }
+  return ep_or_path, text, "default", false
 end
 
 -- The full paths of the table's endpoints, made once (not on every call).
-local full_path = {}
-for _, ep in ipairs(endpoints) do full_path[ep.path] = M.API_PREFIX .. ep.path end
+local full_path = setmetatable({}, { __index = function(_, path) return M.API_PREFIX .. path end })
+for _, ep in ipairs(endpoints) do rawset(full_path, ep.path, M.API_PREFIX .. ep.path) end
 
-local function send(self, req)
-  return outcome(self, req.path, self._core:request(full_path[req.path] or M.API_PREFIX .. req.path, req.text,
-    secrets[self] ~= nil, req.group, req.idempotent))
+-- prepare()'s values in, the call's result out.
+local function send(self, path, text, group, idempotent)
+  if not path then return nil, text end
+  return outcome(self, path, self._core:request(full_path[path], text, secrets[self] ~= nil, group, idempotent))
 end
 
 -- The client's quota state of `group`, for the hooks (nil when limiting is off).
@@ -154,9 +156,7 @@ end
 local function observed(self, path, method, group, idempotent, prepare_fn, ...)
   local obs = observers[self]
   local ctx = obs:start(path, method, group, idempotent)
-  local req, err = prepare_fn(...)
-  local body, res
-  if req then body, err, res = send(self, req) end
+  local body, err, res = send(self, prepare_fn(...))
   obs:finish(ctx, body, err, res, limiter_state(self, group))
   if err then return nil, err end
   return body, nil, res
@@ -169,9 +169,7 @@ for _, ep in ipairs(endpoints) do
     if observers[self] then
       return observed(self, ep.path, ep.method, ep.group, ep.idempotent, prepare, self, ep, body)
     end
-    local req, err = prepare(self, ep, body)
-    if not req then return nil, err end
-    return send(self, req)
+    return send(self, prepare(self, ep, body))
   end
 end
 
@@ -208,12 +206,10 @@ function Client:call(path, body)
       ep and ep.group or "default", ep and ep.idempotent or false, prepare_call)
   end
   if not rel then return nil, errors.redact(bad_path(path), secrets[self]) end
-  local req, err = prepare(self, rel, body)
-  if not req then return nil, err end
-  return send(self, req)
+  return send(self, prepare(self, rel, body))
 end
 
--- One batch entry {method_or_path, body} -> request or nil, err.
+-- One batch entry {method_or_path, body} -> prepare()'s values or nil, err.
 local function prepare_item(self, item)
   if type(item) ~= "table" then
     return nil, errors.new("invalid_argument", { message = "a batch item must be a table {method_or_path, body}" })
@@ -264,20 +260,22 @@ function Client:batch(calls, opts)
   end
   local concurrency, progress = batch_options(opts)
   local total = rawlen and rawlen(calls) or #calls
-  local results, items, index = {}, {}, {}
+  -- items[k] is calls[at[k]], sent to paths[k].
+  local results, items, at, paths = {}, {}, {}, {}
   local token = secrets[self] ~= nil
   local obs, started = observers[self], {}
   for i = 1, total do
-    local req, err = prepare_item(self, rawget(calls, i))
-    if req then
-      items[#items + 1] = { path = M.API_PREFIX .. req.path, body = req.text, with_auth = token,
-                            group = req.group, idempotent = req.idempotent }
-      index[#items] = { i, req.path }
+    local path, text, group, idempotent = prepare_item(self, rawget(calls, i))
+    if path then
+      local k = #items + 1
+      items[k] = { path = full_path[path], body = text, with_auth = token, group = group, idempotent = idempotent }
+      at[k], paths[k] = i, path
       if obs then
-        local ep = endpoints[req.path]
-        started[#items] = obs:start(req.path, ep and ep.method, req.group, req.idempotent, true)
+        local ep = endpoints[path]
+        started[k] = obs:start(path, ep and ep.method, group, idempotent, true)
       end
     else
+      local err = text
       results[i] = { nil, err }
       if obs then
         local ep = by_method[type(rawget(calls, i)) == "table" and rawget(rawget(calls, i), 1) or false]
@@ -292,7 +290,7 @@ function Client:batch(calls, opts)
   if refused > 0 and progress then progress(refused, total) end
   local done = #items > 0 and self._core:batch(items, concurrency, on_progress) or {}
   for k, r in ipairs(done) do
-    local i, path = index[k][1], index[k][2]
+    local i, path = at[k], paths[k]
     if r.status then
       results[i] = { outcome(self, path, r.status, r.body, r.headers, r.attempts) }
     else
