@@ -132,9 +132,9 @@ bench-batch: $(SO54) $(SOJIT) $(BENCH_CURL_MULTI)
 	  lua5.4 bench/batch.lua --curl-multi $(BENCH_CURL_MULTI) --build $(CURDIR)/$(BUILD) \
 	  --out bench/results/batch.txt
 
-$(BENCH_CURL_MULTI): bench/curl_multi.c Makefile
+$(BENCH_CURL_MULTI): bench/curl_multi.c bench/common.c bench/common.h Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(OPTFLAGS) -std=gnu99 $(WARNFLAGS) $(EXTRA_CFLAGS) -I$(CURL_INCDIR) -o $@ bench/curl_multi.c -lcurl
+	$(CC) $(OPTFLAGS) -std=gnu99 $(WARNFLAGS) $(EXTRA_CFLAGS) -I$(CURL_INCDIR) -o $@ bench/curl_multi.c bench/common.c -lcurl
 
 # Client CPU and wall time per call: libcurl alone, hand-rolled lua-curl and
 # socket.http calls, wemasy on both Lua; batch against curl's multi; RSS over
@@ -146,9 +146,9 @@ bench: deps $(SO54) $(SOJIT) $(BENCH_SPEED_EASY) $(BENCH_CURL_MULTI)
 	@BENCH_COMMAND='make bench' LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/5.4/?.so;;' \
 	  lua5.4 bench/speed.lua --build $(CURDIR)/$(BUILD) --out bench/results/speed.txt
 
-$(BENCH_SPEED_EASY): bench/speed_easy.c Makefile
+$(BENCH_SPEED_EASY): bench/speed_easy.c bench/common.c bench/common.h Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(OPTFLAGS) -std=gnu99 $(WARNFLAGS) $(EXTRA_CFLAGS) -I$(CURL_INCDIR) -o $@ bench/speed_easy.c -lcurl
+	$(CC) $(OPTFLAGS) -std=gnu99 $(WARNFLAGS) $(EXTRA_CFLAGS) -I$(CURL_INCDIR) -o $@ bench/speed_easy.c bench/common.c -lcurl
 
 # libFuzzer harnesses for the C that reads server data (fuzz/): response
 # headers and what the limiter learns from them, Retry-After, JSON bodies

@@ -16,85 +16,25 @@
  *   requests=N ok=N errors=N seconds=S rps=R cpu_us_per_req=C
  * and exits 1 if any request failed or answered other than 200.
  */
-#include <curl/curl.h>
+#include "common.h"
+
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <time.h>
-
-#define BODY "{\"order_number\":\"ORD-2025-001\"}"
-#define PATH "/services/webshop/v1/orders/detail"
 
 typedef struct {
     CURL *easy;
-    char *data;
-    size_t len, cap;
+    buffer body;
 } handle;
 
 typedef struct {
     long ok, errors;
 } tally;
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    handle *h = ud;
-    size_t len = size * n;
-
-    if (h->len + len > h->cap) {
-        size_t cap = h->cap ? h->cap : 16384;
-        char *grown;
-
-        while (cap < h->len + len)
-            cap *= 2;
-        if ((grown = realloc(h->data, cap)) == NULL)
-            return 0; /* aborts the transfer: counted as an error */
-        h->data = grown;
-        h->cap = cap;
-    }
-    memcpy(h->data + h->len, p, len);
-    h->len += len;
-    return len;
-}
-
 static int setup(handle *h, const char *url, struct curl_slist *hdrs)
 {
-    CURL *e = curl_easy_init();
-
-    if (e == NULL)
+    if ((h->easy = make_easy(url, hdrs, "curl_multi-bench", &h->body)) == NULL)
         return -1;
-    h->easy = e;
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(BODY));
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, BODY);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "curl_multi-bench");
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)h);
+    curl_easy_setopt(h->easy, CURLOPT_PRIVATE, (void *)h);
     return 0;
 }
 
@@ -105,7 +45,7 @@ static int run(CURLM *multi, handle *hs, int in_flight, long total, tally *t)
     int i, still;
 
     for (i = 0; i < in_flight && started < total; i++, started++) {
-        hs[i].len = 0;
+        hs[i].body.len = 0;
         curl_multi_add_handle(multi, hs[i].easy);
     }
     while (done < total) {
@@ -125,14 +65,14 @@ static int run(CURLM *multi, handle *hs, int in_flight, long total, tally *t)
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
             h = (handle *)(void *)priv;
             curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
-            if (msg->data.result == CURLE_OK && status == 200 && h->len > 0)
+            if (msg->data.result == CURLE_OK && status == 200 && h->body.len > 0)
                 t->ok++;
             else
                 t->errors++;
             done++;
             curl_multi_remove_handle(multi, h->easy);
             if (started < total) {
-                h->len = 0; /* the body is discarded */
+                h->body.len = 0; /* the body is discarded */
                 curl_multi_add_handle(multi, h->easy);
                 started++;
             }
@@ -146,8 +86,8 @@ int main(int argc, char **argv)
     const char *base_url, *token;
     long total, warmup;
     int in_flight, i, rc = 0;
-    char url[1024], *auth;
-    struct curl_slist *hdrs = NULL;
+    char url[1024];
+    struct curl_slist *hdrs;
     handle *hs;
     CURLM *multi;
     tally warm = {0, 0}, t = {0, 0};
@@ -163,21 +103,13 @@ int main(int argc, char **argv)
     in_flight = atoi(argv[4]);
     warmup = argc > 5 ? atol(argv[5]) : in_flight;
     if (total < 1 || in_flight < 1 || in_flight > 1024 || warmup < 0 ||
-        strlen(base_url) + sizeof PATH > sizeof url) {
+        make_url(url, sizeof url, base_url) != 0) {
         fprintf(stderr, "curl_multi: bad arguments\n");
         return 2;
     }
-    snprintf(url, sizeof url, "%s%s", base_url, PATH);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return 2;
-    auth = malloc(strlen(token) + 32);
-    if (auth == NULL)
-        return 2;
-    sprintf(auth, "Authorization: Bearer %s", token);
-    hdrs = curl_slist_append(hdrs, "Accept: application/json");
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    hdrs = curl_slist_append(hdrs, auth);
+    hdrs = make_headers(token);
     multi = curl_multi_init();
     hs = calloc((size_t)in_flight, sizeof *hs);
     if (hdrs == NULL || multi == NULL || hs == NULL)
@@ -200,12 +132,11 @@ int main(int argc, char **argv)
 
     for (i = 0; i < in_flight; i++) {
         curl_easy_cleanup(hs[i].easy);
-        free(hs[i].data);
+        free(hs[i].body.data);
     }
     free(hs);
     curl_multi_cleanup(multi);
     curl_slist_free_all(hdrs);
-    free(auth);
     curl_global_cleanup();
     return rc != 0 || t.errors + warm.errors > 0 ? 1 : 0;
 }

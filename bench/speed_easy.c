@@ -13,58 +13,10 @@
  *   calls=N ok=N errors=N seconds=S cpu_us=C
  * and exits 1 if any call failed or answered other than 200.
  */
-#include <curl/curl.h>
+#include "common.h"
+
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <time.h>
-
-#define BODY "{\"order_number\":\"ORD-2025-001\"}"
-#define PATH "/services/webshop/v1/orders/detail"
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-} buffer;
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    buffer *b = ud;
-    size_t len = size * n;
-
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        char *grown;
-
-        while (cap < b->len + len)
-            cap *= 2;
-        if ((grown = realloc(b->data, cap)) == NULL)
-            return 0; /* aborts the transfer: counted as an error */
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, len);
-    b->len += len;
-    return len;
-}
 
 static long run(CURL *e, buffer *b, long calls)
 {
@@ -86,8 +38,8 @@ int main(int argc, char **argv)
 {
     const char *base_url, *token;
     long calls, warmup, errors, warm_errors;
-    char url[1024], *auth;
-    struct curl_slist *hdrs = NULL;
+    char url[1024];
+    struct curl_slist *hdrs;
     buffer body = {NULL, 0, 0};
     CURL *e;
     double t0, c0, secs, cpu;
@@ -100,36 +52,15 @@ int main(int argc, char **argv)
     token = argv[2];
     calls = atol(argv[3]);
     warmup = argc > 4 ? atol(argv[4]) : 20;
-    if (calls < 1 || warmup < 0 || strlen(base_url) + sizeof PATH > sizeof url) {
+    if (calls < 1 || warmup < 0 || make_url(url, sizeof url, base_url) != 0) {
         fprintf(stderr, "speed_easy: bad arguments\n");
         return 2;
     }
-    snprintf(url, sizeof url, "%s%s", base_url, PATH);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return 2;
-    auth = malloc(strlen(token) + 32);
-    if (auth == NULL)
+    if ((hdrs = make_headers(token)) == NULL ||
+        (e = make_easy(url, hdrs, "speed_easy-bench", &body)) == NULL)
         return 2;
-    sprintf(auth, "Authorization: Bearer %s", token);
-    hdrs = curl_slist_append(hdrs, "Accept: application/json");
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    hdrs = curl_slist_append(hdrs, auth);
-    if (hdrs == NULL || (e = curl_easy_init()) == NULL)
-        return 2;
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(BODY));
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, BODY);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "speed_easy-bench");
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
 
     warm_errors = run(e, &body, warmup);
     t0 = now();
@@ -142,7 +73,6 @@ int main(int argc, char **argv)
 
     curl_easy_cleanup(e);
     curl_slist_free_all(hdrs);
-    free(auth);
     free(body.data);
     curl_global_cleanup();
     return errors + warm_errors > 0 ? 1 : 0;
