@@ -17,6 +17,10 @@
 -- (Debian package `wrk`) when it is installed.
 --
 -- Client mode (internal): batch.lua client <base_url> <N> <C> <off|local> <warmup>
+
+-- This script's directory first: `require("common")` is bench/common.lua.
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local common = require("common")
 local socket = require("socket")
 
 local gettime = socket.gettime
@@ -90,51 +94,13 @@ end
 
 ------------------------------------------------------------------------ parent
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function interpreter()
-  local i = -1
-  while arg[i - 1] do i = i - 1 end
-  return arg[i]
-end
-
-local function capture(cmd)
-  local p = io.popen(cmd .. " 2>/dev/null")
-  local s = p and p:read("a") or ""
-  if p then p:close() end
-  return (s:gsub("%s+$", ""))
-end
-
-local function exists(path)
-  local f = io.open(path)
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
+local shell_quote, dirname, median = common.shell_quote, common.dirname, common.median
 
 -- Runs cmd, parses its "key=value ..." line; fails loudly on any error.
 local function measure(cmd)
-  local out = capture(cmd)
-  local r = {}
-  for k, v in out:gmatch("(%w[%w_]*)=(%S+)") do r[k] = tonumber(v) or v end
-  if not r.rps or r.errors ~= 0 or r.ok ~= r.requests then
-    error("benchmark run failed: " .. cmd .. "\n" .. out, 0)
-  end
-  return r
-end
-
-local function median(xs)
-  local s = {}
-  for i, x in ipairs(xs) do s[i] = x end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return 0 end
-  return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
+  return common.measure(cmd, common.capture, function(r)
+    return r.rps ~= nil and r.errors == 0 and r.ok == r.requests
+  end)
 end
 
 local function parse_args(argv)
@@ -158,43 +124,22 @@ local function parse_args(argv)
 end
 
 local function machine(o)
-  local cpu = capture("grep -m1 '^model name' /proc/cpuinfo"):gsub("^model name%s*:%s*", "")
-  local curl = capture("curl-config --version")
-  if curl == "" then curl = capture("curl --version | head -1") end
-  return {
-    "date:     " .. os.date("!%Y-%m-%d %H:%M:%S UTC"),
-    "machine:  nproc=" .. capture("nproc") .. ", " .. cpu,
-    "libcurl:  " .. curl,
-    "lua:      " .. capture("lua5.4 -v") .. "; " .. capture("luajit -v"),
-    "command:  " .. (os.getenv("BENCH_COMMAND") or (interpreter() .. " " .. arg[0] .. " " .. table.concat(arg, " "))),
+  return common.date_and_machine{
+    "libcurl:  " .. common.curl_version(),
+    "lua:      " .. common.capture("lua5.4 -v") .. "; " .. common.capture("luajit -v"),
+    common.command_line(),
     string.format("setup:    %d orders/detail POSTs per run, %d in flight, %d rounds (order rotated each round), "
       .. "sandbox with %d nginx workers, limits 10000000 per 60 s", o.requests, o.concurrency, o.rounds, o.workers),
   }
 end
 
 local function wrk_ceiling(base_url, token, connections)
-  if capture("command -v wrk") == "" then return nil end
-  local script = os.tmpname()
-  local f = assert(io.open(script, "w"))
-  f:write(string.format("wrk.method = 'POST'\nwrk.body = %q\n", BODY),
-    "wrk.headers['Accept'] = 'application/json'\n",
-    "wrk.headers['Content-Type'] = 'application/json'\n",
-    string.format("wrk.headers['Authorization'] = %q\n", "Bearer " .. token))
-  f:close()
-  local out = capture(string.format("wrk -t1 -c%d -d3s -s %s %s", connections, shell_quote(script),
-    shell_quote(base_url .. PATH)))
-  os.remove(script)
-  local rps = tonumber(out:match("Requests/sec:%s*([%d%.]+)"))
-  local bad = tonumber(out:match("Non%-2xx or 3xx responses:%s*(%d+)")) or 0
-  if not rps or bad > 0 or out:match("Socket errors") then
-    error("wrk failed or saw errors:\n" .. out, 0)
-  end
-  return rps
+  return (common.wrk(common.capture, base_url .. PATH, BODY, token, connections, 3))
 end
 
 local function main(argv)
   local o = parse_args(argv)
-  assert(exists(o.curl_multi), "no " .. o.curl_multi .. ": run `make bench-batch` (it builds it)")
+  assert(common.exists(o.curl_multi), "no " .. o.curl_multi .. ": run `make bench-batch` (it builds it)")
   local sandbox = require("wemasy.sandbox")
   local token = sandbox.tokens.merchant
   local base_url, sb = sandbox.start{ window = 60, limits = { default = 10000000, sync = 5 }, workers = o.workers }
@@ -273,13 +218,7 @@ local function main(argv)
     if not variants[i].diag then worst = math.min(worst, median(variants[i].rps) / ref) end
   end
   lines[#lines + 1] = string.format("goal:       %s (lowest ratio %.2f)", worst >= 0.85 and "met" or "MISSED", worst)
-  local text = table.concat(lines, "\n") .. "\n"
-  io.write(text)
-  if o.out then
-    local f = assert(io.open(o.out, "w"))
-    f:write(text)
-    f:close()
-  end
+  common.write_report(lines, o.out)
 end
 
 if arg[1] == "client" then

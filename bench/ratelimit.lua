@@ -18,6 +18,10 @@
 -- quota use = successes / (N x server windows started).
 --
 -- Worker mode (internal): ratelimit.lua worker <base_url> <shared 0|1> <S> <N> <W> <outfile>
+
+-- This script's directory first: `require("common")` is bench/common.lua.
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local common = require("common")
 local socket = require("socket")
 
 local gettime = socket.gettime
@@ -91,15 +95,7 @@ end
 
 ------------------------------------------------------------------------ parent
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function interpreter()
-  local i = -1
-  while arg[i - 1] do i = i - 1 end -- the interpreter is the lowest index
-  return arg[i]
-end
+local shell_quote, capture = common.shell_quote, common.capture
 
 local function read_result(path)
   local r = { kinds = {} }
@@ -116,7 +112,7 @@ local function run_row(o, sb, shared, tmpdir)
   local token = require("wemasy.sandbox").tokens.merchant
   core._debug_unlink(sb.base_url, token) -- no quota left over from an earlier run
   assert(sb:reset())
-  local lua = interpreter()
+  local lua = common.interpreter()
   local children, files = {}, {}
   for i = 1, o.procs do
     files[i] = string.format("%s/%s-%d", tmpdir, shared and "shared" or "local", i)
@@ -165,22 +161,11 @@ local function run_row(o, sb, shared, tmpdir)
   return row
 end
 
-local function capture(cmd)
-  local p = io.popen(cmd .. " 2>/dev/null")
-  local s = p and p:read("a") or ""
-  if p then p:close() end
-  return (s:gsub("%s+$", ""))
-end
-
 local function machine()
-  local cpu = capture("grep -m1 '^model name' /proc/cpuinfo"):gsub("^model name%s*:%s*", "")
   local ok, core = pcall(require, "wemasy.core")
-  local curl = capture("curl-config --version")
-  if curl == "" then curl = capture("curl --version | head -1") end
-  return {
-    "date:     " .. os.date("!%Y-%m-%d %H:%M:%S UTC"),
-    "machine:  nproc=" .. capture("nproc") .. ", " .. cpu,
-    "libcurl:  " .. curl .. (ok and core.curl_version and (" (loaded " .. tostring(core.curl_version) .. ")") or ""),
+  return common.date_and_machine{
+    "libcurl:  " .. common.curl_version()
+      .. (ok and core.curl_version and (" (loaded " .. tostring(core.curl_version) .. ")") or ""),
     "lua:      " .. (jit and jit.version or _VERSION),
   }
 end
@@ -219,8 +204,7 @@ local function main(argv)
   if not ok then error(err, 0) end
 
   local lines = machine()
-  lines[#lines + 1] = "command:  " .. (os.getenv("BENCH_COMMAND")
-    or (interpreter() .. " " .. arg[0] .. " " .. table.concat(argv, " ")))
+  lines[#lines + 1] = common.command_line()
   lines[#lines + 1] = string.format("setup:    sandbox limit %d per %g s (fixed window from the first request), "
     .. "%d processes on one token, %g s each, max_retries = 0, client groups.default = {limit = %d, window = %g}",
     o.limit, o.window, o.procs, o.duration, o.limit, o.window)
@@ -250,13 +234,7 @@ local function main(argv)
     shared.r429 == 0 and "met (0)" or ("MISSED (" .. shared.r429 .. ")"),
     shared.quota >= 0.95 and string.format("met (%.1f %%)", 100 * shared.quota)
       or string.format("MISSED (%.1f %%)", 100 * shared.quota))
-  local text = table.concat(lines, "\n") .. "\n"
-  io.write(text)
-  if o.out then
-    local f = assert(io.open(o.out, "w"))
-    f:write(text)
-    f:close()
-  end
+  common.write_report(lines, o.out)
 end
 
 if arg[1] == "worker" then

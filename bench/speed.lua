@@ -32,6 +32,10 @@
 --
 -- Client mode (internal): speed.lua client <kind> <base_url> <calls> <warmup>
 --   kind: wemasy | lcurl | socket | rss
+
+-- This script's directory first: `require("common")` is bench/common.lua.
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local common = require("common")
 local socket = require("socket")
 
 local gettime = socket.gettime
@@ -157,35 +161,10 @@ end
 
 ------------------------------------------------------------------------ parent
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function interpreter()
-  local i = -1
-  while arg[i - 1] do i = i - 1 end
-  return arg[i]
-end
-
-local function capture(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local s = p and p:read("a") or ""
-  if p then p:close() end
-  return (s:gsub("%s+$", ""))
-end
-
-local function dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
-
-local function median(xs)
-  local s = {}
-  for i, x in ipairs(xs) do s[i] = x end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return 0 / 0 end
-  return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
-end
+local shell_quote, dirname, median = common.shell_quote, common.dirname, common.median
+-- Everything this script runs shows its stderr: `nginx -v` prints there, and
+-- a failed client's message goes into the error.
+local capture = common.capture_with_stderr
 
 local function parse_args(argv)
   local repo = dirname(dirname(arg[0]))
@@ -232,48 +211,27 @@ end
 
 -- Runs cmd, parses its "key=value ..." line; fails loudly on any error.
 local function measure(cmd, count_key)
-  local out = capture(cmd)
-  local r = {}
-  for k, v in out:gmatch("(%w[%w_]*)=(%S+)") do r[k] = tonumber(v) or v end
-  if not r[count_key] or r.errors ~= 0 then
-    error("benchmark run failed: " .. cmd .. "\n" .. out, 0)
-  end
-  return r
+  return common.measure(cmd, capture, function(r) return r[count_key] ~= nil and r.errors == 0 end)
 end
 
 local function wrk(base_url, connections, seconds)
-  if capture("command -v wrk") == "" then return nil end
-  local script = os.tmpname()
-  local f = assert(io.open(script, "w"))
-  f:write(string.format("wrk.method = 'POST'\nwrk.body = %q\n", '{"order_number":"ORD-2025-001"}'),
-    "wrk.headers['Accept'] = 'application/json'\n",
-    "wrk.headers['Content-Type'] = 'application/json'\n",
-    string.format("wrk.headers['Authorization'] = %q\n", "Bearer " .. token()))
-  f:close()
-  local out = capture(string.format("wrk -t1 -c%d -d%ds -s %s %s", connections, seconds, shell_quote(script),
-    shell_quote(base_url .. PATH)))
-  os.remove(script)
-  local rps = tonumber(out:match("Requests/sec:%s*([%d%.]+)"))
-  local total = tonumber(out:match("(%d+) requests in"))
-  local bad = tonumber(out:match("Non%-2xx or 3xx responses:%s*(%d+)")) or 0
-  if not rps or bad > 0 or out:match("Socket errors") then error("wrk failed or saw errors:\n" .. out, 0) end
-  return rps, total
+  return common.wrk(capture, base_url .. PATH, '{"order_number":"ORD-2025-001"}', token(), connections, seconds)
 end
 
 local function machine()
-  local cpu = capture("grep -m1 '^model name' /proc/cpuinfo"):gsub("^model name%s*:%s*", "")
+  local cpu = common.cpu_model(capture)
   local mem = tonumber(capture("grep -m1 MemTotal /proc/meminfo"):match("(%d+)")) or 0
   local curl = capture("curl-config --version")
   local function pkg(name) return capture("dpkg-query -W -f='${Version}' " .. name) end
   return {
-    "date:     " .. os.date("!%Y-%m-%d %H:%M:%S UTC"),
+    common.date_line(),
     string.format("machine:  nproc=%s, %s, %.1f GiB RAM, %s", capture("nproc"), cpu, mem / 1048576,
       capture("uname -sr")),
     "libcurl:  " .. curl .. "; nginx " .. capture("nginx -v"):gsub("^nginx version: nginx/", ""),
     "lua:      " .. capture("lua5.4 -v"):gsub("%s+Copyright.*", "") .. "; "
       .. capture("luajit -v"):gsub("%s+%-%-.*", "") .. "; lua-curl " .. pkg("lua-curl") .. ", lua-cjson "
       .. pkg("lua-cjson") .. ", lua-socket " .. pkg("lua-socket"),
-    "command:  " .. (os.getenv("BENCH_COMMAND") or (interpreter() .. " " .. arg[0] .. " " .. table.concat(arg, " "))),
+    common.command_line(),
   }
 end
 
@@ -450,13 +408,7 @@ local function main(argv)
     .. "(%.2f);", verdict(worst.floor <= 1.25), worst.floor, verdict(worst.lcurl <= 1.0), worst.lcurl)
   lines[#lines + 1] = string.format("            batch >= 0.85 x C multi: %s (%.2f); RSS growth < 1 MiB: %s (%d KiB)",
     verdict(worst.batch >= 0.85), worst.batch, verdict(worst.rss < 1024), worst.rss)
-  local text = table.concat(lines, "\n") .. "\n"
-  io.write(text)
-  if o.out then
-    local f = assert(io.open(o.out, "w"))
-    f:write(text)
-    f:close()
-  end
+  common.write_report(lines, o.out)
 end
 
 if arg[1] == "client" then
