@@ -105,22 +105,8 @@ end
 
 local function parse_args(argv)
   local repo = dirname(dirname(arg[0]))
-  local o = { requests = 5000, rounds = 7, concurrency = 16, workers = 2,
-    curl_multi = repo .. "/build/bench/curl_multi", build = repo .. "/build" }
-  local i = 1
-  while i <= #argv do
-    local k, v = argv[i], argv[i + 1]
-    if k == "--requests" then o.requests = tonumber(v)
-    elseif k == "--rounds" then o.rounds = tonumber(v)
-    elseif k == "--concurrency" then o.concurrency = tonumber(v)
-    elseif k == "--workers" then o.workers = tonumber(v)
-    elseif k == "--curl-multi" then o.curl_multi = v
-    elseif k == "--build" then o.build = v
-    elseif k == "--out" then o.out = v
-    else error("batch.lua: unknown argument " .. tostring(k)) end
-    i = i + 2
-  end
-  return o
+  return common.parse_args(argv, { requests = 5000, rounds = 7, concurrency = 16, workers = 2,
+    curl_multi = repo .. "/build/bench/curl_multi", build = repo .. "/build" }, "batch.lua")
 end
 
 local function machine(o)
@@ -207,12 +193,13 @@ local function main(argv)
   else
     lines[#lines + 1] = "wrk: not installed (apt-get install wrk), ceiling from the C program only"
   end
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = "median/s:   requests per second, median of the rounds (wall time of one batch / curl_multi run)"
-  lines[#lines + 1] = "CPU us/req: the client process's own CPU time (user + system) per request, median"
-  lines[#lines + 1] = "vs C:       median / the C program's median with the same number in flight; goal >= 0.85"
-  lines[#lines + 1] = "(diag.):    client._core:batch with the items client:batch would pass, made before timing:"
-  lines[#lines + 1] = "            the C core without the Lua layer (validation, encoding, JSON decode, result tables)"
+  common.append(lines, { "",
+    "median/s:   requests per second, median of the rounds (wall time of one batch / curl_multi run)",
+    "CPU us/req: the client process's own CPU time (user + system) per request, median",
+    "vs C:       median / the C program's median with the same number in flight; goal >= 0.85",
+    "(diag.):    client._core:batch with the items client:batch would pass, made before timing:",
+    "            the C core without the Lua layer (validation, encoding, JSON decode, result tables)",
+  })
   local worst = math.huge
   for i = 2, #variants do
     if not variants[i].diag then worst = math.min(worst, median(variants[i].rps) / ref) end

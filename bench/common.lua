@@ -33,6 +33,23 @@ function M.capture_with_stderr(cmd)
   return run(cmd .. " 2>&1")
 end
 
+-- Options as "--name value" pairs, --foo-bar setting o.foo_bar: `defaults`
+-- names every option but --out, and a number there takes numbers only.
+function M.parse_args(argv, defaults, script)
+  local o = defaults
+  local i = 1
+  while i <= #argv do
+    local k, v = argv[i], argv[i + 1]
+    local key = k:match("^%-%-(.+)$")
+    key = key and key:gsub("%-", "_")
+    if key and type(o[key]) == "number" then o[key] = tonumber(v) or error(k .. " wants a number", 0)
+    elseif key == "out" or (key and type(o[key]) == "string") then o[key] = v
+    else error(script .. ": unknown argument " .. tostring(k), 0) end
+    i = i + 2
+  end
+  return o
+end
+
 function M.dirname(path)
   return path:match("^(.*)/[^/]*$") or "."
 end
@@ -105,12 +122,17 @@ function M.date_line()
   return "date:     " .. os.date("!%Y-%m-%d %H:%M:%S UTC")
 end
 
+-- Adds the strings in `more` to the end of `lines`.
+function M.append(lines, more)
+  for _, line in ipairs(more) do lines[#lines + 1] = line end
+  return lines
+end
+
 -- The first lines of batch.lua's and ratelimit.lua's reports: the date and
 -- the machine, then the lines in `more`.
 function M.date_and_machine(more)
-  local lines = { M.date_line(), "machine:  nproc=" .. M.capture("nproc") .. ", " .. M.cpu_model(M.capture) }
-  for _, line in ipairs(more) do lines[#lines + 1] = line end
-  return lines
+  return M.append({ M.date_line(), "machine:  nproc=" .. M.capture("nproc") .. ", " .. M.cpu_model(M.capture) },
+    more)
 end
 
 -- How this run was started: BENCH_COMMAND from the Makefile, else this very

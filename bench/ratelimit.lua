@@ -171,20 +171,8 @@ local function machine()
 end
 
 local function parse_args(argv)
-  local o = { duration = tonumber(os.getenv("BENCH_DURATION")) or 30, procs = 4, limit = 20, window = 5,
-    out = nil }
-  local i = 1
-  while i <= #argv do
-    local k, v = argv[i], argv[i + 1]
-    if k == "--duration" then o.duration = tonumber(v)
-    elseif k == "--procs" then o.procs = tonumber(v)
-    elseif k == "--limit" then o.limit = tonumber(v)
-    elseif k == "--window" then o.window = tonumber(v)
-    elseif k == "--out" then o.out = v
-    else error("ratelimit.lua: unknown argument " .. tostring(k)) end
-    i = i + 2
-  end
-  return o
+  return common.parse_args(argv, { duration = tonumber(os.getenv("BENCH_DURATION")) or 30, procs = 4, limit = 20,
+    window = 5 }, "ratelimit.lua")
 end
 
 local function main(argv)
@@ -217,7 +205,7 @@ local function main(argv)
       r.other, r.windows, string.format("%.1f %%", 100 * r.quota), string.format("%.1f %%", 100 * r.ideal))
     for k, n in pairs(r.kinds) do lines[#lines + 1] = string.format("    other errors: %s x%d", k, n) end
   end
-  for _, l in ipairs{ "",
+  common.append(lines, { "",
     "requests:  orders/detail requests counted by the sandbox; (workers): the same as the workers saw them",
     "ok, 429:   answers to requests that completed within the S seconds",
     "late:      sent after S seconds (a process waited for a slot another one took); not counted in ok/windows",
@@ -226,7 +214,7 @@ local function main(argv)
     "quota use: ok / (N x windows); goal: 0 x 429 and >= 95 % with shared = true",
     string.format("vs ideal:  ok / (N x ceil(S / W)) = ok / %d: windows back to back from t = 0",
       o.limit * math.ceil(o.duration / o.window)),
-  } do lines[#lines + 1] = l end
+  })
   local shared = rows[1]
   lines[#lines + 1] = string.format("shm:       segment %s of the run %s", shared.segment,
     (shared.left or rows[2].left) and "STILL PRESENT after _debug_unlink" or "removed (absent from /dev/shm)")

@@ -168,20 +168,8 @@ local capture = common.capture_with_stderr
 
 local function parse_args(argv)
   local repo = dirname(dirname(arg[0]))
-  local o = { calls = 4000, socket_calls = 800, batch_requests = 5000, rss_calls = 100000, rounds = 11,
-    concurrency = 16, workers = 2, build = repo .. "/build" }
-  local i = 1
-  while i <= #argv do
-    local k, v = argv[i], argv[i + 1]
-    local key = k:match("^%-%-(.+)$")
-    key = key and key:gsub("%-", "_")
-    if key and o[key] ~= nil and key ~= "build" then o[key] = assert(tonumber(v), k .. " wants a number")
-    elseif k == "--build" then o.build = v
-    elseif k == "--out" then o.out = v
-    else error("speed.lua: unknown argument " .. tostring(k), 0) end
-    i = i + 2
-  end
-  return o
+  return common.parse_args(argv, { calls = 4000, socket_calls = 800, batch_requests = 5000, rss_calls = 100000,
+    rounds = 11, concurrency = 16, workers = 2, build = repo .. "/build" }, "speed.lua")
 end
 
 -- CPU seconds of the sandbox's nginx workers so far (utime + stime).
