@@ -134,7 +134,7 @@ int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o);
 int client_batch(lua_State *L);
 
 /* ---- json.c ---- */
-int core_json_decode(lua_State *L); /* core.json_decode(text) */
+void json_push_decoder(lua_State *L); /* pushes core.json_decode(text) */
 
 /* ---- core.c ---- */
 client *client_check(lua_State *L, int idx);

@@ -440,7 +440,6 @@ static const luaL_Reg client_meta[] = {
 
 static const luaL_Reg module_functions[] = {
     {"new", core_new},
-    {"json_decode", core_json_decode},
     {"_debug_hold_lock", core_debug_hold_lock},
     {"_debug_unlink", core_debug_unlink},
     {"_debug_stall_init", core_debug_stall_init},
@@ -484,5 +483,7 @@ int luaopen_wemasy_core(lua_State *L)
     lua_setfield(L, -2, "curl_version");
     push_features(L);
     lua_setfield(L, -2, "features");
+    json_push_decoder(L);
+    lua_setfield(L, -2, "json_decode");
     return 1;
 }

@@ -34,6 +34,10 @@
 #define PENDING_MAX 2048
 /* A decimal of at most this many digits is exact without strtod. */
 #define FAST_DIGITS 15
+/* Object keys of at most KEY_MAX bytes go through the key cache, which has
+ * KEY_SLOTS slots (a power of two). */
+#define KEY_MAX 32
+#define KEY_SLOTS 512
 
 typedef enum {
     T_OBJ_BEGIN, T_OBJ_END, T_ARR_BEGIN, T_ARR_END, T_STRING, T_NUMBER,
@@ -58,8 +62,29 @@ typedef struct {
     double d;
 } token;
 
+/*
+ * The object keys a Lua state decoded last, by slot.  Responses of one API
+ * repeat the same keys call after call, and Lua makes every string it is
+ * given unique by hashing it and searching its string table: for a key seen
+ * before, a look at this cache and the Lua string kept in the decoder's
+ * upvalue costs about a third of that.  Each Lua state has its own (an
+ * upvalue of its json_decode), so no lock is needed.  LuaJIT makes short
+ * strings unique more cheaply than the cache finds them (callgrind, the 2 KB
+ * orders/detail body: 80k instructions without, 83k with), so only Lua 5.3
+ * and later use it (103k -> 97k on 5.4).
+ */
+#define USE_KEY_CACHE (LUA_VERSION_NUM >= 503)
+typedef struct {
+    unsigned char len[KEY_SLOTS]; /* 0: the slot is empty */
+    char bytes[KEY_SLOTS][KEY_MAX];
+} key_cache;
+
+#define KEY_STRINGS lua_upvalueindex(1) /* slot + 1 -> the Lua string */
+#define KEY_CACHE lua_upvalueindex(2)   /* the key_cache userdata */
+
 typedef struct {
     lua_State *L;
+    key_cache *keys;
     const char *data;
     const char *p;
     const char *end; /* data + length: the NUL Lua keeps after every string */
@@ -477,6 +502,41 @@ static void key_token(parser *ps, token *t)
     }
 }
 
+static unsigned key_slot(const char *s, size_t len)
+{
+    uint64_t head = 0, tail = 0;
+
+    /* The first and last eight bytes tell most keys of a schema apart
+     * ("invoice_city" / "shipping_city"); a clash only costs a miss. */
+    memcpy(&head, s, len < 8 ? len : 8);
+    if (len > 8)
+        memcpy(&tail, s + len - 8, 8);
+    head = (head ^ (tail * UINT64_C(0x9E3779B97F4A7C15)) ^ len) * UINT64_C(0xFF51AFD7ED558CCD);
+    return (unsigned)(head >> 40) & (KEY_SLOTS - 1);
+}
+
+static void push_key(parser *ps, const char *s, size_t len)
+{
+    lua_State *L = ps->L;
+    key_cache *kc = ps->keys;
+    unsigned slot;
+
+    if (!USE_KEY_CACHE || len == 0 || len > KEY_MAX) {
+        lua_pushlstring(L, s, len);
+        return;
+    }
+    slot = key_slot(s, len);
+    if (kc->len[slot] == len && memcmp(kc->bytes[slot], s, len) == 0) {
+        lua_rawgeti(L, KEY_STRINGS, (int)slot + 1);
+        return;
+    }
+    lua_pushlstring(L, s, len);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, KEY_STRINGS, (int)slot + 1); /* an array slot: no allocation */
+    memcpy(kc->bytes[slot], s, len);
+    kc->len[slot] = (unsigned char)len;
+}
+
 static void descend(parser *ps)
 {
     /* The table's slot, and room for what pushing a value may take. */
@@ -546,7 +606,7 @@ static void parse_object(parser *ps)
                 parse_error(ps, "object key string", &t);
             if ((n & 15) == 0)
                 room(ps);
-            lua_pushlstring(L, t.s, t.len);
+            push_key(ps, t.s, t.len);
             if (!punct(ps, ':'))
                 expected(ps, "colon");
             next_token(ps, &t);
@@ -635,7 +695,7 @@ static void parse_value(parser *ps, token *t, int top)
 }
 
 /* core.json_decode(text) -> value; raises on invalid JSON. */
-int core_json_decode(lua_State *L)
+static int json_decode(lua_State *L)
 {
     parser ps;
     token t;
@@ -648,6 +708,7 @@ int core_json_decode(lua_State *L)
         return luaL_error(L, "JSON parser does not support UTF-16 or UTF-32");
     memset(&ps, 0, sizeof ps);
     ps.L = L;
+    ps.keys = lua_touserdata(L, KEY_CACHE);
     ps.data = ps.p = text;
     ps.end = text + len;
     /* An unescaped string is never longer than its text. */
@@ -659,4 +720,15 @@ int core_json_decode(lua_State *L)
     if (t.type != T_END)
         parse_error(&ps, "the end", &t);
     return 1;
+}
+
+/* Pushes json_decode with this Lua state's key cache. */
+void json_push_decoder(lua_State *L)
+{
+    key_cache *kc;
+
+    lua_createtable(L, KEY_SLOTS, 0);
+    kc = lua_newuserdata(L, sizeof *kc);
+    memset(kc->len, 0, sizeof kc->len);
+    lua_pushcclosure(L, json_decode, 2);
 }

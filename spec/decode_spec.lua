@@ -139,6 +139,38 @@ describe("core.json_decode", function()
     end
   end)
 
+  -- The key cache (Lua 5.3+) keeps the keys of earlier bodies: keys that
+  -- share their first and last eight bytes, differ in one byte or in length,
+  -- hold NUL or escapes, or are one byte either side of the 32-byte limit
+  -- must each come back as themselves, body after body, in any order.
+  it("gives every object key back exactly, whatever keys earlier bodies had", function()
+    local keys = { "", "a", "ab", "\0", "a\0b", "x\\u0000y", "invoice_city", "shipping_city",
+      "total_price_tax", "total_price_with_tax", string.rep("k", 31), string.rep("k", 32), string.rep("k", 33),
+      "abcdefgh" .. "1" .. "stuvwxyz", "abcdefgh" .. "2" .. "stuvwxyz", "abcdefgh" .. "12" .. "stuvwxyz",
+      "caf\\u00e9", "\\\"q\\\"" }
+    -- Each pair in turn, so the second finds the first in the cache.
+    for i = 1, #keys do
+      for j = 1, #keys do
+        check('{"' .. keys[i] .. '":1}')
+        check('{"' .. keys[j] .. '":2,"' .. keys[i] .. '":3}')
+      end
+    end
+    for i = 1, 3000 do keys[#keys + 1] = "key_" .. i .. "_" .. string.rep("z", i % 29) end
+    local seed = 99
+    local function rand(n)
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return seed % n + 1
+    end
+    for round = 1, 400 do
+      local parts = {}
+      for j = 1, 1 + round % 17 do
+        parts[j] = '"' .. keys[rand(#keys)] .. '":' .. j
+      end
+      check("{" .. table.concat(parts, ",") .. "}")
+      check('[{"' .. keys[rand(#keys)] .. '":{"' .. keys[rand(#keys)] .. '":null}}]')
+    end
+  end)
+
   it("is what wemasy.json.decode uses once the core is loaded", function()
     local v, err = json.decode('{"id":2502,"p":1.5}')
     assert.is_nil(err)
