@@ -353,6 +353,14 @@ static const char *check_token_arg(lua_State *L, int idx)
     return lua_isnoneornil(L, idx) ? NULL : check_lstring(L, idx, &len);
 }
 
+/* core.now() -> seconds on the monotonic clock the limiter uses: for
+ * durations (hooks, debug lines); it never jumps with the wall clock. */
+static int core_now(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)limiter_now());
+    return 1;
+}
+
 static void say_locked(void)
 {
     fputs("LOCKED\n", stdout);
@@ -440,6 +448,7 @@ static const luaL_Reg client_meta[] = {
 
 static const luaL_Reg module_functions[] = {
     {"new", core_new},
+    {"now", core_now},
     {"_debug_hold_lock", core_debug_hold_lock},
     {"_debug_unlink", core_debug_unlink},
     {"_debug_stall_init", core_debug_stall_init},

@@ -75,6 +75,11 @@ describe("wemasy.core", function()
       assert.matches("^%d+%.%d+%.%d+", core.curl_version)
       assert.is_table(core.features)
       assert.is_boolean(core.features.http2)
+      -- now(): seconds on a monotonic clock, never going back.
+      local t0 = core.now()
+      require("socket").sleep(0.05)
+      local t1 = core.now()
+      assert.is_true(t1 - t0 >= 0.049 and t1 - t0 < 5, ("now() moved %s s over a 50 ms sleep"):format(t1 - t0))
       assert.is_true(core.features.ssl == false or type(core.features.ssl) == "string")
     end)
 

@@ -301,4 +301,17 @@ describe("client hooks and debug", function()
     assert.is_true(d >= 0.5 and d == math.floor(d * 2) / 2)
     client:close()
   end)
+
+  it("times calls on the core's monotonic clock when none is injected", function()
+    local core = require("wemasy.core")
+    local client, rec = observed(tokens.merchant)
+    local before = core.now()
+    client:orders_detail{ order_number = "ORD-2025-001" }
+    local elapsed = core.now() - before
+    local d = rec.responses[1].duration
+    -- Sub-millisecond resolution (os.time would say 0 or 1) and inside the
+    -- time the call took on the same clock.
+    assert.is_true(d > 0 and d <= elapsed, ("duration %s, elapsed %s"):format(d, elapsed))
+    client:close()
+  end)
 end)

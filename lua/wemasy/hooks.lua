@@ -29,18 +29,9 @@ local function option_error(msg)
 end
 
 -- Seconds, for durations: the injected clock when there is one (specs), else
--- the best wall clock at hand (luasocket, ngx), else whole seconds.
+-- the core's monotonic clock (the limiter's: it never jumps with the wall clock).
 local function default_clock()
-  local ok, socket = pcall(require, "socket")
-  if ok and type(socket) == "table" and type(socket.gettime) == "function" then return socket.gettime end
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.now) == "function" then
-    return function()
-      if ngx.update_time then ngx.update_time() end
-      return ngx.now()
-    end
-  end
-  return os.time
+  return require("wemasy.core").now
 end
 
 local Observer = {}
