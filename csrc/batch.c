@@ -1,7 +1,12 @@
 /*
- * batch.c - client:batch(items, concurrency, progress): many calls at once
- * on one curl multi handle, each with the limiter and the retry policy of
- * client:request, results in input order.
+ * batch.c - client:batch(items, concurrency, progress, on_result): many
+ * calls at once on one curl multi handle, each with the limiter and the retry
+ * policy of client:request, results in input order.
+ *
+ * With on_result, each result goes to on_result(index, result) the moment
+ * its transfer ends, instead of into the returned table: the Lua layer
+ * decodes a body while the other transfers are still in flight, rather than
+ * all of them after the last one, when the server has nothing left to do.
  *
  * One loop: start what may start (concurrency and limiter permitting), then
  * wait for network activity no longer than until the next item may start,
@@ -62,6 +67,7 @@ typedef struct {
     int concurrency;
     int results;  /* stack index of the results table */
     int progress; /* stack index of the progress function, 0: none */
+    int on_result; /* stack index of the on_result function, 0: none */
     int next_fresh;            /* the first item never looked at */
     int *heap;                 /* ITEM_BACKOFF items, by ready_at */
     int nheap;
@@ -107,22 +113,31 @@ static void push_success(lua_State *L, const call_outcome *o)
     set_integer(L, "attempts", o->attempts);
 }
 
-/* Records item i's result and tells the progress callback. */
+/* Records item i's result (or hands it to on_result) and tells the
+ * progress callback. */
 static int finish(batch *b, int i)
 {
     lua_State *L = b->L;
     batch_item *it = &b->items[i];
+    int rc = LUA_OK;
 
+    if (b->on_result != 0) {
+        lua_pushvalue(L, b->on_result);
+        lua_pushinteger(L, i + 1);
+    }
     if (it->out.kind == TK_OK)
         push_success(L, &it->out);
     else
         push_failure(L, &it->out);
-    lua_rawseti(L, b->results, i + 1);
     it->state = ITEM_DONE;
     it->out.tr = NULL; /* the transfer goes back to the pool */
     b->done++;
-    if (b->progress == 0)
-        return LUA_OK;
+    if (b->on_result != 0)
+        rc = lua_pcall(L, 2, 0, 0);
+    else
+        lua_rawseti(L, b->results, i + 1);
+    if (rc != LUA_OK || b->progress == 0)
+        return rc;
     lua_pushvalue(L, b->progress);
     lua_pushinteger(L, b->done);
     lua_pushinteger(L, b->total);
@@ -598,13 +613,15 @@ static int check_concurrency(lua_State *L)
 
 /* run() under lua_pcall, so client_batch always gets control back (to
  * abort the transfers and clear in_batch), even when Lua raises out of
- * memory.  Arguments: the batch, the results table, the progress or nil. */
+ * memory.  Arguments: the batch, the results table, the progress or nil,
+ * on_result or nil. */
 static int run_protected(lua_State *L)
 {
     batch *b = (batch *)lua_touserdata(L, 1);
 
     b->results = 2;
     b->progress = lua_isnil(L, 3) ? 0 : 3;
+    b->on_result = lua_isnil(L, 4) ? 0 : 4;
     if (run(b) != LUA_OK)
         return lua_error(L);
     return 0;
@@ -622,14 +639,15 @@ int client_batch(lua_State *L)
     b.concurrency = check_concurrency(L);
     if (!lua_isnoneornil(L, 4))
         luaL_checktype(L, 4, LUA_TFUNCTION);
+    if (!lua_isnoneornil(L, 5))
+        luaL_checktype(L, 5, LUA_TFUNCTION);
     /* One multi pool per client: a batch started from the progress callback
      * (or a hook) of another would abort the outer one's transfers. */
     if (c->in_batch)
         return luaL_error(L, "wemasy.core: client:batch called from the progress "
                              "callback or a hook of a batch in progress on the "
                              "same client");
-    b.progress = lua_isnoneornil(L, 4) ? 0 : 4;
-    lua_settop(L, 4);
+    lua_settop(L, 5);
     b.L = L;
     b.c = c;
     c->batch_visits = 0;
@@ -660,11 +678,9 @@ int client_batch(lua_State *L)
     lua_pushcfunction(L, run_protected);
     lua_pushlightuserdata(L, &b);
     lua_pushvalue(L, results);
-    if (b.progress != 0)
-        lua_pushvalue(L, b.progress);
-    else
-        lua_pushnil(L);
-    rc = lua_pcall(L, 3, 0, 0);
+    lua_pushvalue(L, 4); /* progress or nil */
+    lua_pushvalue(L, 5); /* on_result or nil */
+    rc = lua_pcall(L, 4, 0, 0);
     c->in_batch = 0;
     multi_pool_abort(c->pool);
     client_close_pending(L, c);

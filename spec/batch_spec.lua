@@ -216,6 +216,44 @@ describe("wemasy.core batch", function()
     c:close()
   end)
 
+  it("hands each result to on_result the moment its transfer ends", function()
+    local c = client()
+    local items = { { path = "/sleep/400", body = "{}" }, echo(2), { path = "/bad path", body = "" }, echo(4) }
+    local calls, t0 = {}, socket.gettime()
+    local results = c:batch(items, 4, nil, function(k, r)
+      calls[#calls + 1] = { k = k, at = socket.gettime() - t0, r = r }
+    end)
+    local took = socket.gettime() - t0
+    assert.same({}, results) -- nothing kept: on_result had every result
+    local seen = {}
+    for _, call in ipairs(calls) do seen[call.k] = call end
+    assert.equal(4, #calls)
+    assert.equal("invalid_argument", seen[3].r.kind) -- refused before anything started
+    assert.equal('{"i":2}', echoed(seen[2].r))
+    assert.equal('{"i":4}', echoed(seen[4].r))
+    assert.equal(200, seen[1].r.status)
+    -- The quick ones came while the slow one was still in flight.
+    assert.is_true(took >= 0.39, "the slow item took " .. took)
+    assert.is_true(seen[2].at < 0.3 and seen[4].at < 0.3, ("quick results at %.3f and %.3f s"):format(seen[2].at,
+      seen[4].at))
+    assert.equal(1, calls[#calls].k)
+    assert.has_error(function() c:batch({ echo(1) }, 1, nil, "not a function") end)
+    c:close()
+  end)
+
+  it("cleans up when on_result raises, and the client stays usable", function()
+    local c = client()
+    local items = {}
+    for i = 1, 6 do items[i] = { path = "/sleep/" .. (i == 1 and 10 or 300), body = "{}" } end
+    local ok, err = pcall(c.batch, c, items, 6, nil, function() error("stop in on_result") end)
+    assert.is_false(ok)
+    assert.matches("stop in on_result", err)
+    local status, body = c:request("/echo", "own")
+    assert.equal(200, status)
+    assert.equal("own", body:match("\r\n\r\n(.*)$"))
+    c:close()
+  end)
+
   it("anchors bodies even if progress edits the items", function()
     local c = client()
     local items = {}

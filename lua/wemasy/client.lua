@@ -288,19 +288,22 @@ function Client:batch(calls, opts)
   local refused = total - #items
   local on_progress = progress and function(done) progress(refused + done, total) end
   if refused > 0 and progress then progress(refused, total) end
-  local done = #items > 0 and self._core:batch(items, concurrency, on_progress) or {}
-  for k, r in ipairs(done) do
+  -- Called by the core as each transfer ends, while the others are still in
+  -- flight: decoding overlaps the server's work instead of following it.
+  local function on_result(k, r)
     local i, path = at[k], paths[k]
+    local result
     if r.status then
-      results[i] = { outcome(self, path, r.status, r.body, r.headers, r.attempts) }
+      result = { outcome(self, path, r.status, r.body, r.headers, r.attempts) }
     else
-      results[i] = { outcome(self, path, nil, r.kind, r.message, r.sent, r.attempts, r.retry_after) }
+      result = { outcome(self, path, nil, r.kind, r.message, r.sent, r.attempts, r.retry_after) }
     end
+    results[i] = result
     if obs then
-      local result = results[i]
       obs:finish(started[k], result[1], result[2], result[3], limiter_state(self, started[k].info.group))
     end
   end
+  if #items > 0 then self._core:batch(items, concurrency, on_progress, on_result) end
   return results
 end
 
