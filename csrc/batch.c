@@ -3,8 +3,9 @@
  * calls at once on one curl multi handle, each with the limiter and the retry
  * policy of client:request, results in input order.
  *
- * With on_result, each result goes to on_result(index, result) the moment
- * its transfer ends, instead of into the returned table: the Lua layer
+ * With on_result, each result goes to on_result(index, ...) the moment its
+ * transfer ends, as the values client:request returns, instead of into the
+ * returned table: the Lua layer
  * decodes a body while the other transfers are still in flight, rather than
  * all of them after the last one, when the server has nothing left to do.
  *
@@ -119,23 +120,25 @@ static int finish(batch *b, int i)
 {
     lua_State *L = b->L;
     batch_item *it = &b->items[i];
-    int rc = LUA_OK;
+    int rc = LUA_OK, nargs = 0;
 
     if (b->on_result != 0) {
         lua_pushvalue(L, b->on_result);
         lua_pushinteger(L, i + 1);
+        nargs = 1 + client_push_outcome(L, &it->out);
+    } else {
+        if (it->out.kind == TK_OK)
+            push_success(L, &it->out);
+        else
+            push_failure(L, &it->out);
+        lua_rawseti(L, b->results, i + 1);
     }
-    if (it->out.kind == TK_OK)
-        push_success(L, &it->out);
-    else
-        push_failure(L, &it->out);
+    /* Done before any Lua code runs: a callback may close the client. */
     it->state = ITEM_DONE;
     it->out.tr = NULL; /* the transfer goes back to the pool */
     b->done++;
-    if (b->on_result != 0)
-        rc = lua_pcall(L, 2, 0, 0);
-    else
-        lua_rawseti(L, b->results, i + 1);
+    if (nargs != 0)
+        rc = lua_pcall(L, nargs, 0, 0);
     if (rc != LUA_OK || b->progress == 0)
         return rc;
     lua_pushvalue(L, b->progress);

@@ -141,6 +141,7 @@ client *client_check(lua_State *L, int idx);
 /* Frees what a close() asked for while a call was running (see `closing`). */
 void client_close_pending(lua_State *L, client *c);
 void client_push_headers(lua_State *L, const transfer *tr);
+int client_push_outcome(lua_State *L, const call_outcome *o);
 int client_check_path(const char *path, size_t len, const char **why);
 
 #endif /* WEMASY_CLIENT_H */

@@ -164,7 +164,9 @@ static const limiter_group *check_group(lua_State *L, client *c, int idx)
     return g;
 }
 
-static int push_outcome(lua_State *L, const call_outcome *o)
+/* What client:request returns for o: status, body, headers, attempts or
+ * nil, kind, message, sent, attempts, retry_after; returns the count. */
+int client_push_outcome(lua_State *L, const call_outcome *o)
 {
     if (o->kind == TK_OK) {
         lua_pushinteger(L, (lua_Integer)o->r.status);
@@ -175,7 +177,7 @@ static int push_outcome(lua_State *L, const call_outcome *o)
     }
     lua_pushnil(L);
     lua_pushstring(L, client_kind_name(o->kind));
-    lua_pushstring(L, o->message);
+    lua_pushstring(L, o->message != NULL ? o->message : "");
     lua_pushboolean(L, o->sent);
     lua_pushinteger(L, o->attempts);
     if (o->retry_after >= 0)
@@ -242,7 +244,7 @@ static int client_request(lua_State *L)
     }
     /* The outcome points into the handle: push it before any deferred
      * close frees that. */
-    n = push_outcome(L, &o);
+    n = client_push_outcome(L, &o);
     client_close_pending(L, c);
     return n;
 }

@@ -220,7 +220,10 @@ describe("wemasy.core batch", function()
     local c = client()
     local items = { { path = "/sleep/400", body = "{}" }, echo(2), { path = "/bad path", body = "" }, echo(4) }
     local calls, t0 = {}, socket.gettime()
-    local results = c:batch(items, 4, nil, function(k, r)
+    -- on_result gets what c:request would return, after the item's index.
+    local results = c:batch(items, 4, nil, function(k, status, a, b, attempts, retry_after)
+      local r = status and { status = status, body = a, headers = b, attempts = attempts }
+        or { kind = a, message = b, sent = attempts, attempts = retry_after }
       calls[#calls + 1] = { k = k, at = socket.gettime() - t0, r = r }
     end)
     local took = socket.gettime() - t0
@@ -229,6 +232,10 @@ describe("wemasy.core batch", function()
     for _, call in ipairs(calls) do seen[call.k] = call end
     assert.equal(4, #calls)
     assert.equal("invalid_argument", seen[3].r.kind) -- refused before anything started
+    assert.is_false(seen[3].r.sent)
+    assert.is_string(seen[3].r.message)
+    assert.is_table(seen[2].r.headers)
+    assert.equal(1, seen[2].r.attempts)
     assert.equal('{"i":2}', echoed(seen[2].r))
     assert.equal('{"i":4}', echoed(seen[4].r))
     assert.equal(200, seen[1].r.status)

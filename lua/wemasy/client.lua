@@ -290,15 +290,11 @@ function Client:batch(calls, opts)
   if refused > 0 and progress then progress(refused, total) end
   -- Called by the core as each transfer ends, while the others are still in
   -- flight: decoding overlaps the server's work instead of following it.
-  local function on_result(k, r)
-    local i, path = at[k], paths[k]
-    local result
-    if r.status then
-      result = { outcome(self, path, r.status, r.body, r.headers, r.attempts) }
-    else
-      result = { outcome(self, path, nil, r.kind, r.message, r.sent, r.attempts, r.retry_after) }
-    end
-    results[i] = result
+  -- (k, then what core:request returns: status, body, headers, attempts or
+  -- nil, kind, message, sent, attempts, retry_after)
+  local function on_result(k, status, a, b, c, d, e)
+    local result = { outcome(self, paths[k], status, a, b, c, d, e) }
+    results[at[k]] = result
     if obs then
       obs:finish(started[k], result[1], result[2], result[3], limiter_state(self, started[k].info.group))
     end
