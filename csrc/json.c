@@ -708,7 +708,9 @@ static int json_decode(lua_State *L)
         return luaL_error(L, "JSON parser does not support UTF-16 or UTF-32");
     memset(&ps, 0, sizeof ps);
     ps.L = L;
+#if USE_KEY_CACHE
     ps.keys = lua_touserdata(L, KEY_CACHE);
+#endif
     ps.data = ps.p = text;
     ps.end = text + len;
     /* An unescaped string is never longer than its text. */
@@ -722,13 +724,17 @@ static int json_decode(lua_State *L)
     return 1;
 }
 
-/* Pushes json_decode with this Lua state's key cache. */
+/* Pushes json_decode, with this Lua state's key cache where it is used. */
 void json_push_decoder(lua_State *L)
 {
+#if USE_KEY_CACHE
     key_cache *kc;
 
     lua_createtable(L, KEY_SLOTS, 0);
     kc = lua_newuserdata(L, sizeof *kc);
     memset(kc->len, 0, sizeof kc->len);
     lua_pushcclosure(L, json_decode, 2);
+#else
+    lua_pushcfunction(L, json_decode);
+#endif
 }

@@ -80,10 +80,13 @@ struct transfer {
     buffer url;
     buffer body;
     buffer headers; /* "name\0value\0" for each header of the final response */
+#if BODY_IN_FIRST_SEND
+    int sends; /* requests libcurl started for this transfer */
+#else
     const char *upload; /* the request body (the caller's), NULL between requests */
     size_t upload_len;
     size_t upload_pos;
-    int sends; /* requests libcurl started for this transfer */
+#endif
     abort_reason abort;
     /* libcurl writes here; the transfer is heap-allocated so it never moves */
     char errbuf[CURL_ERROR_SIZE];
@@ -548,11 +551,12 @@ static CURLcode set_request(transfer *t, const char *body, size_t len,
 #if BODY_IN_FIRST_SEND
     if (rc == CURLE_OK) /* not copied: the caller keeps body alive until the end */
         rc = curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, body);
-#endif
+    t->sends = 0;
+#else
     t->upload = body;
     t->upload_len = len;
     t->upload_pos = 0;
-    t->sends = 0;
+#endif
     return rc;
 }
 
@@ -560,11 +564,12 @@ static CURLcode set_request(transfer *t, const char *body, size_t len,
  * no pointer to it. */
 static void release_body(transfer *t)
 {
-    t->upload = NULL;
-    t->upload_len = t->upload_pos = 0;
     curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
 #if BODY_IN_FIRST_SEND
     curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, "");
+#else
+    t->upload = NULL;
+    t->upload_len = t->upload_pos = 0;
 #endif
 }
 
