@@ -82,6 +82,8 @@ local function kind_names()
    return table.concat(list, ", ")
 end
 
+-- Describes a bad value without running any of its metamethods (also used by
+-- wemasy.sandbox's option checks).
 local function describe(v)
    local t = type(v)
    if t == "string" then
@@ -91,6 +93,7 @@ local function describe(v)
    end
    return "a " .. t
 end
+faults.describe = describe
 
 local function is_path(p)
    return p == "*" or (api[p] ~= nil and type(api[p]) == "table" and api[p].path == p)

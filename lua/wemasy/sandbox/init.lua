@@ -50,16 +50,7 @@ local function is_int(v)
    return type(v) == "number" and v == math.floor(v) and v == v and v ~= math.huge
 end
 
--- Describes a bad value without running any of its metamethods.
-local function describe(v)
-   local t = type(v)
-   if t == "string" then
-      return #v > 40 and string.format("a string of %d bytes", #v) or string.format("%q", v)
-   elseif t == "number" or t == "boolean" or t == "nil" then
-      return tostring(v)
-   end
-   return "a " .. t
-end
+local describe = faults.describe
 
 local function bad(option, expected, got)
    error(string.format("wemasy.sandbox: option '%s' must be %s (got %s)", option, expected, describe(got)), 4)
