@@ -122,15 +122,20 @@ bench-ratelimit: $(SO54)
 	@BENCH_COMMAND='make bench-ratelimit' LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/5.4/?.so;;' \
 	  lua5.4 bench/ratelimit.lua --duration $${BENCH_DURATION:-30} --out bench/results/ratelimit.txt
 
+# More rounds or other sizes for bench and bench-batch, e.g.
+# make bench-batch BENCH_ARGS='--rounds 25' (the result file names them).
+BENCH_ARGS ?=
+BENCH_ARGS_NOTE := $(if $(BENCH_ARGS), BENCH_ARGS="$(BENCH_ARGS)")
+
 # client:batch (Lua 5.4 and LuaJIT) against plain C on curl's multi interface.
 # Needs wrk for the sandbox's ceiling (Debian package `wrk`; skipped if absent).
 BENCH_CURL_MULTI := $(BUILD)/bench/curl_multi
 .PHONY: bench-batch
 bench-batch: $(SO54) $(SOJIT) $(BENCH_CURL_MULTI)
 	@mkdir -p bench/results
-	@BENCH_COMMAND='make bench-batch' LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/5.4/?.so;;' \
+	@BENCH_COMMAND='make bench-batch$(BENCH_ARGS_NOTE)' LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/5.4/?.so;;' \
 	  lua5.4 bench/batch.lua --curl-multi $(BENCH_CURL_MULTI) --build $(CURDIR)/$(BUILD) \
-	  --out bench/results/batch.txt
+	  --out bench/results/batch.txt $(BENCH_ARGS)
 
 $(BENCH_CURL_MULTI): bench/curl_multi.c bench/common.c bench/common.h Makefile
 	@mkdir -p $(dir $@)
@@ -143,8 +148,8 @@ BENCH_SPEED_EASY := $(BUILD)/bench/speed_easy
 .PHONY: bench
 bench: deps $(SO54) $(SOJIT) $(BENCH_SPEED_EASY) $(BENCH_CURL_MULTI)
 	@mkdir -p bench/results
-	@BENCH_COMMAND='make bench' LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/5.4/?.so;;' \
-	  lua5.4 bench/speed.lua --build $(CURDIR)/$(BUILD) --out bench/results/speed.txt
+	@BENCH_COMMAND='make bench$(BENCH_ARGS_NOTE)' LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/5.4/?.so;;' \
+	  lua5.4 bench/speed.lua --build $(CURDIR)/$(BUILD) --out bench/results/speed.txt $(BENCH_ARGS)
 
 $(BENCH_SPEED_EASY): bench/speed_easy.c bench/common.c bench/common.h Makefile
 	@mkdir -p $(dir $@)
