@@ -58,7 +58,7 @@ end
 -- its messages are re-worded as wemasy.new's and raised at the caller.
 function M.new(opts)
   if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #1 to 'wemasy.new' (table expected, got " .. validate.describe(opts) .. ")", 2)
+    validate.bad_argument(1, "wemasy.new", "table", opts, 2)
   end
   local core_opts = opts and raw_copy(opts) or {}
   if core_opts.base_url == nil then core_opts.base_url = M.DEFAULT_BASE_URL end
@@ -90,7 +90,7 @@ end
 
 local function check_body(body, method)
   if body ~= nil and type(body) ~= "table" then
-    error(string.format("bad argument #2 to '%s' (table expected, got %s)", method, validate.describe(body)), 3)
+    validate.bad_argument(2, method, "table", body, 3)
   end
   return body or {}
 end
@@ -192,7 +192,7 @@ end
 function Client:call(path, body)
   check_self(self, "call")
   if type(path) ~= "string" then
-    error("bad argument #1 to 'call' (string expected, got " .. validate.describe(path) .. ")", 2)
+    validate.bad_argument(1, "call", "string", path, 2)
   end
   body = check_body(body, "call")
   local rel = normalize_path(path)
@@ -232,7 +232,7 @@ end
 local function batch_options(opts)
   if opts == nil then return M.DEFAULT_CONCURRENCY, nil end
   if type(opts) ~= "table" then
-    error("bad argument #2 to 'batch' (table expected, got " .. validate.describe(opts) .. ")", 3)
+    validate.bad_argument(2, "batch", "table", opts, 3)
   end
   for k in next, opts do
     if k ~= "concurrency" and k ~= "progress" then
@@ -256,7 +256,7 @@ end
 function Client:batch(calls, opts)
   check_self(self, "batch")
   if type(calls) ~= "table" then
-    error("bad argument #1 to 'batch' (table expected, got " .. validate.describe(calls) .. ")", 2)
+    validate.bad_argument(1, "batch", "table", calls, 2)
   end
   local concurrency, progress = batch_options(opts)
   local total = rawlen and rawlen(calls) or #calls
@@ -307,7 +307,7 @@ end
 function Client:rate_limit(group)
   check_self(self, "rate_limit")
   if group ~= nil and type(group) ~= "string" then
-    error("bad argument #1 to 'rate_limit' (string expected, got " .. validate.describe(group) .. ")", 2)
+    validate.bad_argument(1, "rate_limit", "string", group, 2)
   end
   local state, why = self._core:rate_limit(group or "default")
   if not state then return nil, errors.new("invalid_argument", { message = tostring(why) }) end

@@ -204,7 +204,7 @@ end
 function M.new(opts)
   need_nginx()
   if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #1 to 'wemasy.ngx.new' (table expected, got " .. type(opts) .. ")", 2)
+    validate.bad_argument(1, "wemasy.ngx.new", "table", opts, 2)
   end
   load_wemasy()
   local given = {}
@@ -332,7 +332,7 @@ local function endpoint_method(method)
   return function(self, body)
     check_self(self, method)
     if body ~= nil and type(body) ~= "table" then
-      error(string.format("bad argument #2 to '%s' (table expected, got %s)", method, validate.describe(body)), 2)
+      validate.bad_argument(2, method, "table", body, 2)
     end
     local s = secrets[self]
     -- A closed client, or a body that cannot cross: the closed twin gives the
@@ -353,10 +353,10 @@ end
 function Client:call(path, body)
   check_self(self, "call")
   if type(path) ~= "string" then
-    error("bad argument #1 to 'call' (string expected, got " .. validate.describe(path) .. ")", 2)
+    validate.bad_argument(1, "call", "string", path, 2)
   end
   if body ~= nil and type(body) ~= "table" then
-    error("bad argument #2 to 'call' (table expected, got " .. validate.describe(body) .. ")", 2)
+    validate.bad_argument(2, "call", "table", body, 2)
   end
   local s = secrets[self]
   if self.closed or not crosses(body) then return s.twin:call(path, body) end
@@ -372,7 +372,7 @@ end
 function Client:batch(calls, opts)
   check_self(self, "batch")
   if type(calls) ~= "table" then
-    error("bad argument #1 to 'batch' (table expected, got " .. validate.describe(calls) .. ")", 2)
+    validate.bad_argument(1, "batch", "table", calls, 2)
   end
   local s = secrets[self]
   if self.closed then return s.twin:batch(calls, opts) end
@@ -408,7 +408,7 @@ end
 function Client:rate_limit(group)
   check_self(self, "rate_limit")
   if group ~= nil and type(group) ~= "string" then
-    error("bad argument #1 to 'rate_limit' (string expected, got " .. validate.describe(group) .. ")", 2)
+    validate.bad_argument(1, "rate_limit", "string", group, 2)
   end
   local s = secrets[self]
   if self.closed then return s.twin:rate_limit(group) end

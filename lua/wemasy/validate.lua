@@ -22,6 +22,14 @@ local function describe(v)
 end
 M.describe = describe
 
+-- Raises "bad argument #n to 'fname' (<expected> expected, got <type>)", as
+-- luasocket does for programming mistakes.  `level` is error()'s level as
+-- seen from the function that calls this one.
+function M.bad_argument(n, fname, expected, value, level)
+  error(string.format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, expected, describe(value)),
+    level + 1)
+end
+
 local function is_safe_integer(v)
   return type(v) == "number" and v == math.floor(v) and v >= -MAX_SAFE_INTEGER and v <= MAX_SAFE_INTEGER
 end
