@@ -174,15 +174,15 @@ fuzz: deps fuzz-deps $(FUZZERS)
 fuzz-deps:
 	@./.ci/install-deps $(FUZZ_PACKAGES)
 
-$(FUZZ_DIR)/headers: fuzz/headers_fuzz.c $(CSRC) $(CHDR) Makefile
+$(FUZZ_DIR)/headers: fuzz/headers_fuzz.c fuzz/fuzz.h $(CSRC) $(CHDR) Makefile
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/headers_fuzz.c $(filter-out csrc/transport.c,$(CSRC)) -llua5.4 $(LIBS) -lm
 
-$(FUZZ_DIR)/retry: fuzz/retry_fuzz.c csrc/retry.c $(CHDR) Makefile
+$(FUZZ_DIR)/retry: fuzz/retry_fuzz.c fuzz/fuzz.h csrc/retry.c $(CHDR) Makefile
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/retry_fuzz.c csrc/retry.c -lcurl
 
-$(FUZZ_DIR)/json: fuzz/json_fuzz.c csrc/json.c $(CHDR) Makefile
+$(FUZZ_DIR)/json: fuzz/json_fuzz.c fuzz/fuzz.h csrc/json.c $(CHDR) Makefile
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ fuzz/json_fuzz.c csrc/json.c -llua5.4 -lm
 

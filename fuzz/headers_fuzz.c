@@ -22,17 +22,7 @@
 #include <lualib.h>
 
 #include "client.h"
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "check failed: %s (%s:%d)\n", #cond, __FILE__,   \
-                    __LINE__);                                                 \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 static lua_State *L;
 

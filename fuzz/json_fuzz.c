@@ -21,18 +21,9 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "fuzz.h"
+
 void json_push_decoder(lua_State *L);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond, what)                                                      \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "check failed: %s: %s (%s:%d)\n", #cond, what,   \
-                    __FILE__, __LINE__);                                       \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
-
 static lua_State *L;
 static int cjson_decode_ref = LUA_NOREF;
 /* One decoder for the whole run: its key cache carries over from input to input. */
@@ -56,35 +47,35 @@ static void compare(int a, int b, int depth)
 {
     int ta = lua_type(L, a), tb = lua_type(L, b);
 
-    CHECK(ta == tb, "types differ");
-    CHECK(depth <= 1001, "deeper than lua-cjson allows");
+    CHECK_WHY(ta == tb, "types differ");
+    CHECK_WHY(depth <= 1001, "deeper than lua-cjson allows");
     switch (ta) {
     case LUA_TNUMBER: {
         lua_Number x = lua_tonumber(L, a), y = lua_tonumber(L, b);
 
-        CHECK(x == y || (x != x && y != y), "numbers differ");
+        CHECK_WHY(x == y || (x != x && y != y), "numbers differ");
         if (lua_isinteger(L, a) && !lua_isinteger(L, b))
-            CHECK(fabs(y) < 9007199254740992.0 && y == floor(y), "an integer json.c should not have made");
+            CHECK_WHY(fabs(y) < 9007199254740992.0 && y == floor(y), "an integer json.c should not have made");
         if (!lua_isinteger(L, a) && lua_isinteger(L, b))
-            CHECK(0, "lua-cjson made an integer");
+            CHECK_WHY(0, "lua-cjson made an integer");
         if (!lua_isinteger(L, a) && !lua_isinteger(L, b) && x == 0)
-            CHECK(signbit(x) == signbit(y), "-0 and 0");
+            CHECK_WHY(signbit(x) == signbit(y), "-0 and 0");
         if (!lua_isinteger(L, a) && x == floor(x) && fabs(x) < 9007199254740992.0 && depth > 0)
-            CHECK(0, "a whole number in a table left a float");
+            CHECK_WHY(0, "a whole number in a table left a float");
         break;
     }
     case LUA_TSTRING: {
         size_t la, lb;
         const char *sa = lua_tolstring(L, a, &la), *sb = lua_tolstring(L, b, &lb);
 
-        CHECK(la == lb && memcmp(sa, sb, la) == 0, "strings differ");
+        CHECK_WHY(la == lb && memcmp(sa, sb, la) == 0, "strings differ");
         break;
     }
     case LUA_TBOOLEAN:
-        CHECK(lua_toboolean(L, a) == lua_toboolean(L, b), "booleans differ");
+        CHECK_WHY(lua_toboolean(L, a) == lua_toboolean(L, b), "booleans differ");
         break;
     case LUA_TLIGHTUSERDATA:
-        CHECK(lua_touserdata(L, a) == NULL && lua_touserdata(L, b) == NULL, "null differs");
+        CHECK_WHY(lua_touserdata(L, a) == NULL && lua_touserdata(L, b) == NULL, "null differs");
         break;
     case LUA_TTABLE: {
         lua_Integer na = 0, nb = 0;
@@ -97,7 +88,7 @@ static void compare(int a, int b, int depth)
             na++;
             lua_pushvalue(L, value - 1);
             lua_rawget(L, b);
-            CHECK(!lua_isnil(L, -1), "a key only json.c has");
+            CHECK_WHY(!lua_isnil(L, -1), "a key only json.c has");
             compare(value, lua_gettop(L), depth + 1);
             lua_pop(L, 2);
         }
@@ -106,11 +97,11 @@ static void compare(int a, int b, int depth)
             nb++;
             lua_pop(L, 1);
         }
-        CHECK(na == nb, "a key only lua-cjson has");
+        CHECK_WHY(na == nb, "a key only lua-cjson has");
         break;
     }
     default:
-        CHECK(0, "an unexpected type");
+        CHECK_WHY(0, "an unexpected type");
     }
 }
 
@@ -128,10 +119,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lua_pushlstring(L, (const char *)data, size);
     theirs = lua_pcall(L, 1, 1, 0);           /* at 2 */
     if (ours != LUA_OK || theirs != LUA_OK) {
-        CHECK(ours != LUA_OK && theirs != LUA_OK, ours == LUA_OK ? "json.c accepted what lua-cjson refused"
+        CHECK_WHY(ours != LUA_OK && theirs != LUA_OK, ours == LUA_OK ? "json.c accepted what lua-cjson refused"
                                                                  : "json.c refused what lua-cjson accepted");
-        CHECK(lua_type(L, 1) == LUA_TSTRING, "json.c raised a non-string");
-        CHECK(strcmp(lua_tostring(L, 1), lua_tostring(L, 2)) == 0, "the messages differ");
+        CHECK_WHY(lua_type(L, 1) == LUA_TSTRING, "json.c raised a non-string");
+        CHECK_WHY(strcmp(lua_tostring(L, 1), lua_tostring(L, 2)) == 0, "the messages differ");
     } else {
         compare(1, 2, 0);
     }
