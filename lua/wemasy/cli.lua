@@ -432,6 +432,7 @@ end
 function Run:new_client()
   local opts, code = self:client_options()
   if not opts then return nil, code end
+  self.token = opts.token
   local ok, client = pcall(wemasy.new, opts)
   if not ok then
     -- wemasy.new names the option; say it as the flag.
@@ -483,8 +484,11 @@ function Run:repl_command()
   if not client then return code end
   local env = self.sandbox and { sandbox = self.sandbox } or {}
   local repl = require("wemasy.repl")
+  -- The REPL keeps the history file free of every token this command knows.
+  local secrets = { self.token }
+  for _, t in ipairs(self.secrets) do secrets[#secrets + 1] = t end
   local ok, why = repl.run{ client = client, input = self.stdin, output = self.stdout,
-                            color = self:color(1), extra = env }
+                            color = self:color(1), extra = env, secrets = secrets }
   if not ok then
     self:err("wemasy: " .. tostring(why) .. "\n")
     return M.EXIT.failure
@@ -555,8 +559,9 @@ function M.main(argv, sys)
   local self = setmetatable({
     stdout = sys.stdout or io.stdout, stderr = sys.stderr or io.stderr, stdin = sys.stdin or io.stdin,
     getenv = getenv, isatty = sys.isatty or pretty.is_terminal,
-    redact = redactor(secrets_of(args_list, getenv)),
+    secrets = secrets_of(args_list, getenv),
   }, Run)
+  self.redact = redactor(self.secrets)
   local ok_ap, argparse = pcall(require, "argparse")
   if not ok_ap then
     self:err("wemasy: the command line needs argparse: apt-get install lua-argparse (or luarocks install argparse)\n")
