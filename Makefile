@@ -205,8 +205,10 @@ check-asan:
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:verify_asan_link_order=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ./spec/run $(BUILD)/asan/5.4/wemasy/core.so $(BUILD)/asan/jit/wemasy/core.so
 
-# For people: the `wemasy` command and its REPL (README "Command line and REPL").
-DEB_PACKAGES += lua-argparse
+# For people: the `wemasy` command and its REPL (README "Command line and REPL");
+# lua-readline gives the REPL line editing, history and Tab completion, and
+# spec/repl_tty_spec.lua types at it in tmux.
+DEB_PACKAGES += lua-argparse lua-readline tmux
 LUA_DEV_ENV = LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/5.4/?.so;;'
 .PHONY: repl
 

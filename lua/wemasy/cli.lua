@@ -48,7 +48,79 @@ M.COMMANDS = {
   { "help [PATH]", "this text, or one endpoint's fields" },
 }
 
+local COMMAND_NAMES = {}
+for _, c in ipairs(M.COMMANDS) do COMMAND_NAMES[c[1]:match("^%S+")] = true end
+
 local SANDBOX_TOKENS = { "merchant", "merchant_no_finance", "customer", "other_customer" }
+
+-- What the value of each option is, for the message of a missing, empty or
+-- malformed one ("--timeout needs a value: a number of seconds, ...").
+-- Ranges are not restated: wemasy.new checks them and names the option,
+-- which Run:new_client says as the flag.
+local FLAG_VALUES = {
+  ["--token"] = "the API token (WEMASY_TOKEN or --token-file keep it out of the process list)",
+  ["--token-file"] = "a file that holds the API token",
+  ["--base-url"] = "the API's URL, e.g. " .. wemasy.DEFAULT_BASE_URL,
+  ["--as"] = "whose sandbox token: " .. table.concat(SANDBOX_TOKENS, ", "),
+  ["--json"] = "a JSON object, '-' for stdin or @FILE",
+  ["--color"] = "auto, always or never",
+  ["--timeout"] = "a number of seconds, e.g. --timeout 30",
+  ["--connect-timeout"] = "a number of seconds, e.g. --connect-timeout 10",
+  ["--max-retries"] = "a number of retries, e.g. --max-retries 2",
+  ["--ca-file"] = "a CA bundle file (PEM)",
+  ["--ca-path"] = "a directory of CA certificates",
+  ["--proxy"] = "a proxy URL, e.g. http://proxy.example:3128",
+}
+-- The short aliases of value options, so messages name the long flag.
+local LONG_FLAG = { ["-t"] = "--token", ["-u"] = "--base-url", ["-j"] = "--json" }
+-- Options whose empty value is a mistake (an unset shell variable), not "none".
+local NOT_EMPTY = { "--token", "--base-url", "--ca-file", "--ca-path" }
+
+local function needs_value(flag)
+  local what = FLAG_VALUES[flag]
+  return flag .. " needs a value" .. (what and ": " .. what or "")
+end
+
+-- argparse's converter for a number option: a number, or nil and a message
+-- naming the flag (argparse's own is "malformed argument 'x'").
+local function number_of(flag)
+  return function(text)
+    if text == "" then return nil, needs_value(flag) end
+    local n = tonumber(text)
+    if not n then return nil, flag .. " wants " .. FLAG_VALUES[flag] .. " (got '" .. text .. "')" end
+    return math.tointeger and math.tointeger(n) or n
+  end
+end
+
+-- argparse takes "-1" for an option even right after --timeout: a value
+-- option followed by a negative number gets it as its value (--timeout=-1),
+-- so wemasy.new can say it must be positive.  Nothing after "--" changes.
+local function negative_values(argv)
+  local out, i = {}, 1
+  while i <= #argv do
+    local a, value = argv[i], argv[i + 1]
+    if a == "--" then
+      for j = i, #argv do out[#out + 1] = argv[j] end
+      break
+    end
+    local long = LONG_FLAG[a] or a
+    if FLAG_VALUES[long] and value and value:match("^%-%.?%d") then
+      out[#out + 1] = long .. "=" .. value
+      i = i + 2
+    else
+      out[#out + 1] = a
+      i = i + 1
+    end
+  end
+  return out
+end
+
+-- argparse's parse error, said as a flag and what it wants when it can be.
+local function parse_message(message)
+  local typed = tostring(message):match("^option '(%-%-?[%w-]+)' requires an argument$")
+  if typed then return needs_value(LONG_FLAG[typed] or typed) end
+  return tostring(message)
+end
 
 local by_method = {}
 for _, ep in ipairs(endpoints) do by_method[ep.method] = ep end
@@ -112,9 +184,9 @@ function M.parser(argparse)
   p:flag("-r --raw", "Print the response as JSON on one line instead of indented.")
   p:option("--color", "Colour the output: auto (when a terminal), always, never.")
     :choices({ "auto", "always", "never" }):default("auto")
-  p:option("--timeout", "Total seconds per request (wemasy.new's timeout).", nil, tonumber)
-  p:option("--connect-timeout", "Seconds to connect.", nil, tonumber)
-  p:option("--max-retries", "Retries after a failure that is safe to retry.", nil, tonumber)
+  p:option("--timeout", "Total seconds per request (wemasy.new's timeout).", nil, number_of("--timeout"))
+  p:option("--connect-timeout", "Seconds to connect.", nil, number_of("--connect-timeout"))
+  p:option("--max-retries", "Retries after a failure that is safe to retry.", nil, number_of("--max-retries"))
   p:flag("--no-wait", "Fail with rate_limited instead of waiting for a rate-limit slot.")
   p:option("--ca-file", "CA bundle for TLS verification.")
   p:option("--ca-path", "CA directory for TLS verification.")
@@ -332,7 +404,6 @@ function Run:client_options()
     timeout = a.timeout, connect_timeout = a.connect_timeout, max_retries = a.max_retries,
     ca_file = a.ca_file, ca_path = a.ca_path, proxy = a.proxy, insecure = a.insecure or nil,
   }
-  if a.max_retries and math.tointeger then opts.max_retries = math.tointeger(a.max_retries) or a.max_retries end
   if a.no_wait then opts.rate_limit = { wait = false } end
   if a.debug then
     opts.debug = function(line) self:err(line .. "\n") end
@@ -361,6 +432,7 @@ end
 function Run:new_client()
   local opts, code = self:client_options()
   if not opts then return nil, code end
+  self.token = opts.token
   local ok, client = pcall(wemasy.new, opts)
   if not ok then
     -- wemasy.new names the option; say it as the flag.
@@ -412,8 +484,11 @@ function Run:repl_command()
   if not client then return code end
   local env = self.sandbox and { sandbox = self.sandbox } or {}
   local repl = require("wemasy.repl")
+  -- The REPL keeps the history file free of every token this command knows.
+  local secrets = { self.token }
+  for _, t in ipairs(self.secrets) do secrets[#secrets + 1] = t end
   local ok, why = repl.run{ client = client, input = self.stdin, output = self.stdout,
-                            color = self:color(1), extra = env }
+                            color = self:color(1), extra = env, secrets = secrets }
   if not ok then
     self:err("wemasy: " .. tostring(why) .. "\n")
     return M.EXIT.failure
@@ -436,7 +511,13 @@ function Run:call_command(target)
   else
     value, err = client:call(target, body)
   end
-  if err then return self:print_error(err) end
+  if err then
+    -- Refused for want of a token: wemasy.new's words mean nothing at a shell.
+    if err.kind == "unauthenticated" and err.status == nil and not client:has_token() then
+      err.message = "this endpoint needs a token: set WEMASY_TOKEN or give --token-file PATH (or try --sandbox)"
+    end
+    return self:print_error(err)
+  end
   self:print_value(value)
   return M.EXIT.ok
 end
@@ -449,8 +530,16 @@ function Run:dispatch()
   end
   local command = a.command
   if a.help or command == "help" then
-    local ep = endpoint_of(command == "help" and a.fields[1] or command)
-    if ep then self:out(M.describe_endpoint(ep) .. "\n") else self:out(self.parser:get_help() .. "\n") end
+    local topic = command == "help" and a.fields[1] or command
+    local ep = endpoint_of(topic)
+    if ep then
+      self:out(M.describe_endpoint(ep) .. "\n")
+    elseif topic and not COMMAND_NAMES[topic] then
+      return self:usage_error("no help for '" .. topic
+        .. "': not a command nor an endpoint (wemasy endpoints lists them)")
+    else
+      self:out(self.parser:get_help() .. "\n")
+    end
     return M.EXIT.ok
   end
   if not command then return self:usage_error("say what to do: an endpoint, endpoints, rate-limit or repl (--help)") end
@@ -470,16 +559,20 @@ function M.main(argv, sys)
   local self = setmetatable({
     stdout = sys.stdout or io.stdout, stderr = sys.stderr or io.stderr, stdin = sys.stdin or io.stdin,
     getenv = getenv, isatty = sys.isatty or pretty.is_terminal,
-    redact = redactor(secrets_of(args_list, getenv)),
+    secrets = secrets_of(args_list, getenv),
   }, Run)
+  self.redact = redactor(self.secrets)
   local ok_ap, argparse = pcall(require, "argparse")
   if not ok_ap then
     self:err("wemasy: the command line needs argparse: apt-get install lua-argparse (or luarocks install argparse)\n")
     return M.EXIT.failure
   end
   self.parser = M.parser(argparse)
-  local parsed, args = self.parser:pparse(args_list)
-  if not parsed then return self:usage_error(tostring(args)) end
+  local parsed, args = self.parser:pparse(negative_values(args_list))
+  if not parsed then return self:usage_error(parse_message(args)) end
+  for _, flag in ipairs(NOT_EMPTY) do
+    if args[flag:sub(3):gsub("%-", "_")] == "" then return self:usage_error(needs_value(flag)) end
+  end
   self.args = args
   local ok, code = xpcall(function() return self:dispatch() end, debug.traceback)
   if self.client then self.client:close() end
