@@ -8,10 +8,12 @@
  * frees it.  Options are read in options.c, one call runs in request.c,
  * many in batch.c.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "client.h"
 
@@ -376,6 +378,25 @@ static int core_now(lua_State *L)
     return 1;
 }
 
+/* core.file_mode(path) -> permission bits (st_mode & 07777), is_regular;
+ * or nil, reason.  For the CLI's --token-file, which warns about a token
+ * that other users can read, without needing luaposix. */
+static int core_file_mode(lua_State *L)
+{
+    size_t len;
+    const char *path = check_lstring(L, 1, &len);
+    struct stat st;
+
+    if (stat(path, &st) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(errno));
+        return 2;
+    }
+    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+    lua_pushboolean(L, S_ISREG(st.st_mode));
+    return 2;
+}
+
 static void say_locked(void)
 {
     fputs("LOCKED\n", stdout);
@@ -465,6 +486,7 @@ static const luaL_Reg client_meta[] = {
 static const luaL_Reg module_functions[] = {
     {"new", core_new},
     {"now", core_now},
+    {"file_mode", core_file_mode},
     {"_debug_hold_lock", core_debug_hold_lock},
     {"_debug_unlink", core_debug_unlink},
     {"_debug_stall_init", core_debug_stall_init},
