@@ -240,6 +240,8 @@ static const char *read_item(lua_State *L, client *c, int anchor, int i,
     else if ((it->args.body = item_string(L, item, "body", anchor, 2 * i + 2,
                                           &it->args.body_len)) == NULL)
         why = "item.body must be a string";
+    else if (it->args.body_len > c->max_request_body)
+        why = "item.body is larger than max_request_body";
     else {
         it->args.with_auth = 1;
         why = item_boolean(L, item, "with_auth", "item.with_auth must be a boolean",

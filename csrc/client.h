@@ -39,6 +39,7 @@ typedef struct {
     limiter_store *limiter; /* NULL when limiting is off or closed */
     rate_config rate;
     retry_policy retry;
+    size_t max_request_body; /* the longest body a call may send */
     /* Registry references to the caller's hooks; LUA_NOREF: built in. */
     int clock_ref;
     int sleep_ref;
@@ -89,6 +90,7 @@ typedef struct {
     transport_config transport;
     rate_config rate;
     retry_policy retry;
+    size_t max_request_body;
     int clock_idx, sleep_idx, random_idx; /* stack slots of hooks, 0: none */
 } client_options;
 

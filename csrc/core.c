@@ -8,10 +8,12 @@
  * frees it.  Options are read in options.c, one call runs in request.c,
  * many in batch.c.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "client.h"
 
@@ -70,6 +72,7 @@ static int core_new(lua_State *L)
     c->insecure = o.transport.insecure;
     c->rate = o.rate;
     c->retry = o.retry;
+    c->max_request_body = o.max_request_body;
     memcpy(c->base_url, o.transport.base_url, len + 1);
     compat_setmetatable(L, CLIENT_MT);
     hooks_seed(c);
@@ -219,6 +222,10 @@ static int client_request(lua_State *L)
     a.path = check_lstring(L, 2, &path_len);
     /* body stays referenced by the stack while libcurl reads it. */
     a.body = check_lstring(L, 3, &a.body_len);
+    /* The Lua side refuses such a body before encoding it, naming the
+     * field; this is the bound for callers of the core itself. */
+    if (a.body_len > c->max_request_body)
+        luaL_argerror(L, 3, "body is larger than max_request_body");
     if (!client_check_path(a.path, path_len, &why))
         luaL_argerror(L, 2, why);
     a.with_auth = opt_bool_arg(L, 4, 1);
@@ -279,6 +286,14 @@ static int client_rate_limit(lua_State *L)
     lua_setfield(L, -2, "reset_in");
     lua_pushnumber(L, (lua_Number)rep.closed_for);
     lua_setfield(L, -2, "closed_for");
+    return 1;
+}
+
+/* client:max_request_body() -> bytes; the option's value, or its default
+ * (the one place that knows it), also once the client is closed. */
+static int client_max_request_body(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)client_check(L, 1)->max_request_body);
     return 1;
 }
 
@@ -363,6 +378,25 @@ static int core_now(lua_State *L)
     return 1;
 }
 
+/* core.file_mode(path) -> permission bits (st_mode & 07777), is_regular;
+ * or nil, reason.  For the CLI's --token-file, which warns about a token
+ * that other users can read, without needing luaposix. */
+static int core_file_mode(lua_State *L)
+{
+    size_t len;
+    const char *path = check_lstring(L, 1, &len);
+    struct stat st;
+
+    if (stat(path, &st) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(errno));
+        return 2;
+    }
+    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+    lua_pushboolean(L, S_ISREG(st.st_mode));
+    return 2;
+}
+
 static void say_locked(void)
 {
     fputs("LOCKED\n", stdout);
@@ -438,6 +472,7 @@ static const luaL_Reg client_methods[] = {
     {"batch", client_batch},
     {"rate_limit", client_rate_limit},
     {"has_token", client_has_token},
+    {"max_request_body", client_max_request_body},
     {"close", client_close},
     {"_debug_batch_visits", client_debug_batch_visits},
     {NULL, NULL}};
@@ -451,6 +486,7 @@ static const luaL_Reg client_meta[] = {
 static const luaL_Reg module_functions[] = {
     {"new", core_new},
     {"now", core_now},
+    {"file_mode", core_file_mode},
     {"_debug_hold_lock", core_debug_hold_lock},
     {"_debug_unlink", core_debug_unlink},
     {"_debug_stall_init", core_debug_stall_init},

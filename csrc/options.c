@@ -21,6 +21,13 @@
 #define DEFAULT_TIMEOUT 30.0
 #define DEFAULT_CONNECT_TIMEOUT 10.0
 #define DEFAULT_MAX_BODY ((int64_t)16 * 1024 * 1024)
+/* Requests to this API are an order number or a few ids: 4 MiB is far
+ * beyond any of them, and under what PHP (post_max_size 8M) accepts. */
+#define DEFAULT_MAX_REQUEST_BODY ((int64_t)4 * 1024 * 1024)
+/* lua-cjson 2.1 sizes the buffer for a string as an int of 6 times its
+ * length: past ~341 MiB that overflows and the encoder crashes.  Every
+ * string the Lua side hands it is within this bound, so well below. */
+#define MAX_REQUEST_BODY_LIMIT ((int64_t)256 * 1024 * 1024)
 /* Keeps the millisecond value inside a 32-bit long (about 24.8 days). */
 #define MAX_SECONDS 2147483.0
 /* Doubles represent every integer up to here, on 5.1 as on 5.4. */
@@ -37,7 +44,7 @@ static const char *const option_names[] = {
     "base_url", "token",      "timeout", "connect_timeout", "ca_file",
     "ca_path",  "insecure",   "proxy",   "max_body",        "user_agent",
     "rate_limit", "max_retries", "backoff", "clock", "sleep", "random",
-    "allow_http", NULL};
+    "allow_http", "max_request_body", NULL};
 static const char *const rate_limit_names[] = {
     "wait", "max_wait", "shared", "margin", "groups", NULL};
 static const char *const group_names[] = {"limit", "window", NULL};
@@ -223,18 +230,20 @@ static int64_t opt_integer_at(lua_State *L, int idx, const char *field,
     return value;
 }
 
-static size_t opt_max_body(lua_State *L)
+/* A positive number of bytes up to max (written out as max_text). */
+static size_t opt_bytes(lua_State *L, const char *name, int64_t dflt,
+                        int64_t max, const char *max_text)
 {
-    int64_t value = DEFAULT_MAX_BODY;
-    int type = push_field(L, 1, "max_body");
+    int64_t value = dflt;
+    int type = push_field(L, 1, name);
 
     if (type != LUA_TNIL && type != LUA_TNUMBER)
-        option_error(L, "max_body", "must be a positive integer");
+        option_error(L, name, "must be a positive integer");
     if (type == LUA_TNUMBER &&
-        (!compat_tointeger(L, -1, &value) || value <= 0 || value > MAX_BODY_LIMIT))
-        luaL_error(L, NEW_PREFIX "option 'max_body' must be a positive integer "
-                      "up to 2^53 (got %s)",
-                   lua_tostring(L, -1));
+        (!compat_tointeger(L, -1, &value) || value <= 0 || value > max))
+        luaL_error(L, NEW_PREFIX "option '%s' must be a positive integer "
+                      "up to %s (got %s)",
+                   name, max_text, lua_tostring(L, -1));
     lua_pop(L, 1);
     return (size_t)value;
 }
@@ -540,7 +549,7 @@ static void read_transport(lua_State *L, transport_config *cfg)
     cfg->insecure = opt_boolean_at(L, 1, "insecure", "insecure", 0);
     /* "" is meaningful to libcurl: no proxy, ignore the environment. */
     cfg->proxy = opt_string(L, "proxy", 1, NULL);
-    cfg->max_body = opt_max_body(L);
+    cfg->max_body = opt_bytes(L, "max_body", DEFAULT_MAX_BODY, MAX_BODY_LIMIT, "2^53");
     cfg->user_agent = opt_header_value(L, "user_agent");
     if (cfg->user_agent == NULL)
         cfg->user_agent = lua_pushfstring(L, "wemasy-lua/%s libcurl/%s",
@@ -555,6 +564,8 @@ void options_read(lua_State *L, client_options *o)
     read_transport(L, &o->transport);
     read_rate_limit(L, &o->rate);
     read_retry(L, o);
+    o->max_request_body = opt_bytes(L, "max_request_body", DEFAULT_MAX_REQUEST_BODY,
+                                    MAX_REQUEST_BODY_LIMIT, "256 MiB");
     o->clock_idx = opt_function(L, "clock");
     o->sleep_idx = opt_function(L, "sleep");
     o->random_idx = opt_function(L, "random");

@@ -211,7 +211,7 @@ local HOOKS = {
 
 local OPTION_NAMES = { "base_url", "token", "timeout", "connect_timeout", "ca_file", "ca_path", "insecure",
   "proxy", "max_body", "user_agent", "rate_limit", "max_retries", "backoff", "clock", "sleep", "random",
-  "allow_http", "hooks", "debug" }
+  "allow_http", "hooks", "debug", "max_request_body" }
 
 local function random_option(name)
   if chance(0.3) then return random_value() end
@@ -221,6 +221,7 @@ local function random_option(name)
   if name == "ca_file" or name == "ca_path" then return pick{ "/nonexistent", "/etc/ssl/certs", "" } end
   if name == "proxy" then return pick{ "", "http://127.0.0.1:1" } end
   if name == "max_body" then return pick{ 1, 16, 1024, 2 ^ 53, 2 ^ 53 + 2, 0.5 } end
+  if name == "max_request_body" then return pick{ 1, 16, 1024, 256 * 1024 * 1024, 256 * 1024 * 1024 + 1, 0.5 } end
   if name == "user_agent" then return pick{ "fuzz/1", "", "a\r\nb: c" } end
   if name == "rate_limit" then
     if chance(0.3) then return false end

@@ -493,4 +493,114 @@ describe("wemasy command line", function()
       assert.falsy(all:find("wemasy-sandbox-merchant-finance-token", 1, true))
     end)
   end)
+
+  -- --token's value is in /proc/<pid>/cmdline for every local user to read;
+  -- --token-file (or WEMASY_TOKEN) keeps it out of the process list.
+  describe("--token-file", function()
+    local files = {}
+    after_each(function()
+      for _, f in ipairs(files) do os.remove(f) end
+      files = {}
+    end)
+
+    local function token_file(text, mode)
+      local path = os.tmpname()
+      files[#files + 1] = path
+      local f = assert(io.open(path, "wb"))
+      f:write(text)
+      f:close()
+      assert(os.execute("chmod " .. (mode or "600") .. " " .. path))
+      return path
+    end
+
+    local function url_only() return { WEMASY_BASE_URL = base_url } end
+    local DETAIL = { "orders/detail", "order_number=ORD-2025-001" }
+    local function argv(...)
+      local list = { ... }
+      for _, a in ipairs(DETAIL) do list[#list + 1] = a end
+      return list
+    end
+
+    it("reads the token from a file, less one trailing newline, and from stdin with '-'", function()
+      for _, text in ipairs{ tokens.merchant, tokens.merchant .. "\n", tokens.merchant .. "\r\n" } do
+        local code, out, err = run(argv("--token-file", token_file(text)), url_only())
+        assert.equal(0, code, err)
+        assert.equal("", err) -- mode 600: no warning
+        assert.truthy(out:find("ORD-2025-001", 1, true))
+      end
+      local code, _, err = run(argv("--token-file", "-"), url_only(), tokens.merchant .. "\n")
+      assert.equal(0, code, err)
+      -- The flag wins over WEMASY_TOKEN.
+      code = run(argv("--token-file", token_file(tokens.merchant)),
+        { WEMASY_BASE_URL = base_url, WEMASY_TOKEN = "spec-unknown-token" })
+      assert.equal(0, code)
+      -- Only one newline goes: a second one is part of the token, which the core refuses.
+      code, _, err = run(argv("--token-file", token_file(tokens.merchant .. "\n\n")), url_only())
+      assert.equal(cli.EXIT.usage, code)
+      assert.matches("^wemasy: %-%-token%-file must not contain", err)
+    end)
+
+    it("refuses an empty or unreadable file, and --token or --sandbox with it, naming the flag", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir " .. dir))
+      local cases = {
+        { argv("--token-file", token_file("")), "empty" },
+        { argv("--token-file", token_file("\n")), "empty" },
+        { argv("--token-file", "/no/such/token/file"), "No such file or directory" },
+        { argv("--token-file", dir), "cannot read it" },
+        { argv("--token-file", token_file(tokens.merchant), "--token", tokens.merchant), "--token and --token-file" },
+        { { "--sandbox", "--token-file", token_file(tokens.merchant), "orders/detail" }, "--sandbox" },
+        { { "--token-file", "-", "orders/detail", "-" }, "stdin can be read once" },
+        { { "--token-file", "-", "--json", "-", "orders/detail" }, "stdin can be read once" },
+      }
+      for _, case in ipairs(cases) do
+        local before = sb:state().total_requests
+        local code, out, err = run(case[1], url_only(), tokens.merchant)
+        assert.equal(cli.EXIT.usage, code, table.concat(case[1], " ") .. ": " .. err)
+        assert.equal("", out)
+        assert.matches("^wemasy: .*%-%-token%-file", err)
+        assert.truthy(err:find(case[2], 1, true), err)
+        assert.equal(before, sb:state().total_requests)
+      end
+      os.remove(dir)
+      -- Reading endpoints needs no token, so a bad file does not stop it.
+      assert.equal(0, (run({ "--token-file", "/no/such/token/file", "endpoints" }, url_only())))
+    end)
+
+    it("warns about a file that group or others may read, and still uses it", function()
+      for _, mode in ipairs{ "644", "640", "604" } do
+        local path = token_file(tokens.merchant .. "\n", mode)
+        local code, _, err = run(argv("--token-file", path), url_only())
+        assert.equal(0, code, err)
+        assert.equal("wemasy: warning: --token-file " .. path .. " may be read by other users (mode " .. mode
+          .. "): chmod 600 it\n", err)
+      end
+    end)
+
+    it("never prints the file's token, also in messages read before the call", function()
+      local path = token_file(tokens.merchant .. "\n")
+      local outputs = {}
+      for _, args in ipairs{
+        { "--token-file", path, "-d", "orders/detail", tokens.merchant },   -- a bad field=value quotes it
+        { "--token-file", path, "orders/detail", "order_number=" .. tokens.merchant:upper() },
+        { "--token-file", path, "orders/no-such", "echo=" .. tokens.merchant },
+        { "--token-file", path, "repl" },
+      } do
+        local _, out, err = run(args, url_only(), "print(client)\n")
+        outputs[#outputs + 1] = out .. err
+      end
+      local all = table.concat(outputs, "\n")
+      assert.truthy(all:find("[REDACTED]", 1, true), all)
+      assert.falsy(all:lower():find(tokens.merchant:lower(), 1, true), all)
+    end)
+
+    it("is in --help, with the advice to keep the token out of the command line", function()
+      local _, out = run({ "--help" })
+      local words = out:gsub("%s+", " ")
+      assert.truthy(words:find("--token-file <path>", 1, true), out)
+      assert.truthy(words:find("process list (/proc/PID/cmdline): prefer $WEMASY_TOKEN or --token-file", 1, true), out)
+      assert.truthy(words:find("Pass the token in WEMASY_TOKEN or --token-file", 1, true), out)
+    end)
+  end)
 end)

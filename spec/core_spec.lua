@@ -163,9 +163,11 @@ describe("wemasy.core", function()
       assert.matches("\r\nContent%-Length: 8\r\n", body)
     end)
 
-    it("sends a 10 MB body and gets it back", function()
+    it("sends a 10 MB body and gets it back (max_request_body raised for it)", function()
       local big = string.rep("0123456789", 1024 * 1024)
-      local status, body = c:request("/echo", big)
+      local roomy = client{ max_request_body = 16 * 1024 * 1024 }
+      local status, body = roomy:request("/echo", big)
+      roomy:close()
       assert.equal(200, status)
       assert.equal(#big, #body:match("\r\n\r\n(.*)$"))
       assert.is_true(body:sub(-#big) == big)

@@ -240,6 +240,23 @@ function M.stats()
   ngx.say(cjson.encode{ ok = ok, delta = d })
 end
 
+-- A body over max_request_body is refused before it crosses to a thread VM
+-- (copying it there is the cost the bound avoids), as the plain client does.
+function M.toolarge()
+  local opts = { base_url = BASE, token = TOKENS.merchant, timeout = 10, max_request_body = 1000 }
+  local p = { proxy = wngx.new(opts), plain = wemasy.new(opts) }
+  local big = string.rep("a", 1001)
+  local function calls(c)
+    local r = c:batch{ { "orders_detail", { order_number = big } }, { "orders/unknown", { a = big } } }
+    return { canon(2, c:orders_detail{ order_number = big }), canon(2, c:call("orders/unknown", { a = big })),
+             canon(3, r[1][1], r[1][2], r[1][3]), canon(3, r[2][1], r[2][2], r[2][3]) }
+  end
+  local _, before = ngx.run_worker_thread("wemasy", "wemasy.ngx.thread", "stats")
+  local proxy = calls(p.proxy)
+  local ok, after = ngx.run_worker_thread("wemasy", "wemasy.ngx.thread", "stats")
+  ngx.say(cjson.encode{ ok = ok, crossed = after.calls - before.calls, proxy = proxy, plain = calls(p.plain) })
+end
+
 function M.nopool()
   local c = wngx.new{ base_url = BASE, token = TOKENS.merchant, thread_pool = "nosuchpool" }
   local ok, err = pcall(c.orders_detail, c, { order_number = "ORD-2025-001" })
@@ -546,6 +563,19 @@ describe("the OpenResty example against the sandbox", function()
           .. " ngx.run_worker_thread works only in rewrite_by_lua*, access_by_lua*, content_by_lua*"
           .. " and ngx.timer callbacks", r.err)
       end
+    end)
+
+    it("refuses a body over max_request_body before it crosses, as the plain client does", function()
+      local before = sb:state().total_requests
+      local r = get_json(shop.url .. "/t/toolarge")
+      assert.is_true(r.ok)
+      assert.same(r.plain, r.proxy)
+      for _, x in ipairs(r.proxy) do
+        assert.equal("invalid_argument", x.err.kind)
+        assert.matches("max_request_body", x.err.message, 1, true)
+      end
+      assert.equal(0, r.crossed)
+      assert.equal(before, sb:state().total_requests)
     end)
 
     it("says how to declare a missing thread pool", function()

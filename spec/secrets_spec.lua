@@ -1,7 +1,8 @@
 -- The token never appears in anything wemasy hands out or writes: errors of
 -- every kind (also when a server echoes the Authorization header back in its
 -- body, in a JSON key 300 levels deep, in a header, percent-encoded in a
--- Location), core-level messages, tostring of every object, the pretty
+-- Location, in another case, as a header name, folded over header lines),
+-- core-level messages, tostring of every object, the pretty
 -- printer, hook payloads, debug log lines, batch results, the limiter's
 -- segment name and quota report, and a whole process's stdout and stderr.
 -- Each is dumped to one string (keys and values, however deep) and grepped.
@@ -38,10 +39,16 @@ local function dump(v, out, seen)
   return out
 end
 
+-- In any case and with whitespace anywhere inside it: the core lower-cases
+-- header names, and joins a header folded over lines (obs-fold) with a space.
+local function loose(text) return (text:lower():gsub("%s+", "")) end
+
 local function assert_no_token(label, ...)
   local text = table.concat(dump({ ... }), "\n")
+  local squeezed = loose(text)
   for _, form in ipairs(FORMS) do
-    assert.is_nil(text:find(form, 1, true), label .. " shows the token (" .. form .. "):\n" .. text:sub(1, 2000))
+    assert.is_nil(squeezed:find(loose(form), 1, true),
+      label .. " shows the token (" .. form .. ", any case, any spacing):\n" .. text:sub(1, 2000))
   end
   return text
 end
@@ -91,11 +98,16 @@ describe("the token never appears", function()
         end
         assert.equal("Bearer [REDACTED]", err.headers["x-echo-authorization"])
         assert.truthy(err.headers.location:find("[REDACTED]", 1, true), err.headers.location)
+        -- Folded over three lines, the core joined it as "Bearer 7|s ecrets-spe c-Tq9XzL2vKw".
+        assert.equal("Bearer [REDACTED]", err.headers["x-echo-folded"])
+        -- As a header name, in swapped case, which the core lower-cased.
+        assert.equal("name", err.headers["x-echo-[REDACTED]"])
         if err.body then
           local deep = err.body.deep
           for _ = 1, 300 do deep = deep[1] end
           assert.equal("Bearer [REDACTED]", deep)
           assert.same({ "Bearer [REDACTED]" }, err.body.errors["Bearer [REDACTED]"])
+          assert.equal("[REDACTED]", err.body.swapped)
         end
         c:close()
       end)
@@ -166,6 +178,47 @@ describe("the token never appears", function()
       for kind in pairs(wemasy.error_kinds) do
         assert.truthy(seen_kinds[kind], "no spec provoked kind " .. kind)
       end
+    end)
+  end)
+
+  describe("in any case, with whitespace anywhere inside", function()
+    local errors = require("wemasy.errors")
+
+    local function redacted(text, secret)
+      return errors.redact({ message = text, [text] = 1 }, secret or TOKEN)
+    end
+
+    it("finds the token split by spaces, tabs or line breaks at any point, in any case", function()
+      local variants = {}
+      for i = 1, #TOKEN - 1 do
+        for _, gap in ipairs{ " ", "\t", "\r\n ", "  " } do
+          variants[#variants + 1] = TOKEN:sub(1, i) .. gap .. TOKEN:sub(i + 1)
+        end
+      end
+      variants[#variants + 1] = TOKEN:upper()
+      variants[#variants + 1] = TOKEN:lower():gsub("(%w)", "%1 ", 5)
+      variants[#variants + 1] = percent(TOKEN):lower()
+      local p = percent(TOKEN)
+      variants[#variants + 1] = p:sub(1, 3) .. " " .. p:sub(4)
+      for _, v in ipairs(variants) do
+        local err = redacted("x-echo-" .. v .. ";")
+        assert.equal("x-echo-[REDACTED];", err.message, v)
+        assert.equal(1, err["x-echo-[REDACTED];"], v)
+      end
+    end)
+
+    it("leaves text without the token as it was, and treats the token's characters literally", function()
+      assert.equal("Bearer 7|secrets-spec-Tq9XzL2vK", redacted("Bearer 7|secrets-spec-Tq9XzL2vK").message)
+      local magic = "a%b[c]^d$e(f).g*h+i-j?k"
+      assert.equal("<[REDACTED]>", redacted("<" .. magic:upper() .. ">", magic).message)
+      assert.equal("a%b[c]^d$e(f).g*h+i-j?", redacted("a%b[c]^d$e(f).g*h+i-j?", magic).message)
+      -- A long token (a JWT: LuaJIT's pattern matcher refuses 200 nested items), split and re-cased.
+      local jwt = ("eyJhbGciOiJIUzI1NiJ9." .. string.rep("eyJzdWIiOiIxMjM0NTY3ODkwIn0", 20) .. ".sig_-x"):sub(1, 600)
+      local split = jwt:sub(1, 250):upper() .. "\r\n\t" .. jwt:sub(251, 420) .. " " .. jwt:sub(421)
+      assert.equal("a [REDACTED] b [REDACTED] c " .. jwt:sub(2), redacted("a " .. jwt .. " b " .. split .. " c "
+        .. jwt:sub(2), jwt).message)
+      -- A token of blanks matches nothing rather than everything.
+      assert.equal("some text", redacted("some text", "   ").message)
     end)
   end)
 

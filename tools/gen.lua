@@ -32,6 +32,7 @@ M.OPTIONS = {
   { "insecure", "boolean", "turns TLS verification off" },
   { "proxy", "string", "proxy URL" },
   { "max_body", "integer", "largest response body accepted, bytes (default 16 MiB)" },
+  { "max_request_body", "integer", "largest request body sent, bytes (default 4 MiB, at most 256 MiB)" },
   { "user_agent", "string", "User-Agent header" },
   { "rate_limit", "wemasy.RateLimitOptions|false", "the client-side limiter; false turns it off" },
   { "max_retries", "integer", "retries after a failure that is safe to retry (default 2)" },

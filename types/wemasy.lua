@@ -99,6 +99,7 @@
 ---@field insecure? boolean turns TLS verification off
 ---@field proxy? string proxy URL
 ---@field max_body? integer largest response body accepted, bytes (default 16 MiB)
+---@field max_request_body? integer largest request body sent, bytes (default 4 MiB, at most 256 MiB)
 ---@field user_agent? string User-Agent header
 ---@field rate_limit? wemasy.RateLimitOptions|false the client-side limiter; false turns it off
 ---@field max_retries? integer retries after a failure that is safe to retry (default 2)

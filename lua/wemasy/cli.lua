@@ -12,7 +12,9 @@
 -- and takes its streams and environment from `sys`, so specs run it in-process.
 -- The token is never printed: every line written goes through redaction.
 local wemasy = require("wemasy")
+local core = require("wemasy.core")
 local endpoints = require("wemasy.endpoints")
+local errors = require("wemasy.errors")
 local json = require("wemasy.json")
 local pretty = require("wemasy.pretty")
 
@@ -153,7 +155,8 @@ local function epilog()
   lines[#lines + 1] = "true/false/null for booleans), field:=JSON for a raw JSON value, '-' or --json - for a"
   lines[#lines + 1] = "JSON body on stdin, --json @FILE for one in a file. field=value pairs win over --json."
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "Environment: WEMASY_TOKEN, WEMASY_BASE_URL (flags win), NO_COLOR."
+  lines[#lines + 1] = "Environment: WEMASY_TOKEN, WEMASY_BASE_URL (flags win), NO_COLOR. Pass the token in"
+  lines[#lines + 1] = "WEMASY_TOKEN or --token-file: every local user can read --token's value in the process list."
   lines[#lines + 1] = ""
   lines[#lines + 1] = "Exit codes:"
   for _, row in ipairs(M.EXIT_CODES) do
@@ -176,7 +179,10 @@ function M.parser(argparse)
     :epilog(epilog())
   p:argument("command", "An endpoint (orders/detail) or a command: endpoints, rate-limit, repl, help."):args("?")
   p:argument("fields", "field=value pairs for the request body; '-' reads a JSON body from stdin."):args("*")
-  p:option("-t --token", "Bearer token (default: $WEMASY_TOKEN). Never printed.")
+  p:option("-t --token", "Bearer token (default: $WEMASY_TOKEN). Never printed, but other local users see it in"
+    .. " the process list (/proc/PID/cmdline): prefer $WEMASY_TOKEN or --token-file.")
+  p:option("--token-file", "Read the token from a file ('-': stdin), less one trailing newline. Warns when"
+    .. " group or others may read the file."):argname("<path>")
   p:option("-u --base-url", "API base URL (default: $WEMASY_BASE_URL, else " .. wemasy.DEFAULT_BASE_URL .. ").")
   p:flag("-s --sandbox", "Start a local sandbox (nginx) for this command and use it.")
   p:option("--as", "With --sandbox: whose token to use (default merchant)."):choices(SANDBOX_TOKENS)
@@ -330,18 +336,14 @@ function M.body(ep, json_arg, fields, stdin)
   return body
 end
 
--- Every string written goes through this: the token never reaches a terminal.
+-- Every string written goes through this: the token never reaches a terminal
+-- (in any case, however spaced: as errors are scrubbed).  `secrets` grows
+-- when --token-file is read.
 local function redactor(secrets)
   return function(text)
     text = tostring(text)
     for _, s in ipairs(secrets) do
-      if #s >= 4 then
-        local from = text:find(s, 1, true)
-        while from do
-          text = text:sub(1, from - 1) .. "[REDACTED]" .. text:sub(from + #s)
-          from = text:find(s, from + 10, true)
-        end
-      end
+      if #s >= 4 then text = errors.redact_text(text, s) end
     end
     return text
   end
@@ -388,6 +390,40 @@ function Run:usage_error(message)
   return M.EXIT.usage
 end
 
+-- The token of --token-file PATH ('-': stdin): all of it, less one trailing
+-- newline (echo and editors add one).  A file others may read is used, with
+-- a warning: Docker and Kubernetes mount secrets 0644 in the container.
+-- Returns the token, or nil and the exit code.
+function Run:token_from_file()
+  local path = self.args.token_file
+  local text, why
+  if path == "-" then
+    text = self.stdin:read("*a") or ""
+  else
+    local f
+    f, why = io.open(path, "rb")
+    if f then
+      text, why = f:read("*a")
+      f:close()
+    end
+    if not text then
+      why = tostring(why)
+      if why:sub(1, #path + 2) == path .. ": " then why = why:sub(#path + 3) end
+      return nil, self:usage_error("--token-file " .. path .. ": cannot read it (" .. why .. ")")
+    end
+  end
+  if text:sub(-2) == "\r\n" then text = text:sub(1, -3) elseif text:sub(-1) == "\n" then text = text:sub(1, -2) end
+  if text == "" then return nil, self:usage_error("--token-file " .. path .. ": no token in it (empty)") end
+  self.secrets[#self.secrets + 1] = text
+  local mode, regular
+  if path ~= "-" then mode, regular = core.file_mode(path) end
+  if regular and mode % 64 >= 1 then -- any of the group's or others' bits
+    self:err(string.format("wemasy: warning: --token-file %s may be read by other users (mode %03o):"
+      .. " chmod 600 it\n", path, mode % 512))
+  end
+  return text
+end
+
 function Run:color(fd)
   local want = self.args.color
   if want == "always" then return true elseif want == "never" then return false end
@@ -422,7 +458,8 @@ function Run:client_options()
     opts.rate_limit.shared = false
   else
     if a.as then return nil, self:usage_error("--as only applies with --sandbox") end
-    local token, base_url = a.token or self.getenv("WEMASY_TOKEN"), a.base_url or self.getenv("WEMASY_BASE_URL")
+    local token, base_url = a.token or self.file_token or self.getenv("WEMASY_TOKEN"),
+      a.base_url or self.getenv("WEMASY_BASE_URL")
     if token ~= "" then opts.token = token end
     if base_url ~= "" then opts.base_url = base_url end
   end
@@ -437,7 +474,10 @@ function Run:new_client()
   if not ok then
     -- wemasy.new names the option; say it as the flag.
     local msg = tostring(client):gsub("^.-wemasy%.new: ", "")
-    msg = msg:gsub("option '([%w_]+)'", function(name) return "--" .. name:gsub("_", "-") end)
+    msg = msg:gsub("option '([%w_]+)'", function(name)
+      if name == "token" and self.file_token and not self.args.token then return "--token-file" end
+      return "--" .. name:gsub("_", "-")
+    end)
     return nil, self:usage_error(msg)
   end
   self.client = client
@@ -522,6 +562,24 @@ function Run:call_command(target)
   return M.EXIT.ok
 end
 
+-- Reads --token-file (before any other argument is used, so that the token is
+-- redacted from every message); returns an exit code when that fails.
+function Run:read_token_file()
+  local a = self.args
+  if not a.token_file then return nil end
+  if a.token then return self:usage_error("--token and --token-file: give one of them") end
+  if a.sandbox then return self:usage_error("--sandbox uses its own base URL and tokens, not --token-file") end
+  local stdin_body = a.json == "-" or a.command == "repl"
+  for _, f in ipairs(a.fields) do stdin_body = stdin_body or f == "-" end
+  if a.token_file == "-" and stdin_body then
+    return self:usage_error("stdin can be read once: --token-file - with a body from stdin, or with repl")
+  end
+  local token, code = self:token_from_file()
+  if not token then return code end
+  self.file_token = token
+  return nil
+end
+
 function Run:dispatch()
   local a = self.args
   if a.version then
@@ -544,6 +602,8 @@ function Run:dispatch()
   end
   if not command then return self:usage_error("say what to do: an endpoint, endpoints, rate-limit or repl (--help)") end
   if command == "endpoints" then return self:endpoints_command() end
+  local code = self:read_token_file()
+  if code then return code end
   if command == "rate-limit" then return self:rate_limit_command() end
   if command == "repl" then return self:repl_command() end
   return self:call_command(command)
@@ -556,10 +616,11 @@ function M.main(argv, sys)
   local args_list = {}
   for i = 1, #argv do args_list[i] = argv[i] end
   local getenv = sys.getenv or os.getenv
+  local secrets = secrets_of(args_list, getenv)
   local self = setmetatable({
     stdout = sys.stdout or io.stdout, stderr = sys.stderr or io.stderr, stdin = sys.stdin or io.stdin,
     getenv = getenv, isatty = sys.isatty or pretty.is_terminal,
-    secrets = secrets_of(args_list, getenv),
+    secrets = secrets,
   }, Run)
   self.redact = redactor(self.secrets)
   local ok_ap, argparse = pcall(require, "argparse")

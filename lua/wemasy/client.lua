@@ -21,6 +21,8 @@ Client.__index = Client
 local secrets = setmetatable({}, { __mode = "k" })
 -- The hooks/debug observer of a client (wemasy.hooks), when it has one.
 local observers = setmetatable({}, { __mode = "k" })
+-- The longest request body a client sends: its option, as the core read it.
+local max_request = setmetatable({}, { __mode = "k" })
 
 local by_method = {}
 for _, ep in ipairs(endpoints) do by_method[ep.method] = ep end
@@ -78,6 +80,7 @@ function M.new(opts)
   }, Client)
   secrets[self] = core_opts.token
   observers[self] = observer
+  max_request[self] = handle:max_request_body()
   return self
 end
 
@@ -122,12 +125,12 @@ local function prepare(self, ep_or_path, body)
   local ep = type(ep_or_path) == "table" and ep_or_path or endpoints[ep_or_path]
   if ep then
     if ep.auth and not secrets[self] then return nil, missing_token(ep.path) end
-    local text, err = validate.request(ep, body)
+    local text, err = validate.request(ep, body, max_request[self])
     -- Field names and encoder messages are the caller's: one may be the token.
     if not text then return nil, errors.redact(err, secrets[self]) end
     return ep.path, text, ep.group, ep.idempotent
   end
-  local text, why = json.encode(body)
+  local text, why = json.encode(body, nil, max_request[self])
   if not text then
     return nil, errors.redact(errors.new("invalid_argument", { endpoint = ep_or_path, message = why }), secrets[self])
   end

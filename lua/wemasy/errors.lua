@@ -158,21 +158,79 @@ end
 -- message, a header, a JSON key, however deep), and curl messages may quote
 -- a URL.  Every string of the error is scrubbed, keys included, each table
 -- once (a decoded body can be 1000 levels deep: the walk has no depth limit).
-local function replace_all(value, secret)
-  local from = value:find(secret, 1, true)
-  if not from then return value end
+--
+-- It is found in any case and with whitespace anywhere inside it: the core
+-- lower-cases header names (a token echoed as one), a server may change its
+-- case, and a header folded over lines (obs-fold) reaches us joined with a
+-- space at the fold, which can fall anywhere in the token.  A form of the
+-- token is a Lua pattern, "[aA]%s*[bB]%s*...": a string without it costs a
+-- find() in C, no copy.  The pattern matcher nests once per item, and
+-- LuaJIT's stops at 200 ("pattern too complex"), so a long token (a JWT) is
+-- matched in chunks, each anchored where the one before ended: every %s* sits
+-- before a non-space item, so a match is unique and chunks cannot disagree.
+local CHUNK_ITEMS = 100
+
+local function loose_chunks(form)
+  local items = {}
+  for c in form:gmatch(".") do
+    if c:find("%a") then
+      items[#items + 1] = "[" .. c:lower() .. c:upper() .. "]"
+    elseif c:find("%c") then
+      items[#items + 1] = "%c" -- never in a token (the core refuses it), but a pattern cannot hold NUL on 5.1
+    elseif c:find("%p") then
+      items[#items + 1] = "%" .. c
+    elseif not c:find("%s") then -- the token's own spaces are the %s* between its other bytes
+      items[#items + 1] = c
+    end
+  end
+  if #items == 0 then return nil end -- all whitespace: it would match everywhere
+  local chunks = {}
+  for i = 1, #items, CHUNK_ITEMS do
+    local chunk = table.concat(items, "%s*", i, math.min(i + CHUNK_ITEMS - 1, #items))
+    chunks[#chunks + 1] = i == 1 and chunk or "^%s*" .. chunk
+  end
+  return chunks
+end
+
+-- Where the first match of chunks starts and ends in value at or after init.
+local function find_loose(value, chunks, init)
+  local from, to = value:find(chunks[1], init)
+  while from and #chunks > 1 do
+    local last = to
+    for i = 2, #chunks do
+      last = select(2, value:find(chunks[i], last + 1))
+      if not last then break end
+    end
+    if last then return from, last end
+    from, to = value:find(chunks[1], from + 1)
+  end
+  return from, to
+end
+
+local function replace_loose(value, chunks)
+  if #chunks == 1 then return (value:gsub(chunks[1], "[REDACTED]")) end
   local parts, pos = {}, 1
+  local from, to = find_loose(value, chunks, 1)
   while from do
     parts[#parts + 1] = value:sub(pos, from - 1)
-    pos = from + #secret
-    from = value:find(secret, pos, true)
+    pos = to + 1
+    from, to = find_loose(value, chunks, pos)
   end
   parts[#parts + 1] = value:sub(pos)
   return table.concat(parts, "[REDACTED]")
 end
 
+-- forms: { chunks, anchor, chunks, anchor, ... }.  An anchor is a byte of
+-- the token that no case change or inserted space alters (a digit or a
+-- punctuation mark): a string without it is skipped by a plain find
+-- (memchr) instead of trying the pattern at every byte.
 local function scrub_string(value, forms)
-  for i = 1, #forms do value = replace_all(value, forms[i]) end
+  for i = 1, #forms, 2 do
+    local anchor = forms[i + 1]
+    if (not anchor or value:find(anchor, 1, true)) and find_loose(value, forms[i], 1) then
+      value = replace_loose(value, forms[i])
+    end
+  end
   return value
 end
 
@@ -208,15 +266,29 @@ local function scrub(root, forms)
   end
 end
 
--- The token as given and percent-encoded (as a URL or a form echoes it).
+-- A byte of form that is the same in every case: punctuation first (rarer
+-- in text than digits), or false.
+local function anchor_of(form)
+  return form:match("[^%w%s%c%-%._]") or form:match("%p") or form:match("%d") or false
+end
+
+-- The token as given and percent-encoded (as a URL or a form echoes it; its
+-- hex digits in either case, as the patterns ignore case).  The last token's
+-- forms are kept: a process usually has one, and every error is scrubbed.
+local last_secret, last_forms
+
 local function secret_forms(secret)
-  local forms = { secret }
-  local upper = secret:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end)
-  if upper ~= secret then
-    forms[2] = upper
-    local lower = upper:gsub("%%%x%x", string.lower)
-    if lower ~= upper then forms[3] = lower end
+  if secret == last_secret then return last_forms end
+  local forms = {}
+  local encoded = secret:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end)
+  for _, form in ipairs{ secret, encoded ~= secret and encoded or nil } do
+    local chunks = loose_chunks(form)
+    if chunks then
+      forms[#forms + 1] = chunks
+      forms[#forms + 1] = anchor_of(form)
+    end
   end
+  last_secret, last_forms = secret, forms
   return forms
 end
 
@@ -225,6 +297,12 @@ function M.redact(err, secret)
     scrub(err, secret_forms(secret))
   end
   return err
+end
+
+-- One text with the token replaced the way errors are scrubbed.
+function M.redact_text(text, secret)
+  if type(secret) ~= "string" or secret == "" then return text end
+  return scrub_string(text, secret_forms(secret))
 end
 
 return M

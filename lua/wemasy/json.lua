@@ -108,7 +108,12 @@ local function valid_utf8(s)
 end
 M.valid_utf8 = valid_utf8
 
+-- lua-cjson 2.1 sizes its buffer for a string as an int of 6 bytes per byte
+-- plus the quotes: a longer string overflows it and crashes the process.
+local CJSON_MAX_STRING = math.floor((2 ^ 31 - 1 - 2) / 6)
+
 function M.encode_string(s)
+  if #s > CJSON_MAX_STRING then return nil, "string is too long to encode (" .. #s .. " bytes)" end
   if not valid_utf8(s) then return nil, "string is not valid UTF-8" end
   return escape_string(s)
 end
@@ -126,17 +131,34 @@ local function array_length(t)
   return nil
 end
 
+-- room.left: the bytes of text still allowed (math.huge without a bound).
+-- Each piece is counted as it is made, so the text is never longer than the
+-- bound, and a string is checked before it is escaped.
+local function spend(room, n, path)
+  room.left = room.left - n
+  if room.left < 0 then
+    return nil, path .. ": makes the request body larger than max_request_body (" .. room.limit .. " bytes)"
+  end
+  return true
+end
+
 local encode_value
 
-local function encode_table(t, path, seen, depth)
+local function encode_table(t, path, seen, depth, room)
   if seen[t] then return nil, path .. ": cyclic table" end
   if depth > MAX_DEPTH then return nil, path .. ": nested deeper than " .. MAX_DEPTH end
   seen[t] = true
   local parts, n = {}, array_length(t)
+  local ok, why = spend(room, 2, path) -- the brackets
+  if not ok then return nil, why end
   if n then
     for i = 1, n do
-      local s, err = encode_value(rawget(t, i), path .. "[" .. i .. "]", seen, depth + 1)
+      local s, err = encode_value(rawget(t, i), path .. "[" .. i .. "]", seen, depth + 1, room)
       if not s then return nil, err end
+      if i > 1 then
+        ok, why = spend(room, 1, path .. "[" .. i .. "]")
+        if not ok then return nil, why end
+      end
       parts[i] = s
     end
     seen[t] = nil
@@ -147,9 +169,12 @@ local function encode_table(t, path, seen, depth)
       local shown = type(k) == "number" and tostring(k) or "of type " .. type(k)
       return nil, path .. ": key " .. shown .. " is not a string (mixed or sparse table?)"
     end
+    if #k + 3 > room.left then return spend(room, #k + 3, path .. "." .. k) end
     local key, kerr = M.encode_string(k)
     if not key then return nil, path .. "." .. k .. ": key " .. kerr end
-    local s, err = encode_value(v, path .. "." .. k, seen, depth + 1)
+    ok, why = spend(room, #key + (#parts > 0 and 2 or 1), path .. "." .. k) -- and ':', ','
+    if not ok then return nil, why end
+    local s, err = encode_value(v, path .. "." .. k, seen, depth + 1, room)
     if not s then return nil, err end
     parts[#parts + 1] = key .. ":" .. s
   end
@@ -158,29 +183,34 @@ local function encode_table(t, path, seen, depth)
   return "{" .. table.concat(parts, ",") .. "}"
 end
 
-function encode_value(v, path, seen, depth)
+function encode_value(v, path, seen, depth, room)
   local t = type(v)
+  local s, err
   if t == "string" then
-    local s, err = M.encode_string(v)
-    if not s then return nil, path .. ": " .. err end
-    return s
+    if #v + 2 > room.left then return spend(room, #v + 2, path) end -- refused before escaping
+    s, err = M.encode_string(v)
   elseif t == "number" then
-    local s, err = encode_number(v)
-    if not s then return nil, path .. ": " .. err end
-    return s
+    s, err = encode_number(v)
   elseif t == "boolean" then
-    return v and "true" or "false"
+    s = v and "true" or "false"
   elseif v == cjson.null then
-    return "null"
+    s = "null"
   elseif t == "table" then
-    return encode_table(v, path, seen, depth)
+    return encode_table(v, path, seen, depth, room)
+  else
+    return nil, path .. ": cannot encode a " .. t
   end
-  return nil, path .. ": cannot encode a " .. t
+  if not s then return nil, path .. ": " .. err end
+  local ok, why = spend(room, #s, path)
+  if not ok then return nil, why end
+  return s
 end
 
--- Returns the JSON text or nil, message naming the offending place ("body.items[2]").
-function M.encode(value, name)
-  return encode_value(value, name or "body", {}, 0)
+-- Returns the JSON text or nil, message naming the offending place
+-- ("body.items[2]").  With `limit`, a text longer than that many bytes is
+-- refused, naming the place that would pass it, before that is encoded.
+function M.encode(value, name, limit)
+  return encode_value(value, name or "body", {}, 0, { left = limit or math.huge, limit = limit })
 end
 
 M.encode_number = encode_number

@@ -90,8 +90,13 @@ end
 ------------------------------------------------------------------ what may cross
 
 -- nil when `v` crosses to a thread VM as is, else a description of what does not.
-local function uncrossable(v, depth, seen)
+-- With `room` ({ left = bytes }), its strings (keys too) add up to at most that.
+local function uncrossable(v, depth, seen, room)
   local t = type(v)
+  if t == "string" and room then
+    room.left = room.left - #v
+    if room.left < 0 then return "more string bytes than max_request_body" end
+  end
   if t == "nil" or t == "boolean" or t == "number" or t == "string" then return nil end
   if v == json.null then return nil end
   if t ~= "table" then return "a " .. t end
@@ -99,15 +104,18 @@ local function uncrossable(v, depth, seen)
   if depth >= MAX_DEPTH then return "tables nested more than " .. MAX_DEPTH .. " deep" end
   seen[v] = true
   for k, x in next, v do
-    local why = uncrossable(k, depth + 1, seen) or uncrossable(x, depth + 1, seen)
+    local why = uncrossable(k, depth + 1, seen, room) or uncrossable(x, depth + 1, seen, room)
     if why then return why end
   end
   seen[v] = nil
   return nil
 end
 
-local function crosses(v)
-  return uncrossable(v, 0, {}) == nil
+-- Whether a request body goes to a thread VM.  One whose strings alone pass
+-- max_request_body (its JSON text is longer still) is not copied there: the
+-- closed twin refuses it here, naming the field, as the plain client does.
+local function crosses(v, limit)
+  return uncrossable(v, 0, {}, limit and { left = limit }) == nil
 end
 
 -- The first option (by its dotted name) whose value cannot cross, and why.
@@ -238,6 +246,7 @@ function M.new(opts)
     opts = plain,
     key = options_key(plain),
     twin = twin,
+    max_request_body = twin._core:max_request_body(),
     timeout = type(plain.timeout) == "number" and plain.timeout or 30,
   }
   return self
@@ -337,7 +346,7 @@ local function endpoint_method(method)
     local s = secrets[self]
     -- A closed client, or a body that cannot cross: the closed twin gives the
     -- plain client's answer (a validation error; it never sends anything).
-    if self.closed or not crosses(body) then return s.twin[method](s.twin, body) end
+    if self.closed or not crosses(body, s.max_request_body) then return s.twin[method](s.twin, body) end
     check_phase(method)
     local x, y, z = on_pool(self, method, body, nil, 1)
     if x == BUSY then return nil, busy_error(path_of[method], y, s.timeout) end
@@ -359,7 +368,7 @@ function Client:call(path, body)
     validate.bad_argument(2, "call", "table", body, 2)
   end
   local s = secrets[self]
-  if self.closed or not crosses(body) then return s.twin:call(path, body) end
+  if self.closed or not crosses(body, s.max_request_body) then return s.twin:call(path, body) end
   check_phase("call")
   local x, y, z = on_pool(self, "call", path, body, 1)
   if x == BUSY then return nil, busy_error(path:sub(1, 80), y, s.timeout) end
@@ -387,7 +396,7 @@ function Client:batch(calls, opts)
   local sent, where, results = {}, {}, {}
   for i = 1, total do
     local item = rawget(calls, i)
-    if crosses(item) then
+    if crosses(item) and (type(item) ~= "table" or crosses(rawget(item, 2), s.max_request_body)) then
       sent[#sent + 1] = item
       where[#sent] = i
     else

@@ -104,10 +104,18 @@ local function key(f)
   return k
 end
 
+-- Why a field is refused when the body would pass `limit` bytes with it.
+local function too_large(limit)
+  return string.format("makes the request body larger than max_request_body (%d bytes)", limit)
+end
+
 -- Validates `body` (a table, raw access only) for endpoint `ep`; returns the
 -- JSON request text or nil, invalid_argument error listing every problem.
+-- With `limit`, the text may be at most that many bytes: a string field
+-- that would pass it is refused before it is encoded (lua-cjson crashes on
+-- a string of a few hundred MB), and so is one whose escapes pass it.
 -- The tables for problems are made only when there is one.
-function M.request(ep, body)
+function M.request(ep, body, limit)
   local problems, state
   for k in next, body do
     if type(k) ~= "string" or not ep.field[k] then
@@ -116,7 +124,7 @@ function M.request(ep, body)
       break
     end
   end
-  local parts, n = {}, 0
+  local parts, n, size = {}, 0, 2 -- size: the text so far, braces included
   for _, f in ipairs(ep.fields) do
     local v = rawget(body, f.name)
     local text, why
@@ -124,13 +132,22 @@ function M.request(ep, body)
       if f.required then why = "is required" end
     elseif v == json.null then
       text = "null"
+    elseif limit and type(v) == "string" and size + #key(f) + #v + 2 + (n > 0 and 1 or 0) > limit then
+      why = too_large(limit) -- even unescaped, in quotes, it would not fit
     else
       text, why = encoders[f.type](v)
     end
     if text then
-      n = n + 1
-      parts[n] = key(f) .. text
-    elseif why then
+      local part = key(f) .. text
+      local grown = size + #part + (n > 0 and 1 or 0)
+      if limit and grown > limit then
+        why = too_large(limit)
+      else
+        n, size = n + 1, grown
+        parts[n] = part
+      end
+    end
+    if why then
       problems, state = problems or {}, state or {}
       add_problem(problems, f.name, "field '" .. f.name .. "' " .. why, state)
     end

@@ -25,7 +25,9 @@
 --   /conn            "<connection id> <connections accepted so far>"
 --   /echoauth/NNN    status NNN whose JSON body and headers carry the request's
 --                    Authorization value back: in a message, an error key, a
---                    deeply nested value, a header and (percent-encoded) a Location
+--                    deeply nested value, a header and (percent-encoded) a Location;
+--                    its token in swapped case in the body and as a header name,
+--                    and split by obs-fold over three lines of a header
 --   /quit            200, then the server exits
 --
 -- Routes for the limiter, retry and batch specs:
@@ -169,10 +171,16 @@ local function route(state, path, head, body)
     local auth = head:match("\r\n[Aa]uthorization:%s*([^\r\n]*)") or ""
     local j = auth:gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end)
     local encoded = auth:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end)
+    local token = auth:gsub("^Bearer%s+", "")
+    local swapped = token:gsub("%a", function(c) return c == c:lower() and c:upper() or c:lower() end)
+    local third = math.floor(#auth / 3)
     local echoed = '{"error":true,"message":"Invalid token: ' .. j .. '","errors":{"' .. j .. '":["' .. j
-      .. '"]},"deep":' .. string.rep("[", 300) .. '"' .. j .. '"' .. string.rep("]", 300) .. '}'
+      .. '"]},"deep":' .. string.rep("[", 300) .. '"' .. j .. '"' .. string.rep("]", 300)
+      .. ',"swapped":"' .. swapped:gsub('[%c"\\]', "") .. '"}'
     return response(tonumber(n), echoed, "X-Echo-Authorization: " .. auth .. "\r\nLocation: /login?auth="
-      .. encoded .. "\r\n")
+      .. encoded .. "\r\nX-Echo-" .. swapped:gsub("[^%w!#$%%&'*+.^_`|~-]", "") .. ": name\r\n"
+      .. "X-Echo-Folded: " .. auth:sub(1, third) .. "\r\n  " .. auth:sub(third + 1, 2 * third) .. "\r\n\t"
+      .. auth:sub(2 * third + 1) .. "\r\n")
   end
   if path == "/conn" then
     return response(200, state.id .. " " .. accepted)
