@@ -108,32 +108,17 @@ end
 
 local function pack(...) return { n = select("#", ...), ... } end
 
--- The traceback of an error at the prompt, down to the typed chunk only.
+-- The traceback of an error at the prompt, down to the typed chunk only;
+-- Ctrl-C's "interrupted!" needs none.
 local function traceback(message)
+  if type(message) == "string" and message:find("interrupted!$") then return message end
   local tb = debug.traceback(tostring(message), 2)
   local cut = tb:find("\n%s*%[C%]: in function 'xpcall'")
   return cut and tb:sub(1, cut - 1) or tb
 end
 
--- The prompt.  opts: everything environment() takes (or `client`, and
--- `extra` names for the prompt), plus input/output files (stdin/stdout),
--- prompt strings and color.  Returns true at the end
--- of input; stops the sandbox it started.
-function M.run(opts)
-  opts = opts or {}
-  local input, output = opts.input or io.stdin, opts.output or io.stdout
-  local env, why = M.environment(opts)
-  if not env then return nil, why end
-  local color = opts.color
-  if color == nil then color = output == io.stdout and pretty.want_color(1) end
-  local function show(...)
-    pretty.print_to(output, { color = color }, ...)
-  end
-  env.pp = show
-  env.print = show
-  local scope = setmetatable(env, { __index = _G })
-  output:write(M.banner(env), "\n")
-  local prompt, continuation = opts.prompt or "wemasy> ", opts.continuation or "    >> "
+-- Reads, evaluates and prints until the end of input (or exit/quit).
+local function read_eval_print(input, output, scope, color, prompt, continuation)
   local buffer
   while true do
     output:write(buffer and continuation or prompt)
@@ -161,6 +146,38 @@ function M.run(opts)
         end
       end
     end
+  end
+end
+
+-- The prompt.  opts: everything environment() takes (or `client`, and
+-- `extra` names for the prompt), plus input/output files (stdin/stdout),
+-- prompt strings and color.  Returns true at the end
+-- of input; stops the sandbox it started.
+function M.run(opts)
+  opts = opts or {}
+  local input, output = opts.input or io.stdin, opts.output or io.stdout
+  local env, why = M.environment(opts)
+  if not env then return nil, why end
+  local color = opts.color
+  if color == nil then color = output == io.stdout and pretty.want_color(1) end
+  local function show(...)
+    pretty.print_to(output, { color = color }, ...)
+  end
+  env.pp = show
+  env.print = show
+  local scope = setmetatable(env, { __index = _G })
+  output:write(M.banner(env), "\n")
+  local prompt, continuation = opts.prompt or "wemasy> ", opts.continuation or "    >> "
+  -- Every Ctrl-C during a call comes back here as "interrupted!": lua.c's
+  -- own handler turns itself off after the first, and a second one would
+  -- kill the prompt (and leave its sandbox behind).
+  local core = require("wemasy.core")
+  local mode = core.on_interrupt("raise")
+  local ok, why_not = pcall(read_eval_print, input, output, scope, color, prompt, continuation)
+  core.on_interrupt(mode)
+  if not ok then
+    if env.sandbox and not opts.client then env.sandbox:stop() end
+    error(why_not, 0)
   end
   output:write("\n")
   if env.sandbox and not opts.client then env.sandbox:stop() end
