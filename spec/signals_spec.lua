@@ -387,6 +387,36 @@ say("HITS " .. sigflag.state())
       assert.equal(2, count(n))
     end)
 
+    it("is restored by the last call out, not by a call nested in another's hook", function()
+      -- A's clock hook makes a whole call on client B while A is in progress;
+      -- B's end must leave wemasy's handler in place for A's slow transfer.
+      local c, n = child([[
+local sigflag = require "sigflag"
+assert(sigflag.set("count"))
+local b = core.new{ base_url = url, rate_limit = false, max_retries = 0 }
+local nested = 0
+local a = core.new{ base_url = url, max_retries = 0, clock = function()
+  nested = nested + 1
+  assert(b:request("/status/200", "{}") == 200)
+  return 1000
+end }
+say("CALLING")
+local status, kind, _, sent = a:request("/c/" .. name .. "/sleep/5000", "{}")
+say(string.format("%s %s %s NESTED %d HITS %d", tostring(status), tostring(kind), tostring(sent), nested,
+  sigflag.state()))
+]], "nested")
+      await_line(c, "CALLING")
+      await_count(n, 1)
+      local t0 = core.now()
+      os.execute("kill -INT " .. c.pid)
+      local out, err, status = finish(c)
+      latencies[#latencies + 1] = string.format("nested calls, call returned: %.3f s", core.now() - t0)
+      assert.equal(0, status, err)
+      local nested = tonumber(out:match("NESTED (%d+)"))
+      assert.matches("^nil interrupted true NESTED %d+ HITS 1\n", out)
+      assert.is_true(nested >= 1)
+    end)
+
     it("leaves SIGINT ignored when the host ignores it", function()
       local c, n = child([[
 local sigflag = require "sigflag"
