@@ -215,6 +215,8 @@ describe("Ctrl-C", function()
   end)
 
   teardown(function()
+    -- bin/wemasy's client (no token) keeps the default shared limiter.
+    core._debug_unlink(srv.url, nil)
     h.stop_server(srv)
     if sigflag_dir then os.execute("rm -rf " .. quote(sigflag_dir)) end
     io.stdout:write("# cancel latencies (SIGINT sent -> process gone; bound ", BOUND, " s) on ", LUA, ":\n")
