@@ -159,6 +159,13 @@ static int fail_item(batch *b, int i, int kind, const char *message,
     return finish(b, i);
 }
 
+/* Item i ends as interrupted by SIGINT; its `sent` stays its last try's. */
+static int interrupt_item(batch *b, int i)
+{
+    client_interrupted(b->c, &b->items[i].out);
+    return finish(b, i);
+}
+
 /* ---- items -------------------------------------------------------------------------- */
 
 /* Pushes item[field] (raw: items are data, their metamethods do not run). */
@@ -375,6 +382,9 @@ static int launch(batch *b, int i)
     /* Closed by a hook or the progress callback: start nothing more. */
     if (b->c->closing)
         return fail_item(b, i, TK_CLOSED, "client is closed", -1);
+    /* Nor after a SIGINT (one during a callback of this very pass). */
+    if (interrupt_pending(b->c->interrupt))
+        return interrupt_item(b, i);
     if (multi_pool_start(b->c->pool, i, it->args.path, it->args.body,
                          it->args.body_len, it->args.with_auth, &r) != TK_OK) {
         it->out.r = r;
@@ -545,6 +555,34 @@ static int poll_ms(const batch *b, double now)
     return ms >= POLL_MAX_MS ? POLL_MAX_MS : (int)ms + 1;
 }
 
+/*
+ * After a SIGINT nothing more starts: the transfers in flight stop (each
+ * reported with its own `sent`), and every item still queued ends as
+ * interrupted.  (A SIGINT wakes the poll in pump() with EINTR.)
+ */
+static int drain(batch *b)
+{
+    int k, rc;
+
+    multi_pool_interrupt(b->c->pool);
+    if ((rc = collect(b)) != LUA_OK)
+        return rc;
+    while (b->next_fresh < b->total) {
+        int i = b->next_fresh++;
+
+        if (b->items[i].state != ITEM_DONE && (rc = interrupt_item(b, i)) != LUA_OK)
+            return rc;
+    }
+    for (k = 0; k < LIMITER_GROUPS_MAX; k++)
+        while (b->queues[k].head >= 0)
+            if ((rc = interrupt_item(b, dequeue(b, &b->queues[k]))) != LUA_OK)
+                return rc;
+    while (b->nheap > 0)
+        if ((rc = interrupt_item(b, heap_pop(b))) != LUA_OK)
+            return rc;
+    return LUA_OK;
+}
+
 /* Waits for the network, or sleeps when nothing is in flight. */
 static int pump(batch *b, double now)
 {
@@ -577,6 +615,10 @@ static int run(batch *b)
                 return rc;
         }
     while (b->done < b->total) {
+        if (interrupt_pending(b->c->interrupt) && (rc = drain(b)) != LUA_OK)
+            return rc;
+        if (b->done == b->total)
+            break;
         if ((rc = hooks_now(b->L, b->c, &now)) != LUA_OK ||
             (rc = start_ready(b, now)) != LUA_OK)
             return rc;
@@ -637,6 +679,9 @@ int client_batch(lua_State *L)
     client *c = client_check(L, 1);
     batch b;
     char err[TRANSPORT_ERRLEN];
+    interrupt_scope scope;
+    const interrupt_scope *outer;
+    interrupt_end ended;
     int rc, results;
 
     memset(&b, 0, sizeof b);
@@ -680,6 +725,7 @@ int client_batch(lua_State *L)
      * behind: start clean. */
     multi_pool_abort(c->pool);
     c->in_batch = 1;
+    client_watch(c, &scope, &outer);
     lua_pushcfunction(L, run_protected);
     lua_pushlightuserdata(L, &b);
     lua_pushvalue(L, results);
@@ -688,9 +734,12 @@ int client_batch(lua_State *L)
     rc = lua_pcall(L, 4, 0, 0);
     c->in_batch = 0;
     multi_pool_abort(c->pool);
+    ended = client_unwatch(c, &scope, outer); /* the host's handler runs here */
     client_close_pending(L, c);
     if (rc != LUA_OK)
         return lua_error(L);
+    if (ended == INTERRUPT_RAISE)
+        return client_raise_interrupted(L);
     lua_pushvalue(L, results);
     return 1;
 }

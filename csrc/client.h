@@ -19,7 +19,7 @@
 
 /* Failure kinds beyond the transport's. */
 enum {
-    KIND_RATE_LIMITED = TK_INTERNAL + 1, /* our own limiter refused */
+    KIND_RATE_LIMITED = TK_INTERRUPTED + 1, /* our own limiter refused */
     KIND_INVALID                         /* a malformed batch item */
 };
 
@@ -50,6 +50,10 @@ typedef struct {
     double clock_seen;  /* the clock hook's last reading */
     double clock_stall; /* seconds slept since it last changed */
     int insecure;
+    int interruptible; /* calls stop at a SIGINT (interrupt.h) */
+    /* The SIGINT watch of the call in progress (NULL between calls), for
+     * the waits and the retry loop to look at. */
+    const interrupt_scope *interrupt;
     /* A call in progress reads buffers the client owns, and runs Lua (hooks,
      * progress) meanwhile; that Lua may use the client again.  in_request
      * and in_batch refuse a second call of the same kind, and a close() that
@@ -108,6 +112,16 @@ int hooks_in_process_clock(const client *c);
 
 /* ---- request.c ---- */
 
+/* Starts (and ends) the SIGINT watch of a call on c; nested calls (a hook
+ * using another client) keep the outer one's. */
+void client_watch(client *c, interrupt_scope *s, const interrupt_scope **saved);
+interrupt_end client_unwatch(client *c, interrupt_scope *s,
+                             const interrupt_scope *saved);
+
+/* Whether a SIGINT came during the call; if so, *o says so (its `sent` is
+ * the last try's: an earlier try may have reached the server). */
+int client_interrupted(const client *c, call_outcome *o);
+
 /* The group called `name` (NULL: "default"), added with default's limits
  * on first use; NULL when the table is full. */
 const limiter_group *client_group(client *c, const char *name);
@@ -145,5 +159,6 @@ void client_close_pending(lua_State *L, client *c);
 void client_push_headers(lua_State *L, const transfer *tr);
 int client_push_outcome(lua_State *L, const call_outcome *o);
 int client_check_path(const char *path, size_t len, const char **why);
+int client_raise_interrupted(lua_State *L); /* raises "interrupted!" */
 
 #endif /* WEMASY_CLIENT_H */

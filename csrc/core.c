@@ -70,6 +70,7 @@ static int core_new(lua_State *L)
     memset(c, 0, offsetof(client, base_url));
     c->clock_ref = c->sleep_ref = c->random_ref = LUA_NOREF;
     c->insecure = o.transport.insecure;
+    c->interruptible = o.transport.interruptible;
     c->rate = o.rate;
     c->retry = o.retry;
     c->max_request_body = o.max_request_body;
@@ -214,9 +215,12 @@ static int client_request(lua_State *L)
     call_args a;
     call_outcome o;
     request_job job;
+    interrupt_scope scope;
+    const interrupt_scope *outer;
     size_t path_len;
     const char *why;
     int status, n;
+    interrupt_end ended;
 
     memset(&a, 0, sizeof a);
     a.path = check_lstring(L, 2, &path_len);
@@ -241,13 +245,21 @@ static int client_request(lua_State *L)
     job.a = &a;
     job.o = &o;
     c->in_request = 1;
+    client_watch(c, &scope, &outer);
     lua_pushcfunction(L, request_protected);
     lua_pushlightuserdata(L, &job);
     status = lua_pcall(L, 1, 0, 0);
     c->in_request = 0;
+    /* Here the host's SIGINT handler runs, if a SIGINT came (lua.c's
+     * raises "interrupted!" as this function returns). */
+    ended = client_unwatch(c, &scope, outer);
     if (status != LUA_OK) {
         client_close_pending(L, c);
         return lua_error(L);
+    }
+    if (ended == INTERRUPT_RAISE) {
+        client_close_pending(L, c);
+        return client_raise_interrupted(L);
     }
     /* The outcome points into the handle: push it before any deferred
      * close frees that. */
@@ -294,6 +306,30 @@ static int client_rate_limit(lua_State *L)
 static int client_max_request_body(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)client_check(L, 1)->max_request_body);
+    return 1;
+}
+
+/* Lua's own words for Ctrl-C, as lua.c and luajit.c raise them. */
+int client_raise_interrupted(lua_State *L)
+{
+    lua_pushliteral(L, "interrupted!");
+    return lua_error(L);
+}
+
+/* core.on_interrupt([mode]) -> the mode before: what a call stopped by
+ * SIGINT does at its end.  "deliver" (the default): hand the signal to the
+ * handler the host had (lua.c's raises "interrupted!").  "raise": raise
+ * "interrupted!" here, for a prompt that must survive every Ctrl-C
+ * (wemasy.repl).  Process-wide, as signal dispositions are. */
+static int core_on_interrupt(lua_State *L)
+{
+    static const char *const modes[] = {"deliver", "raise", NULL};
+    int before;
+
+    before = interrupt_set_raise(lua_isnoneornil(L, 1)
+                                     ? -1
+                                     : luaL_checkoption(L, 1, NULL, modes));
+    lua_pushstring(L, modes[before]);
     return 1;
 }
 
@@ -487,6 +523,7 @@ static const luaL_Reg module_functions[] = {
     {"new", core_new},
     {"now", core_now},
     {"file_mode", core_file_mode},
+    {"on_interrupt", core_on_interrupt},
     {"_debug_hold_lock", core_debug_hold_lock},
     {"_debug_unlink", core_debug_unlink},
     {"_debug_stall_init", core_debug_stall_init},

@@ -7,7 +7,6 @@
  * caller can first put its C state in order (abort transfers) and then
  * raise it.  No hook is ever called with a limiter lock held.
  */
-#include <errno.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,8 +99,6 @@ int hooks_now(lua_State *L, client *c, double *now)
 
 int hooks_sleep(lua_State *L, client *c, double seconds)
 {
-    struct timespec ts;
-
     if (seconds <= 0)
         return LUA_OK;
     if (c->clock_ref != LUA_NOREF && (c->clock_stall += seconds) > CLOCK_STALL_MAX) {
@@ -110,12 +107,11 @@ int hooks_sleep(lua_State *L, client *c, double seconds)
                            "%d s: the two hooks must share one time", (int)CLOCK_STALL_MAX);
         return LUA_ERRRUN;
     }
+    /* A Lua sleep hook is the caller's: the call looks at SIGINT after it. */
     if (c->sleep_ref != LUA_NOREF)
         return call_hook(L, c->sleep_ref, "sleep", 1, seconds, 0, NULL);
-    ts.tv_sec = (time_t)seconds;
-    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
+    /* Wakes early for a SIGINT; the caller looks before going on. */
+    interrupt_sleep(c->interrupt, seconds);
     return LUA_OK;
 }
 

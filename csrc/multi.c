@@ -10,7 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef enum { SLOT_IDLE = 0, SLOT_RUNNING, SLOT_DONE } slot_state;
+/* STOPPED: detached by multi_pool_interrupt(), not reported yet. */
+typedef enum { SLOT_IDLE = 0, SLOT_RUNNING, SLOT_STOPPED, SLOT_DONE } slot_state;
 
 typedef struct {
     transfer *tr; /* NULL until first needed */
@@ -61,7 +62,7 @@ void multi_pool_abort(multi_pool *p)
     for (i = 0; i < MULTI_MAX; i++) {
         slot *s = &p->slots[i];
 
-        if (s->state == SLOT_RUNNING) {
+        if (s->state == SLOT_RUNNING || s->state == SLOT_STOPPED) {
             detach(p, s);
             /* Lets go of the caller's body and empties the buffers. */
             transfer_end(s->tr, CURLE_ABORTED_BY_CALLBACK, &ignored);
@@ -150,6 +151,39 @@ int multi_pool_run(multi_pool *p, int timeout_ms, const char **message)
     return 0;
 }
 
+void multi_pool_interrupt(multi_pool *p)
+{
+    size_t i;
+
+    for (i = 0; i < MULTI_MAX; i++) {
+        slot *s = &p->slots[i];
+
+        if (s->state == SLOT_RUNNING) {
+            detach(p, s);
+            s->state = SLOT_STOPPED;
+        }
+    }
+}
+
+/* A slot multi_pool_interrupt() stopped, reported as interrupted. */
+static const transfer *next_stopped(multi_pool *p, int *tag,
+                                    transport_result *out)
+{
+    size_t i;
+
+    for (i = 0; i < MULTI_MAX; i++) {
+        slot *s = &p->slots[i];
+
+        if (s->state == SLOT_STOPPED) {
+            transfer_stop(s->tr, out);
+            s->state = SLOT_DONE;
+            *tag = s->tag;
+            return s->tr;
+        }
+    }
+    return NULL;
+}
+
 const transfer *multi_pool_next_done(multi_pool *p, int *tag,
                                      transport_result *out)
 {
@@ -175,7 +209,7 @@ const transfer *multi_pool_next_done(multi_pool *p, int *tag,
         *tag = s->tag;
         return s->tr;
     }
-    return NULL;
+    return next_stopped(p, tag, out);
 }
 
 void multi_pool_release(multi_pool *p, const transfer *tr)

@@ -43,6 +43,10 @@ const transfer *multi_pool_next_done(multi_pool *p, int *tag,
                                      transport_result *out);
 void multi_pool_release(multi_pool *p, const transfer *tr);
 
+/* After a SIGINT: stops every transfer in flight; each then comes out of
+ * multi_pool_next_done() as TK_INTERRUPTED, with its own `sent`. */
+void multi_pool_interrupt(multi_pool *p);
+
 /* Stops everything in flight; every transfer becomes idle again.  Safe at
  * any time, e.g. after a Lua error left a batch half done. */
 void multi_pool_abort(multi_pool *p);

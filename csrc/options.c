@@ -44,7 +44,7 @@ static const char *const option_names[] = {
     "base_url", "token",      "timeout", "connect_timeout", "ca_file",
     "ca_path",  "insecure",   "proxy",   "max_body",        "user_agent",
     "rate_limit", "max_retries", "backoff", "clock", "sleep", "random",
-    "allow_http", "max_request_body", NULL};
+    "allow_http", "max_request_body", "interruptible", NULL};
 static const char *const rate_limit_names[] = {
     "wait", "max_wait", "shared", "margin", "groups", NULL};
 static const char *const group_names[] = {"limit", "window", NULL};
@@ -551,6 +551,7 @@ static void read_transport(lua_State *L, transport_config *cfg)
     cfg->proxy = opt_string(L, "proxy", 1, NULL);
     cfg->max_body = opt_bytes(L, "max_body", DEFAULT_MAX_BODY, MAX_BODY_LIMIT, "2^53");
     cfg->user_agent = opt_header_value(L, "user_agent");
+    cfg->interruptible = opt_boolean_at(L, 1, "interruptible", "interruptible", 1);
     if (cfg->user_agent == NULL)
         cfg->user_agent = lua_pushfstring(L, "wemasy-lua/%s libcurl/%s",
                                           WEMASY_VERSION, transport_curl_version());

@@ -13,7 +13,7 @@
 
 static const char *const kind_names[] = {
     "ok", "timeout", "network", "tls", "too_large", "closed", "internal",
-    "rate_limited", "invalid_argument"};
+    "interrupted", "rate_limited", "invalid_argument"};
 
 const char *client_kind_name(int kind)
 {
@@ -93,6 +93,32 @@ double client_learn(client *c, const limiter_group *g, double now,
     return retry_after;
 }
 
+void client_watch(client *c, interrupt_scope *s, const interrupt_scope **saved)
+{
+    interrupt_enter(s, c->interruptible && c->t != NULL);
+    *saved = c->interrupt;
+    c->interrupt = s;
+    transport_watch(c->t, s);
+}
+
+interrupt_end client_unwatch(client *c, interrupt_scope *s,
+                             const interrupt_scope *saved)
+{
+    c->interrupt = saved;
+    transport_watch(c->t, saved);
+    return interrupt_leave(s);
+}
+
+int client_interrupted(const client *c, call_outcome *o)
+{
+    if (!interrupt_pending(c->interrupt))
+        return 0;
+    o->kind = TK_INTERRUPTED;
+    o->message = INTERRUPT_MESSAGE;
+    o->retry_after = -1;
+    return 1;
+}
+
 static void fail_outcome(call_outcome *o, int kind, const char *message,
                          double retry_after)
 {
@@ -114,8 +140,12 @@ static int wait_for_slot(lua_State *L, client *c, const limiter_group *g,
     if ((*status = hooks_now(L, c, &start)) != LUA_OK)
         return 0;
     for (now = start;;) {
-        double wait = client_acquire(c, g, now);
+        double wait;
 
+        /* Before the slot: an interrupted call takes none. */
+        if (client_interrupted(c, o))
+            return 0;
+        wait = client_acquire(c, g, now);
         if (wait == 0)
             return 1;
         if (wait < 0) {
@@ -198,6 +228,9 @@ int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o)
             fail_outcome(o, TK_CLOSED, "client is closed", -1);
             return LUA_OK;
         }
+        /* A SIGINT during a hook: no new try. */
+        if (client_interrupted(c, o))
+            return LUA_OK;
         if ((status = try_once(L, c, a, o)) != LUA_OK)
             return status;
         if (!client_want_retry(L, c, o, a->idempotent, &delay, &status))

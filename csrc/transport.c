@@ -40,7 +40,8 @@ typedef enum {
     ABORT_BODY_TOO_LARGE,
     ABORT_HEADERS_TOO_LARGE,
     ABORT_OOM,
-    ABORT_RESEND /* libcurl was about to send the request a second time */
+    ABORT_RESEND, /* libcurl was about to send the request a second time */
+    ABORT_INTERRUPTED /* SIGINT (interrupt.h) */
 } abort_reason;
 
 /*
@@ -71,6 +72,8 @@ struct transport {
     char *ca_path;
     char *proxy;
     char *user_agent;
+    int interruptible;
+    const interrupt_scope *watch; /* the call in progress, or NULL */
     transfer *own; /* the handle of transport_perform() */
 };
 
@@ -245,6 +248,11 @@ static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip,
     (void)conn_local_ip;
     (void)conn_primary_port;
     (void)conn_local_port;
+    /* The last look before the request goes out. */
+    if (interrupt_pending(t->t->watch)) {
+        t->abort = ABORT_INTERRUPTED;
+        return CURL_PREREQFUNC_ABORT;
+    }
     if (++t->sends > 1) {
         t->abort = ABORT_RESEND;
         return CURL_PREREQFUNC_ABORT;
@@ -275,6 +283,27 @@ static size_t on_read(char *dest, size_t size, size_t nitems, void *userp)
     return n;
 }
 #endif
+
+/*
+ * libcurl calls this on every pass over the transfer, also when its poll
+ * returned early with EINTR: a SIGINT ends the transfer within that pass.
+ * Only set up for interruptible clients (the call costs a little on every
+ * pass).
+ */
+static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow)
+{
+    transfer *t = userp;
+
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    if (!interrupt_pending(t->t->watch))
+        return 0;
+    t->abort = ABORT_INTERRUPTED;
+    return 1;
+}
 
 static int headers_room(const transfer *t, size_t n)
 {
@@ -450,11 +479,18 @@ static const char died_unanswered[] =
     "the connection closed before any response (a reused connection; the "
     "request may have been processed)";
 
+static int request_left(transfer *t);
+
 /* Our own aborts are reported by libcurl as a write or callback error. */
 static void describe_abort(transfer *t, transport_result *out)
 {
     out->sent = 1;
     switch (t->abort) {
+    case ABORT_INTERRUPTED:
+        out->kind = TK_INTERRUPTED;
+        out->sent = request_left(t);
+        snprintf(t->errbuf, sizeof t->errbuf, "%s", INTERRUPT_MESSAGE);
+        break;
     case ABORT_RESEND:
         out->kind = TK_NETWORK;
         snprintf(t->errbuf, sizeof t->errbuf, "%s", died_unanswered);
@@ -617,6 +653,12 @@ int transfer_end(transfer *t, CURLcode rc, transport_result *out)
     return TK_OK;
 }
 
+int transfer_stop(transfer *t, transport_result *out)
+{
+    t->abort = ABORT_INTERRUPTED;
+    return transfer_end(t, CURLE_ABORTED_BY_CALLBACK, out);
+}
+
 int transport_perform(transport *t, const char *path, const char *body,
                       size_t len, int with_auth, transport_result *out)
 {
@@ -706,6 +748,7 @@ static int copy_config(transport *t, const transport_config *cfg)
     t->timeout_ms = cfg->timeout_ms;
     t->connect_timeout_ms = cfg->connect_timeout_ms;
     t->insecure = cfg->insecure;
+    t->interruptible = cfg->interruptible;
     return copy_string(&t->base_url, cfg->base_url) != 0 ||
            copy_string(&t->ca_file, cfg->ca_file) != 0 ||
            copy_string(&t->ca_path, cfg->ca_path) != 0 ||
@@ -787,6 +830,20 @@ static int configure_user(transfer *tr, const transport *t, char *err,
     return 0;
 }
 
+/*
+ * Only for the handle of transport_perform(), which libcurl drives by
+ * itself: a batch looks at the signal between its own polls and stops its
+ * transfers itself (transfer_stop), so its handles do without the cost of
+ * this callback on every pass.
+ */
+static int watch_progress(transfer *tr, char *err, size_t errlen)
+{
+    SETOPT(CURLOPT_XFERINFOFUNCTION, on_progress);
+    SETOPT(CURLOPT_XFERINFODATA, tr);
+    SETOPT(CURLOPT_NOPROGRESS, 0L);
+    return 0;
+}
+
 #undef SETOPT_USER
 #undef SETOPT
 
@@ -842,7 +899,8 @@ transport *transport_new(const transport_config *cfg, char *err, size_t errlen)
         goto fail;
     }
     t->own = transfer_new(t, err, errlen);
-    if (t->own == NULL)
+    if (t->own == NULL ||
+        (t->interruptible && watch_progress(t->own, err, errlen) != 0))
         goto fail;
     return t;
 fail:
@@ -853,6 +911,12 @@ fail:
 int transport_has_token(const transport *t)
 {
     return t != NULL && t->hdr_auth != NULL;
+}
+
+void transport_watch(transport *t, const interrupt_scope *s)
+{
+    if (t != NULL)
+        t->watch = s;
 }
 
 void transport_free(transport *t)

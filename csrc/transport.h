@@ -14,6 +14,8 @@
 
 #include <curl/curl.h>
 
+#include "interrupt.h"
+
 /* Why a request failed; TK_OK means an HTTP response (any status) arrived. */
 typedef enum {
     TK_OK = 0,
@@ -22,7 +24,8 @@ typedef enum {
     TK_TLS,
     TK_TOO_LARGE,
     TK_CLOSED,
-    TK_INTERNAL
+    TK_INTERNAL,
+    TK_INTERRUPTED /* SIGINT while the call waited (interrupt.h) */
 } transport_kind;
 
 /* Everything is copied by transport_new(); the caller keeps ownership. */
@@ -37,6 +40,7 @@ typedef struct {
     const char *proxy;      /* NULL: curl's default (environment) */
     size_t max_body;        /* > 0, cap on the decoded response body */
     const char *user_agent; /* required */
+    int interruptible;      /* non-zero: transfers abort on SIGINT */
 } transport_config;
 
 /*
@@ -104,6 +108,10 @@ CURL *transfer_easy(transfer *tr);
  * Returns out->kind. */
 int transfer_end(transfer *tr, CURLcode rc, transport_result *out);
 
+/* transfer_end for a transfer cut short by SIGINT (detached from its multi
+ * first): TK_INTERRUPTED, `sent` whether request bytes had left. */
+int transfer_stop(transfer *tr, transport_result *out);
+
 /*
  * Response headers of the final response of the last request, one pair at
  * a time: start with *pos = 0; returns the lower-case name and stores the
@@ -114,6 +122,11 @@ const char *transfer_header_next(const transfer *tr, size_t *pos,
                                  const char **value);
 
 int transport_has_token(const transport *t);
+
+/* The scope of the call in progress (NULL between calls): once it sees a
+ * SIGINT, no transfer of t sends its request, and transport_perform()'s
+ * aborts at libcurl's next look (its progress callback). */
+void transport_watch(transport *t, const interrupt_scope *s);
 
 /* Describes libcurl as loaded at run time (not the headers we built with). */
 const char *transport_curl_version(void);

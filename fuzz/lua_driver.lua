@@ -211,7 +211,7 @@ local HOOKS = {
 
 local OPTION_NAMES = { "base_url", "token", "timeout", "connect_timeout", "ca_file", "ca_path", "insecure",
   "proxy", "max_body", "user_agent", "rate_limit", "max_retries", "backoff", "clock", "sleep", "random",
-  "allow_http", "hooks", "debug", "max_request_body" }
+  "allow_http", "hooks", "debug", "max_request_body", "interruptible" }
 
 local function random_option(name)
   if chance(0.3) then return random_value() end
@@ -237,6 +237,7 @@ local function random_option(name)
   if name == "backoff" then return { base = pick{ 0, 0.001, 1 }, cap = pick{ 0, 0.01, 8 } } end
   if name == "clock" or name == "sleep" or name == "random" then return pick(HOOKS[name]) end
   if name == "allow_http" then return chance(0.7) and chance(0.5) or random_value() end
+  if name == "interruptible" then return chance(0.7) and chance(0.5) or random_value() end
   if name == "hooks" then return { on_request = pick(FUNCS), on_response = pick(FUNCS) } end
   if name == "debug" then return pick{ false, function() end, raiser(MARK_USER) } end
   return random_value()

@@ -42,6 +42,7 @@ M.OPTIONS = {
   { "random", "fun(): number", "injected random source, [0, 1)" },
   { "hooks", "wemasy.Hooks", "on_request / on_response observers (no token in their info)" },
   { "debug", "boolean|fun(line: string)", "one log line per call: true for stderr, or a function" },
+  { "interruptible", "boolean", "Ctrl-C (SIGINT) stops a call that waits or transfers (default true)" },
 }
 
 M.RATE_LIMIT_OPTIONS = {
@@ -64,7 +65,7 @@ M.ERROR_FIELDS = {
   { "headers?", "table<string, string>", "response headers, lower-case names" },
   { "rate_limit?", "wemasy.RateLimitHeaders", "the server's X-RateLimit-* headers" },
   { "body?", "table", "the decoded error body" },
-  { "reason?", "string", "\"too_large\" for a body over max_body" },
+  { "reason?", "string", "\"too_large\" for a body over max_body; \"interrupted\": Ctrl-C stopped the call" },
 }
 
 M.HOOK_FIELDS = {

@@ -37,7 +37,7 @@
 ---@field headers? table<string, string> response headers, lower-case names
 ---@field rate_limit? wemasy.RateLimitHeaders the server's X-RateLimit-* headers
 ---@field body? table the decoded error body
----@field reason? string "too_large" for a body over max_body
+---@field reason? string "too_large" for a body over max_body; "interrupted": Ctrl-C stopped the call
 
 ---The server's X-RateLimit-* headers, when present.
 ---@class wemasy.RateLimitHeaders
@@ -109,6 +109,7 @@
 ---@field random? fun(): number injected random source, [0, 1)
 ---@field hooks? wemasy.Hooks on_request / on_response observers (no token in their info)
 ---@field debug? boolean|fun(line: string) one log line per call: true for stderr, or a function
+---@field interruptible? boolean Ctrl-C (SIGINT) stops a call that waits or transfers (default true)
 
 ---One `{ body, err, res }` of client:batch, in input order.
 ---@alias wemasy.BatchResult { [1]: table?, [2]: wemasy.Error?, [3]: wemasy.Response? }

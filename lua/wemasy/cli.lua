@@ -39,6 +39,7 @@ M.EXIT_CODES = {
   { "network", 13, "resolve, connect, reset" },
   { "tls", 14, "certificate or handshake" },
   { "decode", 15, "the response is not the JSON expected" },
+  { "interrupted", 130, "Ctrl-C (SIGINT): the call stopped, nothing more was sent" },
 }
 M.EXIT = {}
 for _, row in ipairs(M.EXIT_CODES) do M.EXIT[row[1]] = row[2] end
@@ -160,7 +161,7 @@ local function epilog()
   lines[#lines + 1] = ""
   lines[#lines + 1] = "Exit codes:"
   for _, row in ipairs(M.EXIT_CODES) do
-    lines[#lines + 1] = string.format("   %2d  %-17s %s", row[2], row[1], row[3])
+    lines[#lines + 1] = string.format("  %3d  %-17s %s", row[2], row[1], row[3])
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "Examples:"
@@ -635,9 +636,22 @@ function M.main(argv, sys)
     if args[flag:sub(3):gsub("%-", "_")] == "" then return self:usage_error(needs_value(flag)) end
   end
   self.args = args
-  local ok, code = xpcall(function() return self:dispatch() end, debug.traceback)
+  -- Ctrl-C raises Lua's "interrupted!" (lua.c's handler, or the core's for
+  -- a call it stopped): one line and 130, as shells report a SIGINT.
+  local interrupted = false
+  local ok, code = xpcall(function() return self:dispatch() end, function(e)
+    if type(e) == "string" and e:find("interrupted!$") then
+      interrupted = true
+      return e
+    end
+    return debug.traceback(e, 2)
+  end)
   if self.client then self.client:close() end
   if self.sandbox then self.sandbox:stop() end
+  if interrupted then
+    self:err("wemasy: interrupted\n")
+    return M.EXIT.interrupted
+  end
   if not ok then
     self:err("wemasy: internal error: " .. tostring(code) .. "\n")
     return M.EXIT.failure

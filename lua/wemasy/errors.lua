@@ -146,11 +146,15 @@ end
 local CORE_KINDS = {
   timeout = "timeout", network = "network", tls = "tls", rate_limited = "rate_limited",
   too_large = "decode", closed = "invalid_argument", internal = "network",
+  interrupted = "network",
 }
+
+-- Core kinds that live on as err.reason under the contract's kind.
+local CORE_REASONS = { too_large = true, interrupted = true }
 
 function M.from_transport(endpoint, kind, message)
   local err = M.new(CORE_KINDS[kind] or "network", { endpoint = endpoint, message = message })
-  if kind == "too_large" then err.reason = "too_large" end
+  if CORE_REASONS[kind] then err.reason = kind end
   return err
 end
 

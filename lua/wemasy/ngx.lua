@@ -236,6 +236,9 @@ function M.new(opts)
   end
 
   local plain = copy_plain(given, 0)
+  -- nginx owns the worker's signals, and a thread of its pool must not change
+  -- a process-wide disposition: these clients never watch for SIGINT.
+  plain.interruptible = false
   local self = setmetatable({
     base_url = twin.base_url,
     insecure = twin.insecure,

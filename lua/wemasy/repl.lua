@@ -372,8 +372,10 @@ local function compile(text, env)
   return load_chunk(text, "=stdin", env)
 end
 
--- The traceback of an error at the prompt, down to the typed chunk only.
+-- The traceback of an error at the prompt, down to the typed chunk only;
+-- Ctrl-C's "interrupted!" needs none.
 local function traceback(message)
+  if type(message) == "string" and message:find("interrupted!$") then return message end
   local tb = debug.traceback(tostring(message), 2)
   local cut = tb:find("\n%s*%[C%]: in function 'xpcall'")
   return cut and tb:sub(1, cut - 1) or tb
@@ -391,6 +393,46 @@ local function reader(opts, input, output, scope, secrets)
     return plain_reader(input, output), "  (no line editing: apt-get install lua-readline)"
   end
   return read, "  Tab completes, Up recalls" .. (file and " (history in " .. file .. ")" or "")
+end
+
+-- Runs one complete chunk and prints its results, or its error and the
+-- wemasy error a chained call lost (last_error() tells it).
+local function eval_print(f, output, color, last_error)
+  local r = pack(xpcall(f, traceback))
+  if not r[1] then
+    output:write(tostring(r[2]), "\n")
+    -- Often "attempt to index a nil value": the call's own error says why.
+    local failed = last_error()
+    if failed then output:write("last wemasy error (_err): ", pretty.format(failed, { color = color }), "\n") end
+  elseif r.n > 1 then
+    for i = 2, r.n do
+      output:write(pretty.format(r[i], { color = color }), i < r.n and "\n" or "")
+    end
+    output:write("\n")
+  end
+end
+
+-- Reads, evaluates and prints until the end of input (or exit/quit).
+-- ctx: read, output, scope, color, prompt, continuation, last_error, new_line.
+local function read_eval_print(ctx)
+  local buffer
+  while true do
+    ctx.output:flush()
+    local line = ctx.read(buffer and ctx.continuation or ctx.prompt)
+    if not line then break end
+    if not buffer and (line == "exit" or line == "quit") then break end
+    buffer = buffer and (buffer .. "\n" .. line) or line
+    local f, err = compile(buffer, ctx.scope)
+    if f or not incomplete(err) then -- else: wait for more lines
+      buffer = nil
+      if not f then
+        ctx.output:write(tostring(err), "\n")
+      else
+        ctx.new_line()
+        eval_print(f, ctx.output, ctx.color, ctx.last_error)
+      end
+    end
+  end
 end
 
 -- The prompt.  opts: everything environment() takes (or `client`, and
@@ -416,40 +458,21 @@ function M.run(opts)
   local unwatch = watch_errors(env.client, scope, function(err) failed = err end)
   local read, note = reader(opts, input, output, scope, secrets_of[env])
   output:write(M.banner(env, note), "\n")
-  local prompt, continuation = opts.prompt or "wemasy> ", opts.continuation or "    >> "
-  local buffer
-  while true do
-    output:flush()
-    local line = read(buffer and continuation or prompt)
-    if not line then break end
-    if not buffer and (line == "exit" or line == "quit") then break end
-    buffer = buffer and (buffer .. "\n" .. line) or line
-    local f, err = compile(buffer, scope)
-    if f or not incomplete(err) then -- else: wait for more lines
-      buffer = nil
-      if not f then
-        output:write(tostring(err), "\n")
-      else
-        failed = nil
-        local r = pack(xpcall(f, traceback))
-        if not r[1] then
-          output:write(tostring(r[2]), "\n")
-          -- Often "attempt to index a nil value": the call's own error says why.
-          if failed then output:write("last wemasy error (_err): ", pretty.format(failed, { color = color }), "\n") end
-        elseif r.n > 1 then
-          local values = {}
-          for i = 2, r.n do values[i - 1] = r[i] end
-          for i = 1, r.n - 1 do
-            output:write(pretty.format(values[i], { color = color }), i < r.n - 1 and "\n" or "")
-          end
-          output:write("\n")
-        end
-      end
-    end
-  end
-  output:write("\n")
+  -- Every Ctrl-C during a call comes back here as "interrupted!": lua.c's
+  -- own handler turns itself off after the first, and a second one would
+  -- kill the prompt (and leave its sandbox behind).
+  local core = require("wemasy.core")
+  local mode = core.on_interrupt("raise")
+  local ok, why_not = pcall(read_eval_print, {
+    read = read, output = output, scope = scope, color = color,
+    prompt = opts.prompt or "wemasy> ", continuation = opts.continuation or "    >> ",
+    last_error = function() return failed end, new_line = function() failed = nil end,
+  })
+  core.on_interrupt(mode)
   unwatch()
   if env.sandbox and not opts.client then env.sandbox:stop() end
+  if not ok then error(why_not, 0) end
+  output:write("\n")
   return true
 end
 

@@ -41,6 +41,7 @@
 --   /limits/L/R      200 with X-RateLimit-Limit: L, X-RateLimit-Remaining: R
 --   /429/S           429 with Retry-After: S (and X-RateLimit-Remaining: 0)
 --   /429date/S       429 with Retry-After as an HTTP date S seconds ahead
+--   /503/S           503 with Retry-After: S
 --   /conc/MS         answers after MS ms; counts requests in progress at once
 --   /concstats       the most /conc requests that were in progress at once
 --                    (and resets that count)
@@ -237,6 +238,10 @@ local function route_limits(path)
   n = path:match("^/429/(%d+)$")
   if n then
     return response(429, "{}", "Retry-After: " .. n .. "\r\nX-RateLimit-Remaining: 0\r\n")
+  end
+  n = path:match("^/503/(%d+)$")
+  if n then
+    return response(503, "{}", "Retry-After: " .. n .. "\r\n")
   end
   n = path:match("^/429date/(%d+)$")
   if n then
