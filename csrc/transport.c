@@ -375,75 +375,76 @@ const char *transfer_header_next(const transfer *t, size_t *pos,
 
 /* ---- error mapping -------------------------------------------------------- */
 
+/*
+ * The kind of every libcurl result we tell apart; anything else is
+ * "internal".  Whether the request may have reached the server is not in
+ * this table: one code comes before or after the request left (a reply that
+ * is not HTTP is CURLE_UNSUPPORTED_PROTOCOL, as a scheme libcurl lacks
+ * would be), so request_left() decides it for every result alike.
+ */
 static const struct error_class {
     CURLcode code;
     transport_kind kind;
-    int sent; /* 0 only when the request certainly never reached the server */
 } error_classes[] = {
-    {CURLE_OPERATION_TIMEDOUT, TK_TIMEOUT, 1},
+    {CURLE_OPERATION_TIMEDOUT, TK_TIMEOUT},
 
-    {CURLE_COULDNT_RESOLVE_PROXY, TK_NETWORK, 0},
-    {CURLE_COULDNT_RESOLVE_HOST, TK_NETWORK, 0},
-    {CURLE_COULDNT_CONNECT, TK_NETWORK, 0},
+    {CURLE_COULDNT_RESOLVE_PROXY, TK_NETWORK},
+    {CURLE_COULDNT_RESOLVE_HOST, TK_NETWORK},
+    {CURLE_COULDNT_CONNECT, TK_NETWORK},
 #if LIBCURL_VERSION_NUM >= 0x074900
-    {CURLE_PROXY, TK_NETWORK, 0}, /* proxy handshake: origin never reached */
+    {CURLE_PROXY, TK_NETWORK}, /* proxy handshake: origin never reached */
 #endif
 #if LIBCURL_VERSION_NUM >= 0x074500
-    {CURLE_QUIC_CONNECT_ERROR, TK_NETWORK, 0},
+    {CURLE_QUIC_CONNECT_ERROR, TK_NETWORK},
 #endif
-    {CURLE_SEND_ERROR, TK_NETWORK, 1},
-    {CURLE_SEND_FAIL_REWIND, TK_NETWORK, 1}, /* see on_read() */
-    {CURLE_RECV_ERROR, TK_NETWORK, 1},
-    {CURLE_GOT_NOTHING, TK_NETWORK, 1},
-    {CURLE_PARTIAL_FILE, TK_NETWORK, 1},
-    {CURLE_WEIRD_SERVER_REPLY, TK_NETWORK, 1},
-    {CURLE_BAD_CONTENT_ENCODING, TK_NETWORK, 1},
-    {CURLE_HTTP2, TK_NETWORK, 1},
-    {CURLE_HTTP2_STREAM, TK_NETWORK, 1},
+    {CURLE_SEND_ERROR, TK_NETWORK},
+    {CURLE_SEND_FAIL_REWIND, TK_NETWORK}, /* see on_read() */
+    {CURLE_RECV_ERROR, TK_NETWORK},
+    {CURLE_GOT_NOTHING, TK_NETWORK},
+    {CURLE_PARTIAL_FILE, TK_NETWORK},
+    {CURLE_WEIRD_SERVER_REPLY, TK_NETWORK},
+    /* Our schemes are fixed (CURLOPT_PROTOCOLS_STR): this is a reply that is
+     * not HTTP, HTTP/0.9 or a status line libcurl refuses (0, 099, 2000). */
+    {CURLE_UNSUPPORTED_PROTOCOL, TK_NETWORK},
+    {CURLE_BAD_CONTENT_ENCODING, TK_NETWORK},
+    {CURLE_HTTP2, TK_NETWORK},
+    {CURLE_HTTP2_STREAM, TK_NETWORK},
 #if LIBCURL_VERSION_NUM >= 0x074400
-    {CURLE_HTTP3, TK_NETWORK, 1},
+    {CURLE_HTTP3, TK_NETWORK},
 #endif
 #if LIBCURL_VERSION_NUM >= 0x075400
-    {CURLE_UNRECOVERABLE_POLL, TK_NETWORK, 1},
+    {CURLE_UNRECOVERABLE_POLL, TK_NETWORK},
 #endif
 
-    /* Handshake and certificate problems happen before any request byte. */
-    {CURLE_SSL_CONNECT_ERROR, TK_TLS, 0},
-    {CURLE_PEER_FAILED_VERIFICATION, TK_TLS, 0},
-    {CURLE_SSL_CERTPROBLEM, TK_TLS, 0},
-    {CURLE_SSL_CIPHER, TK_TLS, 0},
-    {CURLE_SSL_CACERT_BADFILE, TK_TLS, 0},
-    {CURLE_SSL_CRL_BADFILE, TK_TLS, 0},
-    {CURLE_SSL_ISSUER_ERROR, TK_TLS, 0},
-    {CURLE_SSL_PINNEDPUBKEYNOTMATCH, TK_TLS, 0},
-    {CURLE_SSL_INVALIDCERTSTATUS, TK_TLS, 0},
-    {CURLE_SSL_ENGINE_NOTFOUND, TK_TLS, 0},
-    {CURLE_SSL_ENGINE_SETFAILED, TK_TLS, 0},
-    {CURLE_SSL_ENGINE_INITFAILED, TK_TLS, 0},
-    {CURLE_USE_SSL_FAILED, TK_TLS, 0},
+    {CURLE_SSL_CONNECT_ERROR, TK_TLS},
+    {CURLE_PEER_FAILED_VERIFICATION, TK_TLS},
+    {CURLE_SSL_CERTPROBLEM, TK_TLS},
+    {CURLE_SSL_CIPHER, TK_TLS},
+    {CURLE_SSL_CACERT_BADFILE, TK_TLS},
+    {CURLE_SSL_CRL_BADFILE, TK_TLS},
+    {CURLE_SSL_ISSUER_ERROR, TK_TLS},
+    {CURLE_SSL_PINNEDPUBKEYNOTMATCH, TK_TLS},
+    {CURLE_SSL_INVALIDCERTSTATUS, TK_TLS},
+    {CURLE_SSL_ENGINE_NOTFOUND, TK_TLS},
+    {CURLE_SSL_ENGINE_SETFAILED, TK_TLS},
+    {CURLE_SSL_ENGINE_INITFAILED, TK_TLS},
+    {CURLE_USE_SSL_FAILED, TK_TLS},
 #if LIBCURL_VERSION_NUM >= 0x074d00
-    {CURLE_SSL_CLIENTCERT, TK_TLS, 0},
+    {CURLE_SSL_CLIENTCERT, TK_TLS},
 #endif
-    {CURLE_SSL_SHUTDOWN_FAILED, TK_TLS, 1},
+    {CURLE_SSL_SHUTDOWN_FAILED, TK_TLS},
 
-    {CURLE_URL_MALFORMAT, TK_INTERNAL, 0},
-    {CURLE_UNSUPPORTED_PROTOCOL, TK_INTERNAL, 0},
+    {CURLE_URL_MALFORMAT, TK_INTERNAL},
 };
 
-/* Anything unknown is "internal" and, to be safe for retries, "sent". */
-static void classify(CURLcode rc, transport_kind *kind, int *sent)
+static transport_kind classify(CURLcode rc)
 {
     size_t i;
 
-    for (i = 0; i < sizeof error_classes / sizeof error_classes[0]; i++) {
-        if (error_classes[i].code == rc) {
-            *kind = error_classes[i].kind;
-            *sent = error_classes[i].sent;
-            return;
-        }
-    }
-    *kind = TK_INTERNAL;
-    *sent = 1;
+    for (i = 0; i < sizeof error_classes / sizeof error_classes[0]; i++)
+        if (error_classes[i].code == rc)
+            return error_classes[i].kind;
+    return TK_INTERNAL;
 }
 
 static const char died_unanswered[] =
@@ -485,12 +486,23 @@ static void one_line(char *s)
             *s = ' ';
 }
 
-/* libcurl only counts request bytes it handed to the connection: none
- * means the server cannot have seen this request, whatever the error. */
+/*
+ * Whether any byte of this request was handed to the connection: libcurl
+ * counts them (CURLINFO_REQUEST_SIZE: the request's head and what of the
+ * body went with it; SIZE_UPLOAD: body bytes sent after it) from the start
+ * of each transfer.  None means the server cannot have seen this request,
+ * whatever the error; when libcurl cannot say, assume it left.
+ */
 static int request_left(transfer *t)
 {
     long size = 0;
+#if LIBCURL_VERSION_NUM >= 0x073700
+    curl_off_t body = 0;
 
+    if (curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &body) != CURLE_OK ||
+        body > 0)
+        return 1;
+#endif
     return curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &size) != CURLE_OK ||
            size > 0;
 }
@@ -503,9 +515,8 @@ static int fail_curl(transfer *t, CURLcode rc, transport_result *out)
     if (t->abort != ABORT_NONE) {
         describe_abort(t, out);
     } else {
-        classify(rc, &out->kind, &out->sent);
-        if (out->sent && !request_left(t))
-            out->sent = 0;
+        out->kind = classify(rc);
+        out->sent = request_left(t);
         if (rc == CURLE_SEND_FAIL_REWIND) /* libcurl's words name its own need */
             snprintf(t->errbuf, sizeof t->errbuf, "%s", died_unanswered);
         if (t->errbuf[0] == '\0')

@@ -1,0 +1,99 @@
+-- What a reply no well-behaved server sends comes to, through the whole
+-- client (wemasy.new, plain calls and client:batch), against
+-- spec/support/odd_server.lua, which counts what really arrived:
+--
+--   * `err.sent` is false only when no request byte left: a reply without a
+--     status line, or with a status libcurl refuses, came after the server
+--     got the request, so mark-purchase-tracked is never sent again;
+--   * response headers over the core's cap or libcurl's own limits are the
+--     server's fault: decode, reason "too_large", never retried;
+--   * a 2xx body that is not what the endpoint answers (a top-level array,
+--     string, number) is decode; client:call to other paths takes an object or
+--     an array.
+local wemasy = require "wemasy"
+local odd = require "support.odd"
+
+local MARK = { website_id = "1", order_session = "abc123def456ghi789" }
+local GET = { website_id = "1", order_session = "abc123def456ghi789", email = "john@example.com" }
+
+describe("what odd replies come to", function()
+  local srv
+
+  setup(function() srv = odd.start() end)
+  teardown(function() odd.stop(srv) end)
+
+  local function client(base_url, extra)
+    local opts = { base_url = base_url, rate_limit = false, max_retries = 2, backoff = { base = 0.001, cap = 0.001 } }
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    return wemasy.new(opts)
+  end
+
+  describe("err.sent", function()
+    local REPLIES = {
+      { "no status line (HTTP/0.9)", "hello, this is not HTTP\n" },
+      { "status 0", "HTTP/1.1 0 X\r\nContent-Length: 2\r\n\r\n{}" },
+      { "status 2000", "HTTP/1.1 2000 X\r\nContent-Length: 2\r\n\r\n{}" },
+      { "status 099", "HTTP/1.1 099 X\r\nContent-Length: 2\r\n\r\n{}" },
+      { "status 199", "HTTP/1.1 199 X\r\nContent-Length: 2\r\n\r\n{}" },
+      { "an unknown HTTP version", "HTTP/3.0 200 X\r\nContent-Length: 2\r\n\r\n{}" },
+      { "an empty reply", "" },
+    }
+
+    for _, r in ipairs(REPLIES) do
+      local what, bytes = r[1], r[2]
+
+      it(what .. ": network, sent = true, mark-purchase-tracked not sent again", function()
+        local name = odd.name()
+        local c = client(odd.raw_url(srv, name, bytes))
+        local body, err = c:orders_mark_purchase_tracked(MARK)
+        assert.is_nil(body)
+        assert.equal("network", err.kind)
+        assert.is_true(err.sent, tostring(err))
+        assert.equal(1, err.attempts)
+        assert.equal(1, odd.count(srv, name))
+        c:close()
+      end)
+
+      it(what .. ", in a batch: sent = true, not sent again", function()
+        local name = odd.name()
+        local c = client(odd.raw_url(srv, name, bytes))
+        local results = c:batch { { "orders_mark_purchase_tracked", MARK }, { "orders/mark-purchase-tracked", MARK } }
+        for i = 1, 2 do
+          local err = results[i][2]
+          assert.equal("network", err.kind)
+          assert.is_true(err.sent, tostring(err))
+          assert.equal(1, err.attempts)
+        end
+        assert.equal(2, odd.count(srv, name))
+        c:close()
+      end)
+
+      it(what .. ": a read is retried, as any broken transfer", function()
+        local name = odd.name()
+        local c = client(odd.raw_url(srv, name, bytes))
+        local _, err = c:orders_get(GET)
+        assert.equal("network", err.kind)
+        assert.is_true(err.sent)
+        assert.equal(3, err.attempts)
+        assert.equal(3, odd.count(srv, name))
+        c:close()
+      end)
+    end
+
+    it("connection refused: sent = false, and even mark-purchase-tracked is tried again", function()
+      local socket = require "socket"
+      local s = assert(socket.bind("127.0.0.1", 0))
+      local _, port = s:getsockname()
+      s:close()
+      local c = client("http://127.0.0.1:" .. port)
+      local _, err = c:orders_mark_purchase_tracked(MARK)
+      assert.equal("network", err.kind)
+      assert.is_false(err.sent)
+      assert.equal(3, err.attempts)
+      local results = c:batch { { "orders_mark_purchase_tracked", MARK } }
+      assert.is_false(results[1][2].sent)
+      assert.equal(3, results[1][2].attempts)
+      c:close()
+    end)
+  end)
+end)
