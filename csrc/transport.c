@@ -82,6 +82,7 @@ struct transfer {
     buffer headers; /* "name\0value\0" for each header of the final response */
 #if BODY_IN_FIRST_SEND
     int sends; /* requests libcurl started for this transfer */
+    long before_request; /* request bytes counted before ours: a proxy's CONNECT */
 #else
     const char *upload; /* the request body (the caller's), NULL between requests */
     size_t upload_len;
@@ -249,6 +250,8 @@ static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip,
         t->abort = ABORT_RESEND;
         return CURL_PREREQFUNC_ABORT;
     }
+    /* libcurl counts a proxy's CONNECT as request bytes too (request_left) */
+    curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &t->before_request);
     return CURL_PREREQFUNC_OK;
 }
 #else
@@ -488,23 +491,34 @@ static void one_line(char *s)
 
 /*
  * Whether any byte of this request was handed to the connection: libcurl
- * counts them (CURLINFO_REQUEST_SIZE: the request's head and what of the
- * body went with it; SIZE_UPLOAD: body bytes sent after it) from the start
- * of each transfer.  None means the server cannot have seen this request,
- * whatever the error; when libcurl cannot say, assume it left.
+ * counts them from the start of each transfer (CURLINFO_REQUEST_SIZE: the
+ * request's head and what of the body went with it, after a proxy's
+ * CONNECT; SIZE_UPLOAD: body bytes sent later).  None means the server
+ * cannot have seen this request, whatever the error, and so does a request
+ * libcurl never began (on_prereq did not run: connect, tunnel or TLS
+ * failed).  When libcurl cannot say, assume it left.
  */
 static int request_left(transfer *t)
 {
-    long size = 0;
+    long size = 0, before = 0;
 #if LIBCURL_VERSION_NUM >= 0x073700
     curl_off_t body = 0;
-
-    if (curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &body) != CURLE_OK ||
-        body > 0)
-        return 1;
 #endif
-    return curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &size) != CURLE_OK ||
-           size > 0;
+
+#if BODY_IN_FIRST_SEND
+    if (t->sends == 0)
+        return 0;
+    before = t->before_request;
+#endif
+    if (curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &size) != CURLE_OK ||
+        size > before)
+        return 1;
+#if LIBCURL_VERSION_NUM >= 0x073700
+    return curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &body) != CURLE_OK ||
+           body > 0;
+#else
+    return 0;
+#endif
 }
 
 static int fail_curl(transfer *t, CURLcode rc, transport_result *out)

@@ -17,6 +17,9 @@
 --   /c/NAME/...      counts the request under NAME, then serves the rest
 --   /count/NAME      how many requests /c/NAME/ has counted
 --   /quit            200, then the server exits
+-- As a proxy (the client's `proxy` option, an https:// base_url):
+--   CONNECT host:N   a 200 "Connection established" with N headers "X-P: 1",
+--                    the port saying how many, then the connection closes
 -- Every answer but /count and /quit closes the connection after it.
 local socket = require "socket"
 
@@ -51,15 +54,18 @@ local function route(path)
     counts[name] = (counts[name] or 0) + 1
     path = rest
   end
+  local n
   name = path:match("^/count/([^/]+)$")
   if name then return plain(200, tostring(counts[name] or 0)), true end
   if path == "/quit" then
     running = false
     return plain(200, "bye"), false
   end
+  n = tonumber(path:match("^[%w.-]+:(%d+)$"))
+  if n then return "HTTP/1.1 200 Connection established\r\n" .. string.rep("X-P: 1\r\n", n) .. "\r\n", false end
   local hex = path:match("^/raw/(%x*)")
   if hex then return unhex(hex), false end
-  local n = tonumber(path:match("^/many/(%d+)"))
+  n = tonumber(path:match("^/many/(%d+)"))
   if n then return plain(200, "{}", string.rep("X-H: 1\r\n", n) .. "Connection: close\r\n"), false end
   n = tonumber(path:match("^/long/(%d+)"))
   if n then
