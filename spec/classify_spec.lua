@@ -106,4 +106,68 @@ describe("what odd replies come to", function()
       c:close()
     end)
   end)
+
+  describe("response headers the server overdoes", function()
+    -- libcurl 7.88.1 refuses a header line of 100 KiB or more (before our
+    -- callback sees it) and more than 300 KiB of headers in all; the core's
+    -- own cap (256 KiB, counted as libcurl counts) comes first for the latter.
+    local TOO_LARGE = {
+      { "100 000 headers", "/many/100000" },
+      { "40 000 headers (320 KB as sent, under 256 KB as stored)", "/many/40000" },
+      { "33 000 headers (264 KB)", "/many/33000" },
+      { "one 10 MB header line", "/long/10000000" },
+      { "one header line of exactly 100 KiB", "/long/102400" },
+    }
+
+    for _, case in ipairs(TOO_LARGE) do
+      it(case[1] .. ": decode, reason too_large, not retried on a read", function()
+        local name = odd.name()
+        local c = client(srv.url .. "/c/" .. name .. case[2])
+        local body, err = c:orders_get(GET)
+        assert.is_nil(body)
+        assert.equal("decode", err.kind, tostring(err))
+        assert.equal("too_large", err.reason)
+        assert.matches("header", err.message)
+        assert.equal(1, err.attempts)
+        assert.equal(1, odd.count(srv, name))
+        c:close()
+      end)
+    end
+
+    it("a proxy's CONNECT answer with 40 000 headers (libcurl counts them, the core is not shown them)", function()
+      local c = client("https://api.wemasy.invalid:40000", { proxy = srv.url })
+      local _, err = c:orders_get(GET)
+      assert.equal("decode", err.kind, tostring(err))
+      assert.equal("too_large", err.reason)
+      assert.matches("libcurl", err.message)
+      assert.is_false(err.sent)
+      assert.equal(1, err.attempts)
+      c:close()
+    end)
+
+    it("in a batch too", function()
+      local name = odd.name()
+      local c = client(srv.url .. "/c/" .. name .. "/many/100000")
+      local results = c:batch { { "orders_get", GET }, { "orders_get", GET } }
+      for i = 1, 2 do
+        assert.equal("decode", results[i][2].kind)
+        assert.equal("too_large", results[i][2].reason)
+        assert.equal(1, results[i][2].attempts)
+      end
+      assert.equal(2, odd.count(srv, name))
+      c:close()
+    end)
+
+    for _, case in ipairs { { "30 000 headers (240 KB)", "/many/30000" },
+                            { "one header line just under 100 KiB", "/long/102390" } } do
+      it(case[1] .. " still pass", function()
+        local c = client(srv.url .. case[2])
+        local body, err, res = c:orders_get(GET)
+        assert.is_nil(err, err and tostring(err))
+        assert.same({}, body)
+        assert.equal(200, res.status)
+        c:close()
+      end)
+    end
+  end)
 end)
