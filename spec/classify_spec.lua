@@ -170,4 +170,59 @@ describe("what odd replies come to", function()
       end)
     end
   end)
+
+  describe("a 2xx body that is not a JSON object", function()
+    local NOT_OBJECTS = {
+      { "an array", "[1,2,3]", "array" },
+      { "an empty array", " []", "array" },
+      { "a string", '"ok"', "string" },
+      { "a number", "42", "number" },
+      { "true", "true", "boolean" },
+      { "null", "null", "null" },
+    }
+
+    for _, b in ipairs(NOT_OBJECTS) do
+      it(b[1] .. " from an endpoint of the table: decode, status 200", function()
+        local c = client(odd.raw_url(srv, odd.name(), odd.response(200, {}, b[2])))
+        local body, err = c:orders_get(GET)
+        assert.is_nil(body)
+        assert.equal("decode", err.kind)
+        assert.equal(200, err.status)
+        assert.equal("expected a JSON object, got " .. b[3], err.message)
+        assert.equal(1, err.attempts)
+        body, err = c:call("orders/get", GET)
+        assert.is_nil(body)
+        assert.equal("decode", err.kind)
+        c:close()
+      end)
+
+      it(b[1] .. " in a batch: decode", function()
+        local c = client(odd.raw_url(srv, odd.name(), odd.response(200, {}, b[2])))
+        local results = c:batch { { "orders_get", GET } }
+        assert.is_nil(results[1][1])
+        assert.equal("decode", results[1][2].kind)
+        c:close()
+      end)
+    end
+
+    it("client:call to another path returns an array as it came", function()
+      local c = client(odd.raw_url(srv, odd.name(), odd.response(200, {}, '[{"id":1},{"id":2}]')))
+      local body, err, res = c:call("orders/list", {})
+      assert.is_nil(err, err and tostring(err))
+      assert.same({ { id = 1 }, { id = 2 } }, body)
+      assert.equal(200, res.status)
+      c:close()
+    end)
+
+    for _, b in ipairs { { '"ok"', "string" }, { "42", "number" }, { "false", "boolean" }, { "null", "null" } } do
+      it("client:call to another path: a bare " .. b[2] .. " is decode", function()
+        local c = client(odd.raw_url(srv, odd.name(), odd.response(200, {}, b[1])))
+        local body, err = c:call("orders/list", {})
+        assert.is_nil(body)
+        assert.equal("decode", err.kind)
+        assert.equal("expected a JSON object or array, got " .. b[2], err.message)
+        c:close()
+      end)
+    end
+  end)
 end)

@@ -1,6 +1,7 @@
 -- Errors as values: every failure a caller can meet is one table with a
 -- `kind` from a closed list, so `if err.kind == "rate_limited"` is all a
 -- caller needs; `tostring(err)` is one readable line.
+local endpoints = require("wemasy.endpoints")
 local json = require("wemasy.json")
 
 local M = {}
@@ -108,14 +109,37 @@ local function message_of(body, status)
   return "HTTP " .. status .. (REASONS[status] and (" " .. REASONS[status]) or "")
 end
 
+-- A decoded table is an object or an array: the text's first byte says which.
+local function is_object(text)
+  return text:byte(1) == 123 or text:match("^[ \t\r\n]*(.)") == "{"
+end
+
+local function json_type(body)
+  if body == json.null then return "null" end
+  return type(body) == "table" and "array" or type(body)
+end
+
+-- Why a 2xx body is not what the endpoint answers, or nil.  The endpoints
+-- of the table answer an object; client:call to another path may answer an
+-- array too.  Anything else (a bare string, number, boolean, null) is not an
+-- answer: `false` would even break `if not body`.
+local function shape_problem(endpoint, body, text)
+  local ep = endpoints[endpoint]
+  if type(ep) == "table" and ep.path == endpoint then
+    if type(body) == "table" and is_object(text) then return nil end
+    return "expected a JSON object, got " .. json_type(body)
+  end
+  if type(body) == "table" then return nil end
+  return "expected a JSON object or array, got " .. json_type(body)
+end
+
 -- Turns one HTTP response into `body, nil, res` or `nil, err`.
 function M.from_response(endpoint, status, text, headers)
   local res = { status = status, headers = headers, rate_limit = M.rate_limit_of(headers) }
   local body, decode_err = json.decode(text)
   if status >= 200 and status < 300 then
-    if type(body) ~= "table" then
-      local why = decode_err and ("invalid JSON: " .. decode_err)
-        or ("expected a JSON object, got " .. (body == json.null and "null" or type(body)))
+    local why = decode_err and ("invalid JSON: " .. decode_err) or shape_problem(endpoint, body, text)
+    if why then
       if text == "" then why = "empty response body" end
       local ctype = headers and headers["content-type"]
       if ctype and not ctype:find("json", 1, true) then why = why .. " (Content-Type: " .. ctype .. ")" end
