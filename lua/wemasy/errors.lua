@@ -74,21 +74,6 @@ function M.invalid_argument(endpoint, problems, first)
   return M.new("invalid_argument", { endpoint = endpoint, message = message, errors = problems })
 end
 
-local function header_number(headers, name)
-  local v = headers and headers[name]
-  if not v then return nil end
-  -- Digits only, as servers send them: no capture string to make.
-  if v:find("^%d+$") then return tonumber(v) end
-  return tonumber(v:match("^%s*(%d+)%s*$"))
-end
-
-function M.rate_limit_of(headers)
-  return {
-    limit = header_number(headers, "x-ratelimit-limit"),
-    remaining = header_number(headers, "x-ratelimit-remaining"),
-  }
-end
-
 local REASONS = {
   [400] = "Bad Request", [401] = "Unauthenticated", [403] = "Forbidden", [404] = "Not Found",
   [405] = "Method Not Allowed", [413] = "Payload Too Large", [422] = "Unprocessable Content",
@@ -133,9 +118,11 @@ local function shape_problem(endpoint, body, text)
   return "expected a JSON object or array, got " .. json_type(body)
 end
 
--- Turns one HTTP response into `body, nil, res` or `nil, err`.
-function M.from_response(endpoint, status, text, headers)
-  local res = { status = status, headers = headers, rate_limit = M.rate_limit_of(headers) }
+-- Turns one HTTP response into `body, nil, res` or `nil, err`.  The
+-- Retry-After and X-RateLimit-* values are the C core's reading of the
+-- headers (nil when absent or not valid), the same the limiter learnt from.
+function M.from_response(endpoint, status, text, headers, retry_after, limit, remaining)
+  local res = { status = status, headers = headers, rate_limit = { limit = limit, remaining = remaining } }
   local body, decode_err = json.decode(text)
   if status >= 200 and status < 300 then
     local why = decode_err and ("invalid JSON: " .. decode_err) or shape_problem(endpoint, body, text)
@@ -161,7 +148,7 @@ function M.from_response(endpoint, status, text, headers)
   if kind == "validation" then
     err.errors = type(body) == "table" and type(body.errors) == "table" and body.errors or {}
   elseif kind == "rate_limited" then
-    err.retry_after = header_number(headers, "retry-after")
+    err.retry_after = retry_after
   end
   return nil, err
 end
