@@ -66,7 +66,7 @@ static int header_count(const char *v)
     return *v == '\0' ? (int)n : -1;
 }
 
-/* The most cautious of several: the lowest count, the longest wait. */
+/* Of several counts, the most cautious: the lowest. */
 static void keep_lowest(int *kept, int v)
 {
     if (v >= 0 && (*kept < 0 || v < *kept))
@@ -81,7 +81,6 @@ static void keep_lowest(int *kept, int v)
 void client_learn(client *c, const limiter_group *g, double now, call_outcome *o)
 {
     limiter_news news = {-1, -1, -1};
-    time_t wall = time(NULL);
     const char *name, *value;
     size_t pos = 0;
 
@@ -95,9 +94,9 @@ void client_learn(client *c, const limiter_group *g, double now, call_outcome *o
         } else if (strcmp(name, "x-ratelimit-remaining") == 0) {
             keep_lowest(&o->remaining, header_count(value));
         } else if (strcmp(name, "retry-after") == 0) {
-            double after = retry_parse_after(value, wall);
+            double after = retry_parse_after(value, time(NULL));
 
-            if (after > o->retry_after)
+            if (after > o->retry_after) /* of several waits, the longest */
                 o->retry_after = after;
         }
     }
