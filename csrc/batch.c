@@ -105,13 +105,19 @@ static void push_failure(lua_State *L, const call_outcome *o)
 
 static void push_success(lua_State *L, const call_outcome *o)
 {
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 7);
     set_integer(L, "status", o->r.status);
     lua_pushlstring(L, o->r.body, o->r.body_len);
     lua_setfield(L, -2, "body");
     client_push_headers(L, o->tr);
     lua_setfield(L, -2, "headers");
     set_integer(L, "attempts", o->attempts);
+    if (o->retry_after >= 0)
+        set_number(L, "retry_after", o->retry_after);
+    if (o->limit >= 0)
+        set_integer(L, "limit", o->limit);
+    if (o->remaining >= 0)
+        set_integer(L, "remaining", o->remaining);
 }
 
 /* Records item i's result (or hands it to on_result) and tells the
@@ -156,6 +162,7 @@ static int fail_item(batch *b, int i, int kind, const char *message,
     o->message = message;
     o->sent = 0;
     o->retry_after = retry_after;
+    o->limit = o->remaining = -1;
     return finish(b, i);
 }
 
@@ -518,10 +525,9 @@ static int collect_one(batch *b, const transfer *tr, int i,
     it->out.message = r->message;
     it->out.sent = r->sent;
     it->out.attempts++;
-    it->out.retry_after = -1;
     if ((rc = hooks_now(b->L, b->c, &now)) != LUA_OK)
         return rc;
-    it->out.retry_after = client_learn(b->c, it->args.group, now, r, tr);
+    client_learn(b->c, it->args.group, now, &it->out);
     return retry_or_finish(b, i, now);
 }
 
@@ -639,6 +645,7 @@ static void read_items(lua_State *L, batch *b, int anchor)
         const char *why = read_item(L, b->c, anchor, i, it);
 
         it->out.retry_after = -1;
+        it->out.limit = it->out.remaining = -1;
         it->wait_since = -1;
         if (why != NULL) {
             it->state = ITEM_DONE; /* run() reports it first */

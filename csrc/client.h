@@ -76,7 +76,8 @@ typedef struct {
     const char *message;    /* kind != TK_OK */
     int sent;
     int attempts;           /* tries actually made */
-    double retry_after;     /* < 0: none */
+    double retry_after;     /* < 0: none; the server's Retry-After when kind == TK_OK */
+    int limit, remaining;   /* X-RateLimit-* when kind == TK_OK, < 0: none */
 } call_outcome;
 
 /* One call's arguments, checked by the caller. */
@@ -129,10 +130,9 @@ const limiter_group *client_group(client *c, const char *name);
 /* The name of a failure kind. */
 const char *client_kind_name(int kind);
 
-/* Learns from a finished try's headers (if a limiter is on) and returns
- * the Retry-After it carried, or -1. */
-double client_learn(client *c, const limiter_group *g, double now,
-                    const transport_result *r, const transfer *tr);
+/* Reads a finished try's quota headers (o->r, o->tr) into o->retry_after,
+ * o->limit and o->remaining, and teaches the limiter (if one is on). */
+void client_learn(client *c, const limiter_group *g, double now, call_outcome *o);
 
 /* Asks the limiter for a slot at `now`.  Returns 0 (slot taken or no
  * limiter), the seconds to wait (> 0), or LIMITER_FAILED. */

@@ -168,8 +168,27 @@ static const limiter_group *check_group(lua_State *L, client *c, int idx)
     return g;
 }
 
-/* What client:request returns for o: status, body, headers, attempts or
- * nil, kind, message, sent, attempts, retry_after; returns the count. */
+static void push_seconds(lua_State *L, double seconds)
+{
+    if (seconds >= 0)
+        lua_pushnumber(L, (lua_Number)seconds);
+    else
+        lua_pushnil(L);
+}
+
+static void push_count(lua_State *L, int n)
+{
+    if (n >= 0)
+        lua_pushinteger(L, n);
+    else
+        lua_pushnil(L);
+}
+
+/* What client:request returns for o, and the count:
+ *   status, body, headers, attempts, retry_after, limit, remaining
+ *     (the response's Retry-After and X-RateLimit-* as the core read them,
+ *     nil when absent or not valid), or
+ *   nil, kind, message, sent, attempts, retry_after. */
 int client_push_outcome(lua_State *L, const call_outcome *o)
 {
     if (o->kind == TK_OK) {
@@ -177,17 +196,17 @@ int client_push_outcome(lua_State *L, const call_outcome *o)
         lua_pushlstring(L, o->r.body, o->r.body_len);
         client_push_headers(L, o->tr);
         lua_pushinteger(L, o->attempts);
-        return 4;
+        push_seconds(L, o->retry_after);
+        push_count(L, o->limit);
+        push_count(L, o->remaining);
+        return 7;
     }
     lua_pushnil(L);
     lua_pushstring(L, client_kind_name(o->kind));
     lua_pushstring(L, o->message != NULL ? o->message : "");
     lua_pushboolean(L, o->sent);
     lua_pushinteger(L, o->attempts);
-    if (o->retry_after >= 0)
-        lua_pushnumber(L, (lua_Number)o->retry_after);
-    else
-        lua_pushnil(L);
+    push_seconds(L, o->retry_after);
     return 6;
 }
 

@@ -66,31 +66,48 @@ static int header_count(const char *v)
     return *v == '\0' ? (int)n : -1;
 }
 
-double client_learn(client *c, const limiter_group *g, double now,
-                    const transport_result *r, const transfer *tr)
+/* Of several counts, the most cautious: the lowest. */
+static void keep_lowest(int *kept, int v)
+{
+    if (v >= 0 && (*kept < 0 || v < *kept))
+        *kept = v;
+}
+
+/*
+ * Reads X-RateLimit-Limit, X-RateLimit-Remaining and Retry-After once per
+ * response, each instance of a repeated header on its own: the error,
+ * res.rate_limit, the hooks and the limiter all get these values.
+ */
+void client_learn(client *c, const limiter_group *g, double now, call_outcome *o)
 {
     limiter_news news = {-1, -1, -1};
-    double retry_after = -1;
     const char *name, *value;
     size_t pos = 0;
 
-    if (r->kind != TK_OK)
-        return -1;
-    while ((name = transfer_header_next(tr, &pos, &value)) != NULL) {
-        if (strcmp(name, "x-ratelimit-limit") == 0)
-            news.limit = header_count(value);
-        else if (strcmp(name, "x-ratelimit-remaining") == 0)
-            news.remaining = header_count(value);
-        else if (strcmp(name, "retry-after") == 0)
-            retry_after = retry_parse_after(value, time(NULL));
+    o->limit = o->remaining = -1;
+    o->retry_after = -1;
+    if (o->r.kind != TK_OK)
+        return;
+    while ((name = transfer_header_next(o->tr, &pos, &value)) != NULL) {
+        if (strcmp(name, "x-ratelimit-limit") == 0) {
+            keep_lowest(&o->limit, header_count(value));
+        } else if (strcmp(name, "x-ratelimit-remaining") == 0) {
+            keep_lowest(&o->remaining, header_count(value));
+        } else if (strcmp(name, "retry-after") == 0) {
+            double after = retry_parse_after(value, time(NULL));
+
+            if (after > o->retry_after) /* of several waits, the longest */
+                o->retry_after = after;
+        }
     }
+    news.limit = o->limit;
+    news.remaining = o->remaining;
     /* Only a 429's Retry-After is about the quota; a 503's is about the
      * server, and closing the group for everyone would not help it. */
-    if (r->status == 429)
-        news.retry_after = retry_after;
+    if (o->r.status == 429)
+        news.retry_after = o->retry_after;
     if (c->limiter != NULL)
         c->limiter->ops->learn(c->limiter, g, now, &news);
-    return retry_after;
 }
 
 void client_watch(client *c, interrupt_scope *s, const interrupt_scope **saved)
@@ -126,6 +143,7 @@ static void fail_outcome(call_outcome *o, int kind, const char *message,
     o->message = message;
     o->sent = 0;
     o->retry_after = retry_after;
+    o->limit = o->remaining = -1;
 }
 
 /* Waits (by sleeping: nothing else is in flight) until the limiter gives a
@@ -199,12 +217,10 @@ static int try_once(lua_State *L, client *c, const call_args *a,
     o->kind = (int)o->r.kind;
     o->message = o->r.message;
     o->sent = o->r.sent;
-    o->retry_after = -1;
-    if (o->r.kind != TK_OK)
-        return LUA_OK;
-    if (c->limiter != NULL && (status = hooks_now(L, c, &now)) != LUA_OK)
+    if (o->r.kind == TK_OK && c->limiter != NULL &&
+        (status = hooks_now(L, c, &now)) != LUA_OK)
         return status;
-    o->retry_after = client_learn(c, a->group, now, &o->r, o->tr);
+    client_learn(c, a->group, now, o);
     return LUA_OK;
 }
 
@@ -215,6 +231,7 @@ int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o)
 
     memset(o, 0, sizeof *o);
     o->retry_after = -1;
+    o->limit = o->remaining = -1;
     if (c->t == NULL || c->closing) {
         fail_outcome(o, TK_CLOSED, "client is closed", -1);
         return LUA_OK;

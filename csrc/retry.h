@@ -33,8 +33,9 @@ typedef struct {
 int retry_decide(const retry_policy *p, const retry_outcome *o, int idempotent,
                  int tries, double random01, double *delay);
 
-/* Retry-After as seconds from now (delta-seconds or an HTTP date), or -1
- * when the value is neither. */
+/* Retry-After as whole seconds from now, at most a day: delay-seconds
+ * (1*DIGIT) or an HTTP-date in RFC 9110's three forms, OWS around it
+ * allowed; -1 for anything else (fractions, signs, hex, other dates). */
 double retry_parse_after(const char *value, time_t now);
 
 #endif /* WEMASY_RETRY_H */

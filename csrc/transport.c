@@ -21,9 +21,14 @@
 /* A response that needed more than this is not kept around afterwards: one
  * large export should not pin megabytes for the client's lifetime. */
 #define BUFFER_KEEP_MAX ((size_t)1 << 20)
-/* Our cap on one response's headers.  Some libcurl builds stop at 300 kB
- * with a generic receive error; staying below that makes the cap ours, so
- * the caller gets a clear "too_large" on every build. */
+/*
+ * Our cap on a transfer's response headers, counted as libcurl counts
+ * towards its own limit: every line as received (CRLF, status lines and 1xx
+ * responses included).  libcurl 7.88.1 fails past 300 KiB in all, right
+ * after handing us the line that crossed it (measured), so ours always
+ * comes first and the caller gets our "too_large".  Its other limit, a
+ * line of 100 KiB, it enforces before we see the line: see error_classes.
+ */
 #define HEADERS_MAX ((size_t)256 * 1024)
 
 #define AUTH_PREFIX "Authorization: Bearer "
@@ -85,11 +90,13 @@ struct transfer {
     buffer headers; /* "name\0value\0" for each header of the final response */
 #if BODY_IN_FIRST_SEND
     int sends; /* requests libcurl started for this transfer */
+    long before_request; /* request bytes counted before ours: a proxy's CONNECT */
 #else
     const char *upload; /* the request body (the caller's), NULL between requests */
     size_t upload_len;
     size_t upload_pos;
 #endif
+    size_t head_bytes; /* raw header bytes of this transfer (HEADERS_MAX) */
     abort_reason abort;
     /* libcurl writes here; the transfer is heap-allocated so it never moves */
     char errbuf[CURL_ERROR_SIZE];
@@ -257,6 +264,8 @@ static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip,
         t->abort = ABORT_RESEND;
         return CURL_PREREQFUNC_ABORT;
     }
+    /* libcurl counts a proxy's CONNECT as request bytes too (request_left) */
+    curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &t->before_request);
     return CURL_PREREQFUNC_OK;
 }
 #else
@@ -368,6 +377,11 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
     size_t total = size * nitems;
     size_t n = total;
 
+    if (total > HEADERS_MAX - t->head_bytes) {
+        t->abort = ABORT_HEADERS_TOO_LARGE;
+        return 0;
+    }
+    t->head_bytes += total;
     while (n > 0 && is_space(line[n - 1]))
         n--;
     if (n == 0)
@@ -404,75 +418,97 @@ const char *transfer_header_next(const transfer *t, size_t *pos,
 
 /* ---- error mapping -------------------------------------------------------- */
 
+/*
+ * libcurl's own limits on response headers fail a transfer with codes that
+ * also mean other things (7.88.1, measured): a header line of 100 KiB or
+ * more is CURLE_OUT_OF_MEMORY before on_header sees it (CURLE_TOO_LARGE
+ * from 8.6), more than 300 KiB in all is CURLE_RECV_ERROR "Too large
+ * response headers" (our cap comes first for the lines we see; libcurl
+ * also counts a proxy's CONNECT headers, which we are not shown).  See
+ * headers_refused() for how they are told apart.
+ */
+typedef enum {
+    LIMIT_NONE = 0,
+    LIMIT_LINE, /* also a header line over libcurl's limit */
+    LIMIT_ALL   /* also more headers in all than libcurl's limit */
+} header_limit;
+
+/*
+ * The kind of every libcurl result we tell apart; anything else is
+ * "internal".  Whether the request may have reached the server is not in
+ * this table: one code comes before or after the request left (a reply that
+ * is not HTTP is CURLE_UNSUPPORTED_PROTOCOL, as a scheme libcurl lacks
+ * would be), so request_left() decides it for every result alike.
+ */
 static const struct error_class {
     CURLcode code;
     transport_kind kind;
-    int sent; /* 0 only when the request certainly never reached the server */
+    header_limit limit; /* when it is libcurl's refusal of the headers: TK_TOO_LARGE */
 } error_classes[] = {
-    {CURLE_OPERATION_TIMEDOUT, TK_TIMEOUT, 1},
+    {CURLE_OPERATION_TIMEDOUT, TK_TIMEOUT, LIMIT_NONE},
 
-    {CURLE_COULDNT_RESOLVE_PROXY, TK_NETWORK, 0},
-    {CURLE_COULDNT_RESOLVE_HOST, TK_NETWORK, 0},
-    {CURLE_COULDNT_CONNECT, TK_NETWORK, 0},
+    {CURLE_COULDNT_RESOLVE_PROXY, TK_NETWORK, LIMIT_NONE},
+    {CURLE_COULDNT_RESOLVE_HOST, TK_NETWORK, LIMIT_NONE},
+    {CURLE_COULDNT_CONNECT, TK_NETWORK, LIMIT_NONE},
 #if LIBCURL_VERSION_NUM >= 0x074900
-    {CURLE_PROXY, TK_NETWORK, 0}, /* proxy handshake: origin never reached */
+    {CURLE_PROXY, TK_NETWORK, LIMIT_NONE}, /* proxy handshake: origin never reached */
 #endif
 #if LIBCURL_VERSION_NUM >= 0x074500
-    {CURLE_QUIC_CONNECT_ERROR, TK_NETWORK, 0},
+    {CURLE_QUIC_CONNECT_ERROR, TK_NETWORK, LIMIT_NONE},
 #endif
-    {CURLE_SEND_ERROR, TK_NETWORK, 1},
-    {CURLE_SEND_FAIL_REWIND, TK_NETWORK, 1}, /* see on_read() */
-    {CURLE_RECV_ERROR, TK_NETWORK, 1},
-    {CURLE_GOT_NOTHING, TK_NETWORK, 1},
-    {CURLE_PARTIAL_FILE, TK_NETWORK, 1},
-    {CURLE_WEIRD_SERVER_REPLY, TK_NETWORK, 1},
-    {CURLE_BAD_CONTENT_ENCODING, TK_NETWORK, 1},
-    {CURLE_HTTP2, TK_NETWORK, 1},
-    {CURLE_HTTP2_STREAM, TK_NETWORK, 1},
+    {CURLE_SEND_ERROR, TK_NETWORK, LIMIT_NONE},
+    {CURLE_SEND_FAIL_REWIND, TK_NETWORK, LIMIT_NONE}, /* see on_read() */
+    {CURLE_RECV_ERROR, TK_NETWORK, LIMIT_ALL},
+    {CURLE_GOT_NOTHING, TK_NETWORK, LIMIT_NONE},
+    {CURLE_PARTIAL_FILE, TK_NETWORK, LIMIT_NONE},
+    {CURLE_WEIRD_SERVER_REPLY, TK_NETWORK, LIMIT_NONE},
+    /* Our schemes are fixed (CURLOPT_PROTOCOLS_STR): this is a reply that is
+     * not HTTP, HTTP/0.9 or a status line libcurl refuses (0, 099, 2000). */
+    {CURLE_UNSUPPORTED_PROTOCOL, TK_NETWORK, LIMIT_NONE},
+    {CURLE_BAD_CONTENT_ENCODING, TK_NETWORK, LIMIT_NONE},
+    {CURLE_HTTP2, TK_NETWORK, LIMIT_NONE},
+    {CURLE_HTTP2_STREAM, TK_NETWORK, LIMIT_NONE},
 #if LIBCURL_VERSION_NUM >= 0x074400
-    {CURLE_HTTP3, TK_NETWORK, 1},
+    {CURLE_HTTP3, TK_NETWORK, LIMIT_NONE},
 #endif
 #if LIBCURL_VERSION_NUM >= 0x075400
-    {CURLE_UNRECOVERABLE_POLL, TK_NETWORK, 1},
+    {CURLE_UNRECOVERABLE_POLL, TK_NETWORK, LIMIT_NONE},
 #endif
 
-    /* Handshake and certificate problems happen before any request byte. */
-    {CURLE_SSL_CONNECT_ERROR, TK_TLS, 0},
-    {CURLE_PEER_FAILED_VERIFICATION, TK_TLS, 0},
-    {CURLE_SSL_CERTPROBLEM, TK_TLS, 0},
-    {CURLE_SSL_CIPHER, TK_TLS, 0},
-    {CURLE_SSL_CACERT_BADFILE, TK_TLS, 0},
-    {CURLE_SSL_CRL_BADFILE, TK_TLS, 0},
-    {CURLE_SSL_ISSUER_ERROR, TK_TLS, 0},
-    {CURLE_SSL_PINNEDPUBKEYNOTMATCH, TK_TLS, 0},
-    {CURLE_SSL_INVALIDCERTSTATUS, TK_TLS, 0},
-    {CURLE_SSL_ENGINE_NOTFOUND, TK_TLS, 0},
-    {CURLE_SSL_ENGINE_SETFAILED, TK_TLS, 0},
-    {CURLE_SSL_ENGINE_INITFAILED, TK_TLS, 0},
-    {CURLE_USE_SSL_FAILED, TK_TLS, 0},
+    {CURLE_SSL_CONNECT_ERROR, TK_TLS, LIMIT_NONE},
+    {CURLE_PEER_FAILED_VERIFICATION, TK_TLS, LIMIT_NONE},
+    {CURLE_SSL_CERTPROBLEM, TK_TLS, LIMIT_NONE},
+    {CURLE_SSL_CIPHER, TK_TLS, LIMIT_NONE},
+    {CURLE_SSL_CACERT_BADFILE, TK_TLS, LIMIT_NONE},
+    {CURLE_SSL_CRL_BADFILE, TK_TLS, LIMIT_NONE},
+    {CURLE_SSL_ISSUER_ERROR, TK_TLS, LIMIT_NONE},
+    {CURLE_SSL_PINNEDPUBKEYNOTMATCH, TK_TLS, LIMIT_NONE},
+    {CURLE_SSL_INVALIDCERTSTATUS, TK_TLS, LIMIT_NONE},
+    {CURLE_SSL_ENGINE_NOTFOUND, TK_TLS, LIMIT_NONE},
+    {CURLE_SSL_ENGINE_SETFAILED, TK_TLS, LIMIT_NONE},
+    {CURLE_SSL_ENGINE_INITFAILED, TK_TLS, LIMIT_NONE},
+    {CURLE_USE_SSL_FAILED, TK_TLS, LIMIT_NONE},
 #if LIBCURL_VERSION_NUM >= 0x074d00
-    {CURLE_SSL_CLIENTCERT, TK_TLS, 0},
+    {CURLE_SSL_CLIENTCERT, TK_TLS, LIMIT_NONE},
 #endif
-    {CURLE_SSL_SHUTDOWN_FAILED, TK_TLS, 1},
+    {CURLE_SSL_SHUTDOWN_FAILED, TK_TLS, LIMIT_NONE},
 
-    {CURLE_URL_MALFORMAT, TK_INTERNAL, 0},
-    {CURLE_UNSUPPORTED_PROTOCOL, TK_INTERNAL, 0},
+    {CURLE_URL_MALFORMAT, TK_INTERNAL, LIMIT_NONE},
+    {CURLE_OUT_OF_MEMORY, TK_INTERNAL, LIMIT_LINE},
+#if LIBCURL_VERSION_NUM >= 0x080600
+    {CURLE_TOO_LARGE, TK_INTERNAL, LIMIT_LINE},
+#endif
 };
 
-/* Anything unknown is "internal" and, to be safe for retries, "sent". */
-static void classify(CURLcode rc, transport_kind *kind, int *sent)
+static const struct error_class *classify(CURLcode rc)
 {
+    static const struct error_class unknown = {CURLE_OK, TK_INTERNAL, LIMIT_NONE};
     size_t i;
 
-    for (i = 0; i < sizeof error_classes / sizeof error_classes[0]; i++) {
-        if (error_classes[i].code == rc) {
-            *kind = error_classes[i].kind;
-            *sent = error_classes[i].sent;
-            return;
-        }
-    }
-    *kind = TK_INTERNAL;
-    *sent = 1;
+    for (i = 0; i < sizeof error_classes / sizeof error_classes[0]; i++)
+        if (error_classes[i].code == rc)
+            return &error_classes[i];
+    return &unknown;
 }
 
 static const char died_unanswered[] =
@@ -521,27 +557,90 @@ static void one_line(char *s)
             *s = ' ';
 }
 
-/* libcurl only counts request bytes it handed to the connection: none
- * means the server cannot have seen this request, whatever the error. */
+/*
+ * Whether any byte of this request was handed to the connection: libcurl
+ * counts them from the start of each transfer (CURLINFO_REQUEST_SIZE: the
+ * request's head and what of the body went with it, after a proxy's
+ * CONNECT; SIZE_UPLOAD: body bytes sent later).  None means the server
+ * cannot have seen this request, whatever the error, and so does a request
+ * libcurl never began (on_prereq did not run: connect, tunnel or TLS
+ * failed).  When libcurl cannot say, assume it left.
+ */
 static int request_left(transfer *t)
 {
+    long size = 0, before = 0;
+#if LIBCURL_VERSION_NUM >= 0x073700
+    curl_off_t body = 0;
+#endif
+
+#if BODY_IN_FIRST_SEND
+    if (t->sends == 0)
+        return 0;
+    before = t->before_request;
+#endif
+    if (curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &size) != CURLE_OK ||
+        size > before)
+        return 1;
+#if LIBCURL_VERSION_NUM >= 0x073700
+    return curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &body) != CURLE_OK ||
+           body > 0;
+#else
+    return 0;
+#endif
+}
+
+/*
+ * Whether a result that may be libcurl's refusal of the response headers
+ * (error_classes) is one.  A line too long: the request left and no body
+ * byte came, so libcurl was reading the response's head.  Too much in all:
+ * libcurl says so, or it counted more header bytes than our cap lets
+ * through, which only its own limit then stopped.
+ */
+static int headers_refused(transfer *t, header_limit limit, int body_seen)
+{
+    static const char too_large[] = "Too large response headers";
     long size = 0;
 
-    return curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &size) != CURLE_OK ||
-           size > 0;
+    switch (limit) {
+    case LIMIT_LINE:
+        return !body_seen && request_left(t);
+    case LIMIT_ALL:
+        return strncmp(t->errbuf, too_large, sizeof too_large - 1) == 0 ||
+               (curl_easy_getinfo(t->easy, CURLINFO_HEADER_SIZE, &size) == CURLE_OK &&
+                size > 0 && (size_t)size > HEADERS_MAX);
+    default:
+        return 0;
+    }
+}
+
+static void describe_refusal(transfer *t, CURLcode rc)
+{
+    char said[CURL_ERROR_SIZE];
+
+    snprintf(said, sizeof said, "%s",
+             t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(rc));
+    snprintf(t->errbuf, sizeof t->errbuf,
+             "response headers exceed libcurl's limits (libcurl: %.180s)", said);
 }
 
 static int fail_curl(transfer *t, CURLcode rc, transport_result *out)
 {
+    const struct error_class *ec = classify(rc);
+    int body_seen = t->body.len > 0;
+
     /* A failed transfer must leave nothing for the caller to misread. */
     t->body.len = 0;
     t->headers.len = 0;
     if (t->abort != ABORT_NONE) {
         describe_abort(t, out);
+    } else if (headers_refused(t, ec->limit, body_seen)) {
+        /* The server's fault, as with our own cap: never worth a retry. */
+        out->kind = TK_TOO_LARGE;
+        out->sent = request_left(t); /* not after a proxy's CONNECT answer */
+        describe_refusal(t, rc);
     } else {
-        classify(rc, &out->kind, &out->sent);
-        if (out->sent && !request_left(t))
-            out->sent = 0;
+        out->kind = ec->kind;
+        out->sent = request_left(t);
         if (rc == CURLE_SEND_FAIL_REWIND) /* libcurl's words name its own need */
             snprintf(t->errbuf, sizeof t->errbuf, "%s", died_unanswered);
         if (t->errbuf[0] == '\0')
@@ -620,6 +719,7 @@ int transfer_begin(transfer *t, const char *path, const char *body,
     buffer_reset(&t->body);
     buffer_reset(&t->headers);
     t->abort = ABORT_NONE;
+    t->head_bytes = 0;
     t->errbuf[0] = '\0';
     if (build_url(t, path) != 0)
         return fail_plain(out, TK_INTERNAL, "out of memory", 0);

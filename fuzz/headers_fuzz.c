@@ -4,7 +4,8 @@
  * lines, obs-fold, the headers cap), its body callback (on_body: max_body),
  * the stored "name\0value\0" pairs and their reader, the Lua table the
  * binding makes of them (client_push_headers), and what the limiter learns
- * from them (client_learn: X-RateLimit-*, Retry-After).
+ * from them (client_learn: X-RateLimit-*, Retry-After, each read once, the
+ * most cautious of repeated headers).
  *
  * transport.c is included, so its static callbacks are called exactly as
  * libcurl calls them: one complete line per call, CRLF included, then the
@@ -92,10 +93,10 @@ static void check_learning(const transfer *t, long status, double now)
 {
     char err[LIMITER_ERRLEN];
     client c;
-    transport_result r;
+    call_outcome o;
     limiter_report rep;
     const limiter_group *g;
-    double retry_after;
+    double wait;
 
     memset(&c, 0, sizeof c);
     c.limiter = limiter_open_local(0.25, err, sizeof err);
@@ -105,19 +106,22 @@ static void check_learning(const transfer *t, long status, double now)
     c.rate.groups[0].limit = 60;
     c.rate.groups[0].window = 60;
     g = client_group(&c, NULL);
-    memset(&r, 0, sizeof r);
-    r.kind = TK_OK;
-    r.status = status;
-    retry_after = client_learn(&c, g, now, &r, t);
-    CHECK(retry_after == -1 || (retry_after >= 0 && retry_after <= 86400));
+    memset(&o, 0, sizeof o);
+    o.r.kind = TK_OK;
+    o.r.status = status;
+    o.tr = t;
+    client_learn(&c, g, now, &o);
+    CHECK(o.retry_after == -1 || (o.retry_after >= 0 && o.retry_after <= 86400));
+    CHECK(o.limit >= -1 && o.limit <= 1000000);
+    CHECK(o.remaining >= -1 && o.remaining <= 1000000);
     CHECK(c.limiter->ops->report(c.limiter, g, now, &rep) == 0);
     CHECK(rep.limit >= 1 && rep.limit <= LIMITER_RING);
     CHECK(rep.remaining >= 0 && rep.remaining <= rep.limit);
     CHECK(rep.reset_in >= 0 && rep.reset_in <= 60.25);
     CHECK(rep.closed_for >= 0 && rep.closed_for <= 86400);
     /* A slot is either free now or a finite wait away. */
-    retry_after = c.limiter->ops->acquire(c.limiter, g, now);
-    CHECK(retry_after >= 0 && retry_after <= 86400 + 60.25);
+    wait = c.limiter->ops->acquire(c.limiter, g, now);
+    CHECK(wait >= 0 && wait <= 86400 + 60.25);
     limiter_close(c.limiter);
 }
 

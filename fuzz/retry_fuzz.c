@@ -1,12 +1,12 @@
 /*
  * retry_fuzz.c - libFuzzer harness for the retry policy's reading of a
- * server's Retry-After (retry_parse_after: delta-seconds or an HTTP date,
- * through curl_getdate) and the delay it turns into (retry_decide).
+ * server's Retry-After (retry_parse_after: delay-seconds or an HTTP-date in
+ * RFC 9110's three forms) and the delay it turns into (retry_decide).
  *
  * Input: byte 0 the status class, byte 1 the policy, bytes 2-9 "now" (a
  * time_t), the rest the header value (cut at the first NUL, as the header
- * reader stores it).  A value is -1 or a number of seconds in [0, 86400];
- * a delay is never negative, NaN, or past max_wait.
+ * reader stores it).  A value is -1 or a whole number of seconds in
+ * [0, 86400]; a delay is never negative, NaN, or past max_wait.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -40,6 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     after = retry_parse_after(value, now);
     CHECK(after == -1 || (after >= 0 && after <= 86400));
+    CHECK(after == (double)(long)after); /* digits, or a date to the second */
 
     p.max_retries = data[1] & 7;
     p.base = (data[1] >> 3 & 1) ? 0.5 : 0;

@@ -1,10 +1,13 @@
 local errors = require("wemasy.errors")
 
 local H = { ["x-ratelimit-limit"] = "60", ["x-ratelimit-remaining"] = "57", ["content-type"] = "application/json" }
+-- The core's reading of H's quota headers: retry_after, limit, remaining.
+local NO_WAIT, LIMIT, REMAINING = nil, 60, 57
 
 describe("error mapping", function()
   it("returns body, nil, res on success", function()
-    local body, err, res = errors.from_response("orders/detail", 200, '{"error":false,"data":{"x":1}}', H)
+    local body, err, res = errors.from_response("orders/detail", 200, '{"error":false,"data":{"x":1}}', H, NO_WAIT,
+      LIMIT, REMAINING)
     assert.is_nil(err)
     assert.equal(1, body.data.x)
     assert.same({ limit = 60, remaining = 57 }, res.rate_limit)
@@ -28,7 +31,7 @@ describe("error mapping", function()
   }
   for _, c in ipairs(cases) do
     it(("maps %d %s to %s"):format(c[1], c[2]:sub(1, 20), c[3]), function()
-      local body, err = errors.from_response("orders/detail", c[1], c[2], H)
+      local body, err = errors.from_response("orders/detail", c[1], c[2], H, NO_WAIT, LIMIT, REMAINING)
       assert.is_nil(body)
       assert.equal(c[3], err.kind)
       assert.equal("orders/detail", err.endpoint)
@@ -38,12 +41,19 @@ describe("error mapping", function()
     end)
   end
 
-  it("carries the field errors of a 422 and the Retry-After of a 429", function()
+  it("carries the field errors of a 422 and the core's Retry-After of a 429", function()
     local _, err = errors.from_response("orders/get", 422, '{"message":"m","errors":{"email":["a","b"]}}', H)
     assert.same({ email = { "a", "b" } }, err.errors)
-    local h = { ["retry-after"] = "17" }
-    _, err = errors.from_response("orders/get", 429, "{}", h)
+    _, err = errors.from_response("orders/get", 429, "{}", { ["retry-after"] = "17" }, 17)
     assert.equal(17, err.retry_after)
+  end)
+
+  it("reads no quota header itself: the values are the core's", function()
+    local _, _, res = errors.from_response("orders/get", 200, "{}", { ["x-ratelimit-limit"] = "60",
+      ["x-ratelimit-remaining"] = "5" })
+    assert.same({}, res.rate_limit)
+    local _, err = errors.from_response("orders/get", 429, "{}", { ["retry-after"] = "17" })
+    assert.is_nil(err.retry_after)
   end)
 
   it("says which Content-Type came back when the body is not JSON", function()

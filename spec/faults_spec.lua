@@ -54,6 +54,12 @@ local FAULTS = {
   { name = "a 50 MB body", spec = { kind = "big_body" }, kind = "decode", reason = "too_large" },
   { name = "an empty 200", spec = { kind = "empty_200" }, kind = "decode", status = 200,
     message = "empty response body" },
+  { name = "a JSON array for an object", spec = { kind = "status", status = 200, body = "[1,2,3]" },
+    kind = "decode", status = 200, message = "expected a JSON object, got array" },
+  { name = "a bare JSON string", spec = { kind = "status", status = 200, body = '"ok"' }, kind = "decode",
+    status = 200, message = "expected a JSON object, got string" },
+  { name = "a bare JSON number", spec = { kind = "status", status = 201, body = "42" }, kind = "decode",
+    status = 201, message = "expected a JSON object, got number" },
   { name = "a redirect", spec = { kind = "redirect", location = "http://127.0.0.1:1/elsewhere" }, kind = "http",
     status = 302 },
 }

@@ -99,10 +99,12 @@ local function check_body(body, method)
 end
 
 -- What one transfer (after the core's retries) became: body, nil, res or nil, err.
-local function outcome(self, path, status, a, b, c, d, e)
+-- The core's values: status, body, headers, attempts, retry_after, limit,
+-- remaining, or nil, kind, message, sent, attempts, retry_after.
+local function outcome(self, path, status, a, b, c, d, e, f)
   local value, err, res
   if status then
-    value, err, res = errors.from_response(path, status, a, b)
+    value, err, res = errors.from_response(path, status, a, b, d, e, f)
     if res then res.attempts = c end
     if err then err.attempts = c end
   else
@@ -293,10 +295,9 @@ function Client:batch(calls, opts)
   if refused > 0 and progress then progress(refused, total) end
   -- Called by the core as each transfer ends, while the others are still in
   -- flight: decoding overlaps the server's work instead of following it.
-  -- (k, then what core:request returns: status, body, headers, attempts or
-  -- nil, kind, message, sent, attempts, retry_after)
-  local function on_result(k, status, a, b, c, d, e)
-    local result = { outcome(self, paths[k], status, a, b, c, d, e) }
+  -- (k, then what core:request returns: see outcome)
+  local function on_result(k, status, a, b, c, d, e, f)
+    local result = { outcome(self, paths[k], status, a, b, c, d, e, f) }
     results[at[k]] = result
     if obs then
       obs:finish(started[k], result[1], result[2], result[3], limiter_state(self, started[k].info.group))

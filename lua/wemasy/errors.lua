@@ -1,6 +1,7 @@
 -- Errors as values: every failure a caller can meet is one table with a
 -- `kind` from a closed list, so `if err.kind == "rate_limited"` is all a
 -- caller needs; `tostring(err)` is one readable line.
+local endpoints = require("wemasy.endpoints")
 local json = require("wemasy.json")
 
 local M = {}
@@ -73,21 +74,6 @@ function M.invalid_argument(endpoint, problems, first)
   return M.new("invalid_argument", { endpoint = endpoint, message = message, errors = problems })
 end
 
-local function header_number(headers, name)
-  local v = headers and headers[name]
-  if not v then return nil end
-  -- Digits only, as servers send them: no capture string to make.
-  if v:find("^%d+$") then return tonumber(v) end
-  return tonumber(v:match("^%s*(%d+)%s*$"))
-end
-
-function M.rate_limit_of(headers)
-  return {
-    limit = header_number(headers, "x-ratelimit-limit"),
-    remaining = header_number(headers, "x-ratelimit-remaining"),
-  }
-end
-
 local REASONS = {
   [400] = "Bad Request", [401] = "Unauthenticated", [403] = "Forbidden", [404] = "Not Found",
   [405] = "Method Not Allowed", [413] = "Payload Too Large", [422] = "Unprocessable Content",
@@ -108,14 +94,39 @@ local function message_of(body, status)
   return "HTTP " .. status .. (REASONS[status] and (" " .. REASONS[status]) or "")
 end
 
--- Turns one HTTP response into `body, nil, res` or `nil, err`.
-function M.from_response(endpoint, status, text, headers)
-  local res = { status = status, headers = headers, rate_limit = M.rate_limit_of(headers) }
+-- A decoded table is an object or an array: the text's first byte says which.
+local function is_object(text)
+  return text:byte(1) == 123 or text:match("^[ \t\r\n]*(.)") == "{"
+end
+
+local function json_type(body)
+  if body == json.null then return "null" end
+  return type(body) == "table" and "array" or type(body)
+end
+
+-- Why a 2xx body is not what the endpoint answers, or nil.  The endpoints
+-- of the table answer an object; client:call to another path may answer an
+-- array too.  Anything else (a bare string, number, boolean, null) is not an
+-- answer: `false` would even break `if not body`.
+local function shape_problem(endpoint, body, text)
+  local ep = endpoints[endpoint]
+  if type(ep) == "table" and ep.path == endpoint then
+    if type(body) == "table" and is_object(text) then return nil end
+    return "expected a JSON object, got " .. json_type(body)
+  end
+  if type(body) == "table" then return nil end
+  return "expected a JSON object or array, got " .. json_type(body)
+end
+
+-- Turns one HTTP response into `body, nil, res` or `nil, err`.  The
+-- Retry-After and X-RateLimit-* values are the C core's reading of the
+-- headers (nil when absent or not valid), the same the limiter learnt from.
+function M.from_response(endpoint, status, text, headers, retry_after, limit, remaining)
+  local res = { status = status, headers = headers, rate_limit = { limit = limit, remaining = remaining } }
   local body, decode_err = json.decode(text)
   if status >= 200 and status < 300 then
-    if type(body) ~= "table" then
-      local why = decode_err and ("invalid JSON: " .. decode_err)
-        or ("expected a JSON object, got " .. (body == json.null and "null" or type(body)))
+    local why = decode_err and ("invalid JSON: " .. decode_err) or shape_problem(endpoint, body, text)
+    if why then
       if text == "" then why = "empty response body" end
       local ctype = headers and headers["content-type"]
       if ctype and not ctype:find("json", 1, true) then why = why .. " (Content-Type: " .. ctype .. ")" end
@@ -137,7 +148,7 @@ function M.from_response(endpoint, status, text, headers)
   if kind == "validation" then
     err.errors = type(body) == "table" and type(body.errors) == "table" and body.errors or {}
   elseif kind == "rate_limited" then
-    err.retry_after = header_number(headers, "retry-after")
+    err.retry_after = retry_after
   end
   return nil, err
 end

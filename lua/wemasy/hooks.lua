@@ -12,7 +12,7 @@
 --
 --   endpoint, method, group, idempotent, batch          both hooks
 --   ok, status, kind (nil when ok), attempts, duration,  on_response
---   retry_after, rate_limit {limit, remaining}           (the server's headers)
+--   retry_after, rate_limit {limit, remaining}           (the server's headers, as the core read them)
 --   limiter {limit, remaining, reset_in, closed_for}     (the client's own quota state)
 --
 -- A hook that raises does not break the call: the call's result is the same,
