@@ -117,6 +117,8 @@ M.cases = {
   { "call full path", "merchant", function(c)
     return c:call("/services/webshop/v1/orders/detail", { order_number = "ORD-2025-001" }) end },
   { "call bad path", "merchant", function(c) return c:call("../etc", {}) end },
+  { "call method name", "merchant", function(c) return c:call("orders_detail", { order_number = "ORD-2025-001" }) end },
+  { "call typo", "merchant", function(c) return c:call("orders_detial", { order_number = "ORD-2025-001" }) end },
   { "call unknown", "merchant", function(c) return c:call("orders/unknown", { a = { 1, 2 } }) end },
   { "call function value", "merchant", function(c) return c:call("orders/unknown", { a = fn }) end },
   { "rate_limit", "merchant", function(c) return c:rate_limit("sync") end },
@@ -483,7 +485,10 @@ describe("the OpenResty example against the sandbox", function()
       assert.equal(200, batch[1].res.status)
       assert.equal(200, batch[2].res.status)
       assert.equal("not_found", batch[3].err.kind) -- 42 is sent as "42"
-      for i = 4, 5 do assert.equal("invalid_argument", batch[i].err.kind) end
+      for i = 4, 6 do assert.equal("invalid_argument", batch[i].err.kind) end
+      assert.matches("did you mean 'orders_get'", batch[6].err.message) -- a typo, not a 404
+      assert.equal(2502, by["call method name"].proxy.body.data.order_id)
+      assert.matches("did you mean 'orders_detail'", by["call typo"].proxy.err.message)
     end)
 
     it("carries wemasy.null both ways", function()

@@ -187,6 +187,63 @@ local function bad_path(path)
     message = "path must look like 'orders/detail' (letters, digits, '_', '-', '/')" })
 end
 
+-- Edit distance with transpositions ("detial" is one edit from "detail").
+local function distance(a, b)
+  local prev2, prev = {}, {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    local ca = a:byte(i)
+    for j = 1, #b do
+      local cb = b:byte(j)
+      local d = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca == cb and 0 or 1))
+      if i > 1 and j > 1 and ca == b:byte(j - 1) and a:byte(i - 1) == cb then
+        d = math.min(d, prev2[j - 2] + 1)
+      end
+      cur[j] = d
+    end
+    prev2, prev = prev, cur
+  end
+  return prev[#b]
+end
+
+-- The method or path of the endpoint table nearest to `name` (methods first on a tie).
+local function closest(name)
+  local best, best_d
+  local lower = name:sub(1, 80):lower()
+  for _, ep in ipairs(endpoints) do
+    for _, candidate in ipairs{ ep.method, ep.path } do
+      local d = distance(lower, candidate)
+      if not best_d or d < best_d then best, best_d = candidate, d end
+    end
+  end
+  return best
+end
+
+local function unknown_name(name)
+  local shown = name:sub(1, 80)
+  -- The caller's text goes into the message only when it prints as itself.
+  local quoted = shown:find("^[%w_%-%.]+$") and ("'" .. shown .. "' ") or ""
+  return errors.new("invalid_argument", { endpoint = shown, message = quoted
+    .. "is neither a method nor a path (a path has a '/'): did you mean '" .. closest(name) .. "'?" })
+end
+
+-- What a call or batch item names: an endpoint of the table (by its method
+-- name or its path) or another path under the API prefix; nil, err when it
+-- must not be sent.  A name without '/' is a method or a typo, never a path,
+-- so a typo costs no request.  (wemasy.ngx answers through this too.)
+local function target_of(name)
+  if not name:find("/", 1, true) then
+    local ep = by_method[name]
+    if ep then return ep end
+    return nil, name == "" and bad_path(name) or unknown_name(name)
+  end
+  local rel = normalize_path(name)
+  if not rel then return nil, bad_path(name) end
+  return endpoints[rel] or rel
+end
+M.target_of = target_of
+
 -- Any endpoint under /services/webshop/v1/.  Known endpoints are validated
 -- exactly as their methods are; others are sent as given (with the token if set).
 function Client:call(path, body)
@@ -195,18 +252,18 @@ function Client:call(path, body)
     validate.bad_argument(1, "call", "string", path, 2)
   end
   body = check_body(body, "call")
-  local rel = normalize_path(path)
+  local target, refused = target_of(path)
   if observers[self] then
-    local ep = rel and endpoints[rel]
+    local ep = type(target) == "table" and target or endpoints[target or false]
     local function prepare_call()
-      if not rel then return nil, errors.redact(bad_path(path), secrets[self]) end
-      return prepare(self, rel, body)
+      if not target then return nil, errors.redact(refused, secrets[self]) end
+      return prepare(self, target, body)
     end
-    return observed(self, rel or (type(path) == "string" and path:sub(1, 80)), ep and ep.method,
+    return observed(self, ep and ep.path or target or path:sub(1, 80), ep and ep.method,
       ep and ep.group or "default", ep and ep.idempotent or false, prepare_call)
   end
-  if not rel then return nil, errors.redact(bad_path(path), secrets[self]) end
-  return send(self, prepare(self, rel, body))
+  if not target then return nil, errors.redact(refused, secrets[self]) end
+  return send(self, prepare(self, target, body))
 end
 
 -- One batch entry {method_or_path, body} -> prepare()'s values or nil, err.
@@ -222,11 +279,9 @@ local function prepare_item(self, item)
   if type(target) ~= "string" then
     return nil, errors.new("invalid_argument", { message = "a batch item must start with a method name or a path" })
   end
-  local ep = by_method[target]
-  if ep then return prepare(self, ep, body) end
-  local rel = normalize_path(target)
-  if not rel then return nil, errors.redact(bad_path(target), secrets[self]) end
-  return prepare(self, rel, body)
+  local resolved, refused = target_of(target)
+  if not resolved then return nil, errors.redact(refused, secrets[self]) end
+  return prepare(self, resolved, body)
 end
 
 local function batch_options(opts)
