@@ -20,7 +20,9 @@
 /* Failure kinds beyond the transport's. */
 enum {
     KIND_RATE_LIMITED = TK_INTERNAL + 1, /* our own limiter refused */
-    KIND_INVALID                         /* a malformed batch item */
+    KIND_INVALID,                        /* a malformed batch item */
+    KIND_UNAUTHENTICATED,                /* not sent: the batch had a 401 */
+    KIND_FORBIDDEN                       /* not sent: its endpoint had a 403 */
 };
 
 typedef struct {

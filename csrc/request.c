@@ -13,7 +13,7 @@
 
 static const char *const kind_names[] = {
     "ok", "timeout", "network", "tls", "too_large", "closed", "internal",
-    "rate_limited", "invalid_argument"};
+    "rate_limited", "invalid_argument", "unauthenticated", "forbidden"};
 
 const char *client_kind_name(int kind)
 {

@@ -116,7 +116,7 @@ local function missing_token(path)
 end
 
 -- A request ready for the core: path, encoded body and the table's facts
--- (path, text, group, idempotent), or nil, err when it must not be sent.
+-- (path, text, group, idempotent, public), or nil, err when it must not be sent.
 -- Plain values, not a table: every call and batch item goes through here.
 local function prepare(self, ep_or_path, body)
   local ep = type(ep_or_path) == "table" and ep_or_path or endpoints[ep_or_path]
@@ -125,7 +125,7 @@ local function prepare(self, ep_or_path, body)
     local text, err = validate.request(ep, body)
     -- Field names and encoder messages are the caller's: one may be the token.
     if not text then return nil, errors.redact(err, secrets[self]) end
-    return ep.path, text, ep.group, ep.idempotent
+    return ep.path, text, ep.group, ep.idempotent, not ep.auth
   end
   local text, why = json.encode(body)
   if not text then
@@ -133,7 +133,7 @@ local function prepare(self, ep_or_path, body)
   end
   -- Unknown to the table: the token is sent if set, the default group, and
   -- no retry of anything that may have reached the server.
-  return ep_or_path, text, "default", false
+  return ep_or_path, text, "default", false, false
 end
 
 -- The full paths of the table's endpoints, made once (not on every call).
@@ -320,10 +320,12 @@ function Client:batch(calls, opts)
   local token = secrets[self] ~= nil
   local obs, started = observers[self], {}
   for i = 1, total do
-    local path, text, group, idempotent = prepare_item(self, rawget(calls, i))
+    local path, text, group, idempotent, public = prepare_item(self, rawget(calls, i))
     if path then
       local k = #items + 1
-      items[k] = { path = full_path[path], body = text, with_auth = token, group = group, idempotent = idempotent }
+      -- public: a 401 of another item does not stop it (it needs no token).
+      items[k] = { path = full_path[path], body = text, with_auth = token, group = group, idempotent = idempotent,
+                   public = public }
       at[k], paths[k] = i, path
       if obs then
         local ep = endpoints[path]

@@ -146,6 +146,7 @@ end
 local CORE_KINDS = {
   timeout = "timeout", network = "network", tls = "tls", rate_limited = "rate_limited",
   too_large = "decode", closed = "invalid_argument", internal = "network",
+  unauthenticated = "unauthenticated", forbidden = "forbidden", -- a batch's items not sent after a 401 / 403
 }
 
 function M.from_transport(endpoint, kind, message)
