@@ -369,10 +369,7 @@ static int expire(batch *b, group_queue *q, double now, double wait)
 
         if (c->rate.wait && now + wait - it->wait_since <= c->rate.max_wait)
             return LUA_OK;
-        rc = fail_item(b, dequeue(b, q), KIND_RATE_LIMITED, c->rate.wait
-                           ? "rate limit: the next slot is further away than max_wait"
-                           : "rate limit: no slot free and wait is off",
-                       wait);
+        rc = fail_item(b, dequeue(b, q), KIND_RATE_LIMITED, client_refusal(c), wait);
         if (rc != LUA_OK)
             return rc;
     }

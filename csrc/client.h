@@ -61,6 +61,8 @@ typedef struct {
     /* Queued items the last batch's scans looked at (a spec checks that
      * this grows with the batch, not with its square). */
     long batch_visits;
+    /* What a limiter refusal with wait on says, max_wait included. */
+    char refusal[96];
     /* Copied in so tostring still works after close. */
     char base_url[];
 } client;
@@ -119,6 +121,10 @@ const char *client_kind_name(int kind);
  * the Retry-After it carried, or -1. */
 double client_learn(client *c, const limiter_group *g, double now,
                     const transport_result *r, const transfer *tr);
+
+/* Why the limiter's refusal fails a call: no slot within max_wait, or
+ * none free with wait off. */
+const char *client_refusal(const client *c);
 
 /* Asks the limiter for a slot at `now`.  Returns 0 (slot taken or no
  * limiter), the seconds to wait (> 0), or LIMITER_FAILED. */

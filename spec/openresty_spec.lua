@@ -134,6 +134,8 @@ M.raises = {
   { "batch calls not a table", function(c) return c:batch("x") end },
   { "batch unknown option", function(c) return c:batch({}, { bogus = 1 }) end },
   { "batch bad concurrency", function(c) return c:batch({}, { concurrency = 0 }) end },
+  { "batch with a hole", function(c)
+    return c:batch({ [1] = { "orders_detail", {} }, [3] = { "orders_get", {} } }) end },
   { "rate_limit group not a string", function(c) return c:rate_limit(5) end },
 }
 
@@ -178,6 +180,7 @@ function M.compare()
     local first = c:batch(calls)[1]
     r[4] = canon(3, first[1], first[2], first[3])
     r[5] = tostring(c):match("^(.-%[closed%])")
+    r[6] = c:has_token()
     return r
   end
   out[#out + 1] = { name = "closed", proxy = after_close(closed.proxy), plain = after_close(closed.plain) }
@@ -487,6 +490,8 @@ describe("the OpenResty example against the sandbox", function()
       assert.equal("not_found", batch[3].err.kind) -- 42 is sent as "42"
       for i = 4, 6 do assert.equal("invalid_argument", batch[i].err.kind) end
       assert.matches("did you mean 'orders_get'", batch[6].err.message) -- a typo, not a 404
+      assert.is_false(by.closed.proxy[6]) -- has_token() after close()
+      assert.matches("calls%[2%] is nil", by["batch with a hole"].proxy[2])
       assert.equal(2502, by["call method name"].proxy.body.data.order_id)
       assert.matches("did you mean 'orders_detail'", by["call typo"].proxy.err.message)
     end)

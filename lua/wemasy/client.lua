@@ -95,8 +95,23 @@ local function check_body(body, method)
   return body or {}
 end
 
+-- The client's quota state of `group`, for the hooks (nil when limiting is off).
+local function limiter_state(self, group)
+  local ok, state = pcall(self._core.rate_limit, self._core, group)
+  return ok and state or nil
+end
+
+-- A rate_limited error says its limiter group and, when the server's
+-- Retry-After closed that group for every caller, for how long (the
+-- limiter's own reading, not a guess from the headers).
+local function note_rate_limit(self, err, group)
+  err.group = group
+  local state = limiter_state(self, group)
+  if state and state.closed_for > 0 then err.closed_for = state.closed_for end
+end
+
 -- What one transfer (after the core's retries) became: body, nil, res or nil, err.
-local function outcome(self, path, status, a, b, c, d, e)
+local function outcome(self, path, group, status, a, b, c, d, e)
   local value, err, res
   if status then
     value, err, res = errors.from_response(path, status, a, b)
@@ -106,6 +121,7 @@ local function outcome(self, path, status, a, b, c, d, e)
     err = errors.from_transport(path, a, b)
     err.sent, err.attempts, err.retry_after = c, d, e
   end
+  if err and err.kind == "rate_limited" then note_rate_limit(self, err, group) end
   if err then return nil, errors.redact(err, secrets[self]) end
   return value, nil, res
 end
@@ -143,13 +159,7 @@ for _, ep in ipairs(endpoints) do rawset(full_path, ep.path, M.API_PREFIX .. ep.
 -- prepare()'s values in, the call's result out.
 local function send(self, path, text, group, idempotent)
   if not path then return nil, text end
-  return outcome(self, path, self._core:request(full_path[path], text, secrets[self] ~= nil, group, idempotent))
-end
-
--- The client's quota state of `group`, for the hooks (nil when limiting is off).
-local function limiter_state(self, group)
-  local ok, state = pcall(self._core.rate_limit, self._core, group)
-  return ok and state or nil
+  return outcome(self, path, group, self._core:request(full_path[path], text, secrets[self] ~= nil, group, idempotent))
 end
 
 -- One call, between on_request and on_response when the client is observed.
@@ -284,6 +294,29 @@ local function prepare_item(self, item)
   return prepare(self, resolved, body)
 end
 
+-- The number of calls in `calls`, which must be a list (keys 1..n): with a
+-- hole, the length operator would drop the calls after it without a word.
+-- Raises at `level` (as error() counts from the caller of this function).
+local function list_length(calls, level)
+  local n, max = 0, 0
+  for k in next, calls do
+    if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then
+      error("bad argument #1 to 'batch' (a list of calls expected, got a " .. validate.describe(k) .. " key)",
+        level + 1)
+    end
+    n = n + 1
+    if k > max then max = k end
+  end
+  if max ~= n then
+    local hole = 1
+    while rawget(calls, hole) ~= nil do hole = hole + 1 end
+    error(string.format("bad argument #1 to 'batch' (a list of calls expected: calls[%d] is nil but calls[%d] is not)",
+      hole, max), level + 1)
+  end
+  return n
+end
+M.list_length = list_length
+
 local function batch_options(opts)
   if opts == nil then return M.DEFAULT_CONCURRENCY, nil end
   if type(opts) ~= "table" then
@@ -314,7 +347,7 @@ function Client:batch(calls, opts)
     validate.bad_argument(1, "batch", "table", calls, 2)
   end
   local concurrency, progress = batch_options(opts)
-  local total = rawlen and rawlen(calls) or #calls
+  local total = list_length(calls, 2)
   -- items[k] is calls[at[k]], sent to paths[k].
   local results, items, at, paths = {}, {}, {}, {}
   local token = secrets[self] ~= nil
@@ -350,7 +383,7 @@ function Client:batch(calls, opts)
   -- (k, then what core:request returns: status, body, headers, attempts or
   -- nil, kind, message, sent, attempts, retry_after)
   local function on_result(k, status, a, b, c, d, e)
-    local result = { outcome(self, paths[k], status, a, b, c, d, e) }
+    local result = { outcome(self, paths[k], items[k].group, status, a, b, c, d, e) }
     results[at[k]] = result
     if obs then
       obs:finish(started[k], result[1], result[2], result[3], limiter_state(self, started[k].info.group))
@@ -371,9 +404,10 @@ function Client:rate_limit(group)
   return state
 end
 
+-- False after close(): the core has wiped the token by then.
 function Client:has_token()
   check_self(self, "has_token")
-  return secrets[self] ~= nil
+  return self._core:has_token()
 end
 
 -- Idempotent; the C core frees the curl handles.  Later calls return

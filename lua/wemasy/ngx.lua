@@ -388,7 +388,7 @@ function Client:batch(calls, opts)
     error("batch: option 'progress' cannot be used with wemasy.ngx: a function does not cross to the worker"
       .. " thread (count the results instead)", 2)
   end
-  local total = rawlen and rawlen(calls) or #calls
+  local total = plain_client.list_length(calls, 2)
   local sent, where, results = {}, {}, {}
   for i = 1, total do
     local item = rawget(calls, i)
@@ -427,7 +427,7 @@ end
 
 function Client:has_token()
   check_self(self, "has_token")
-  return secrets[self].token ~= nil
+  return secrets[self].token ~= nil and not self.closed
 end
 
 -- Marks this client closed (its later calls return invalid_argument "client
