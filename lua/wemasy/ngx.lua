@@ -372,8 +372,7 @@ end
 
 -- Runs the calls in one client:batch on one thread (its curl multi handle);
 -- items that cannot cross, or name no method or path, get the twin's answer,
--- in place.  `progress` is a
--- function and cannot cross: it is refused.
+-- in place.  `progress` is a function and cannot cross: it is refused.
 function Client:batch(calls, opts)
   check_self(self, "batch")
   if type(calls) ~= "table" then
