@@ -14,6 +14,11 @@
  * then collect finished transfers (retry them later, or record the result).
  * While anything is in flight the loop never sleeps; it polls.
  *
+ * What the server refused is not sent again: after a 401 no item that needs
+ * the token starts (the token is wrong for all of them; items of Public
+ * endpoints, `public = true`, go on), after a 403 no item of that path.
+ * They end as unauthenticated / forbidden with the attempts they had.
+ *
  * Every C allocation is owned elsewhere (the items by a userdata on the
  * stack, the handles by the client), and Lua hooks run under pcall: when a
  * hook or the progress callback raises, the transfers are aborted first and
@@ -28,6 +33,9 @@
 #define BATCH_DEFAULT_CONCURRENCY 8
 /* Poll at least this often, so a fake clock or a closed group is rechecked. */
 #define POLL_MAX_MS 1000
+/* Paths whose 403 stops their other items; beyond this many, items of
+ * further forbidden paths are sent and get their own 403. */
+#define FORBIDDEN_MAX 16
 
 /*
  * Where a queued item waits.  Nothing is ever found by scanning the items
@@ -51,6 +59,7 @@ typedef struct {
     double ready_at;    /* ITEM_BACKOFF: may not start before this */
     double wait_since;  /* ITEM_WAITING: since when */
     int next;           /* ITEM_WAITING: the next item in the FIFO, or -1 */
+    int public_ep;      /* a Public endpoint: a 401 does not stop it */
 } batch_item;
 
 /* The items waiting for one limiter group's next slot, oldest first. */
@@ -73,6 +82,9 @@ typedef struct {
     int *heap;                 /* ITEM_BACKOFF items, by ready_at */
     int nheap;
     group_queue queues[LIMITER_GROUPS_MAX];
+    int unauthenticated;       /* a 401 came back: the token is refused */
+    const char *forbidden[FORBIDDEN_MAX]; /* paths that came back 403 */
+    int nforbidden;
 } batch;
 
 /* ---- results -------------------------------------------------------------------- */
@@ -264,6 +276,9 @@ static const char *read_item(lua_State *L, client *c, int anchor, int i,
             why = item_boolean(L, item, "idempotent", "item.idempotent must be a boolean",
                                &it->args.idempotent);
         if (why == NULL)
+            why = item_boolean(L, item, "public", "item.public must be a boolean",
+                               &it->public_ep);
+        if (why == NULL)
             why = item_group(L, c, item, &it->args.group);
     }
     lua_settop(L, item - 1);
@@ -370,10 +385,7 @@ static int expire(batch *b, group_queue *q, double now, double wait)
 
         if (c->rate.wait && now + wait - it->wait_since <= c->rate.max_wait)
             return LUA_OK;
-        rc = fail_item(b, dequeue(b, q), KIND_RATE_LIMITED, c->rate.wait
-                           ? "rate limit: the next slot is further away than max_wait"
-                           : "rate limit: no slot free and wait is off",
-                       wait);
+        rc = fail_item(b, dequeue(b, q), KIND_RATE_LIMITED, client_refusal(c), wait);
         if (rc != LUA_OK)
             return rc;
     }
@@ -399,6 +411,48 @@ static int launch(batch *b, int i)
     }
     it->state = ITEM_RUNNING;
     return LUA_OK;
+}
+
+/* ---- what the server refused ---- */
+
+static const char not_sent_401[] =
+    "not sent: another call of this batch got 401 (the token is refused)";
+static const char not_sent_403[] =
+    "not sent: another call to this endpoint in this batch got 403 (the token "
+    "lacks the permission)";
+
+/* Remembers a 401 or 403 of item i, so that no item it condemns starts. */
+static void note_refusal(batch *b, int i, long status)
+{
+    int k;
+
+    if (status == 401) {
+        b->unauthenticated = 1;
+    } else if (status == 403 && b->nforbidden < FORBIDDEN_MAX) {
+        for (k = 0; k < b->nforbidden; k++)
+            if (strcmp(b->forbidden[k], b->items[i].args.path) == 0)
+                return;
+        b->forbidden[b->nforbidden++] = b->items[i].args.path; /* anchored */
+    }
+}
+
+/* The kind item i ends with instead of starting, or 0: it may start. */
+static int refused_kind(const batch *b, int i)
+{
+    const batch_item *it = &b->items[i];
+    int k;
+
+    if (b->unauthenticated && !it->public_ep)
+        return KIND_UNAUTHENTICATED;
+    for (k = 0; k < b->nforbidden; k++)
+        if (strcmp(b->forbidden[k], it->args.path) == 0)
+            return KIND_FORBIDDEN;
+    return 0;
+}
+
+static int refuse(batch *b, int i, int kind)
+{
+    return fail_item(b, i, kind, kind == KIND_FORBIDDEN ? not_sent_403 : not_sent_401, -1);
 }
 
 typedef enum { SLOT_TAKEN, GROUP_CLOSED, LIMITER_BROKEN } answer;
@@ -429,15 +483,23 @@ static int act(batch *b, int i, answer a)
 }
 
 /* Starts the waiting items of one group while it gives slots (a closing
- * client fails them all). */
+ * client fails them all, and items the server refused end at once). */
 static int serve(batch *b, group_queue *q, double now)
 {
-    while (q->head >= 0 && (b->c->closing || (slots_free(b) && q->until <= now))) {
-        answer a = ask(b, b->items[q->head].args.group, q, now);
-        int rc;
+    while (q->head >= 0) {
+        /* A closing client fails it in launch(); a refused one needs no slot. */
+        int refused = b->c->closing ? 0 : refused_kind(b, q->head), rc;
 
+        if (refused == 0 && !b->c->closing && !(slots_free(b) && q->until <= now))
+            return LUA_OK;
         b->c->batch_visits++;
-        rc = a == GROUP_CLOSED ? expire(b, q, now, q->until - now) : act(b, dequeue(b, q), a);
+        if (refused != 0) {
+            rc = refuse(b, dequeue(b, q), refused);
+        } else {
+            answer a = ask(b, b->items[q->head].args.group, q, now);
+
+            rc = a == GROUP_CLOSED ? expire(b, q, now, q->until - now) : act(b, dequeue(b, q), a);
+        }
         if (rc != LUA_OK)
             return rc;
     }
@@ -449,9 +511,12 @@ static int take_fresh(batch *b, int i, double now)
 {
     batch_item *it = &b->items[i];
     group_queue *q = queue_of(b, it);
+    int refused = b->c->closing ? 0 : refused_kind(b, i);
     answer a;
 
     b->c->batch_visits++;
+    if (refused != 0)
+        return refuse(b, i, refused);
     /* Others of its group wait already, or the group is closed: behind them. */
     if (q->head < 0 && q->until <= now && (a = ask(b, it->args.group, q, now)) != GROUP_CLOSED)
         return act(b, i, a);
@@ -528,6 +593,8 @@ static int collect_one(batch *b, const transfer *tr, int i,
     if ((rc = hooks_now(b->L, b->c, &now)) != LUA_OK)
         return rc;
     client_learn(b->c, it->args.group, now, &it->out);
+    if (r->kind == TK_OK)
+        note_refusal(b, i, r->status);
     return retry_or_finish(b, i, now);
 }
 

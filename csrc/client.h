@@ -20,7 +20,9 @@
 /* Failure kinds beyond the transport's. */
 enum {
     KIND_RATE_LIMITED = TK_INTERRUPTED + 1, /* our own limiter refused */
-    KIND_INVALID                         /* a malformed batch item */
+    KIND_INVALID,                           /* a malformed batch item */
+    KIND_UNAUTHENTICATED,                   /* not sent: the batch had a 401 */
+    KIND_FORBIDDEN                          /* not sent: its endpoint had a 403 */
 };
 
 typedef struct {
@@ -64,6 +66,8 @@ typedef struct {
     /* Queued items the last batch's scans looked at (a spec checks that
      * this grows with the batch, not with its square). */
     long batch_visits;
+    /* What a limiter refusal with wait on says, max_wait included. */
+    char refusal[96];
     /* Copied in so tostring still works after close. */
     char base_url[];
 } client;
@@ -133,6 +137,10 @@ const char *client_kind_name(int kind);
 /* Reads a finished try's quota headers (o->r, o->tr) into o->retry_after,
  * o->limit and o->remaining, and teaches the limiter (if one is on). */
 void client_learn(client *c, const limiter_group *g, double now, call_outcome *o);
+
+/* Why the limiter's refusal fails a call: no slot within max_wait, or
+ * none free with wait off. */
+const char *client_refusal(const client *c);
 
 /* Asks the limiter for a slot at `now`.  Returns 0 (slot taken or no
  * limiter), the seconds to wait (> 0), or LIMITER_FAILED. */

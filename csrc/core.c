@@ -74,6 +74,8 @@ static int core_new(lua_State *L)
     c->rate = o.rate;
     c->retry = o.retry;
     c->max_request_body = o.max_request_body;
+    snprintf(c->refusal, sizeof c->refusal,
+             "rate limit: the next slot is further away than max_wait (%g s)", o.rate.max_wait);
     memcpy(c->base_url, o.transport.base_url, len + 1);
     compat_setmetatable(L, CLIENT_MT);
     hooks_seed(c);
@@ -356,7 +358,8 @@ static int client_has_token(lua_State *L)
 {
     client *c = client_check(L, 1);
 
-    lua_pushboolean(L, transport_has_token(c->t));
+    /* A closed client holds no token any more (its header line is wiped). */
+    lua_pushboolean(L, !c->closing && transport_has_token(c->t));
     return 1;
 }
 

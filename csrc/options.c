@@ -344,6 +344,29 @@ static int is_loopback_authority(const char *a, size_t n)
     return 1;
 }
 
+/* Paths are appended to base_url, so a query or a fragment in it would
+ * swallow every path; user info would be a second credential beside the
+ * token, sent to every host (and is not quoted: it holds a password). */
+static void check_url_parts(lua_State *L, const char *rest, size_t n)
+{
+    size_t authority = 0, i;
+
+    while (authority < n && rest[authority] != '/' && rest[authority] != '?' &&
+           rest[authority] != '#')
+        authority++;
+    if (memchr(rest, '@', authority) != NULL)
+        luaL_error(L, NEW_PREFIX "option 'base_url' must not have user info "
+                      "(user:password@ before the host): the token is the credential");
+    for (i = authority; i < n; i++) {
+        if (rest[i] == '?')
+            luaL_error(L, NEW_PREFIX "option 'base_url' must not have a query "
+                          "('?...'): the API paths are appended to base_url");
+        if (rest[i] == '#')
+            luaL_error(L, NEW_PREFIX "option 'base_url' must not have a fragment "
+                          "('#...'): the API paths are appended to base_url");
+    }
+}
+
 /* Leaves the (possibly shortened) base_url string on the stack. */
 static const char *opt_base_url(lua_State *L)
 {
@@ -361,6 +384,7 @@ static const char *opt_base_url(lua_State *L)
     for (i = 0; i < len; i++)
         if (url[i] == ' ' || url[i] == '\t')
             luaL_error(L, NEW_PREFIX "option 'base_url' must not contain spaces");
+    check_url_parts(L, url + scheme, len - scheme);
     /* The token and the orders would cross the network in clear text. */
     if (scheme == 7 && !allow_http &&
         !is_loopback_authority(url + scheme, len - scheme))

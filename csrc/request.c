@@ -13,7 +13,7 @@
 
 static const char *const kind_names[] = {
     "ok", "timeout", "network", "tls", "too_large", "closed", "internal",
-    "interrupted", "rate_limited", "invalid_argument"};
+    "interrupted", "rate_limited", "invalid_argument", "unauthenticated", "forbidden"};
 
 const char *client_kind_name(int kind)
 {
@@ -42,6 +42,11 @@ const limiter_group *client_group(client *c, const char *name)
     memset(g->name, 0, sizeof g->name);
     strncpy(g->name, name, LIMITER_NAME_MAX);
     return g;
+}
+
+const char *client_refusal(const client *c)
+{
+    return c->rate.wait ? c->refusal : "rate limit: no slot free and wait is off";
 }
 
 double client_acquire(client *c, const limiter_group *g, double now)
@@ -172,10 +177,7 @@ static int wait_for_slot(lua_State *L, client *c, const limiter_group *g,
         }
         /* Fail at once rather than after waiting max_wait for nothing. */
         if (!c->rate.wait || now + wait - start > c->rate.max_wait) {
-            fail_outcome(o, KIND_RATE_LIMITED, c->rate.wait
-                             ? "rate limit: the next slot is further away than max_wait"
-                             : "rate limit: no slot free and wait is off",
-                         wait);
+            fail_outcome(o, KIND_RATE_LIMITED, client_refusal(c), wait);
             return 0;
         }
         if ((*status = hooks_sleep(L, c, wait)) != LUA_OK ||

@@ -117,6 +117,8 @@ M.cases = {
   { "call full path", "merchant", function(c)
     return c:call("/services/webshop/v1/orders/detail", { order_number = "ORD-2025-001" }) end },
   { "call bad path", "merchant", function(c) return c:call("../etc", {}) end },
+  { "call method name", "merchant", function(c) return c:call("orders_detail", { order_number = "ORD-2025-001" }) end },
+  { "call typo", "merchant", function(c) return c:call("orders_detial", { order_number = "ORD-2025-001" }) end },
   { "call unknown", "merchant", function(c) return c:call("orders/unknown", { a = { 1, 2 } }) end },
   { "call function value", "merchant", function(c) return c:call("orders/unknown", { a = fn }) end },
   { "rate_limit", "merchant", function(c) return c:rate_limit("sync") end },
@@ -132,6 +134,8 @@ M.raises = {
   { "batch calls not a table", function(c) return c:batch("x") end },
   { "batch unknown option", function(c) return c:batch({}, { bogus = 1 }) end },
   { "batch bad concurrency", function(c) return c:batch({}, { concurrency = 0 }) end },
+  { "batch with a hole", function(c)
+    return c:batch({ [1] = { "orders_detail", {} }, [3] = { "orders_get", {} } }) end },
   { "rate_limit group not a string", function(c) return c:rate_limit(5) end },
 }
 
@@ -176,6 +180,7 @@ function M.compare()
     local first = c:batch(calls)[1]
     r[4] = canon(3, first[1], first[2], first[3])
     r[5] = tostring(c):match("^(.-%[closed%])")
+    r[6] = c:has_token()
     return r
   end
   out[#out + 1] = { name = "closed", proxy = after_close(closed.proxy), plain = after_close(closed.plain) }
@@ -500,7 +505,12 @@ describe("the OpenResty example against the sandbox", function()
       assert.equal(200, batch[1].res.status)
       assert.equal(200, batch[2].res.status)
       assert.equal("not_found", batch[3].err.kind) -- 42 is sent as "42"
-      for i = 4, 5 do assert.equal("invalid_argument", batch[i].err.kind) end
+      for i = 4, 6 do assert.equal("invalid_argument", batch[i].err.kind) end
+      assert.matches("did you mean 'orders_get'", batch[6].err.message) -- a typo, not a 404
+      assert.is_false(by.closed.proxy[6]) -- has_token() after close()
+      assert.matches("calls%[2%] is nil", by["batch with a hole"].proxy[2])
+      assert.equal(2502, by["call method name"].proxy.body.data.order_id)
+      assert.matches("did you mean 'orders_detail'", by["call typo"].proxy.err.message)
     end)
 
     it("carries wemasy.null both ways", function()

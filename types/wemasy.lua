@@ -32,6 +32,8 @@
 ---@field endpoint? string the path, e.g. "orders/detail"
 ---@field errors? table<string, string[]> field -> messages (validation, invalid_argument)
 ---@field retry_after? number seconds (rate_limited)
+---@field group? string the limiter group (rate_limited)
+---@field closed_for? number seconds the server's Retry-After closed the group for every caller (rate_limited)
 ---@field attempts? integer tries sent (0: nothing was sent)
 ---@field sent? boolean false when the request certainly did not leave
 ---@field headers? table<string, string> response headers, lower-case names
@@ -90,7 +92,7 @@
 ---Options of wemasy.new; an unknown option or a wrong type raises naming it.
 ---@class wemasy.Options
 ---@field token? string Bearer token; Public endpoints work without one. Never printed or logged.
----@field base_url? string http(s) URL, default https://api.wemasy.nl/api
+---@field base_url? string http(s) URL, default https://api.wemasy.nl/api; no query, fragment or user info
 ---@field allow_http? boolean allow plain http:// to a host other than this machine (default false)
 ---@field timeout? number total seconds per request (default 30)
 ---@field connect_timeout? number seconds to connect, TCP + TLS (default 10)

@@ -98,10 +98,25 @@ local function check_body(body, method)
   return body or {}
 end
 
+-- The client's quota state of `group`, for the hooks (nil when limiting is off).
+local function limiter_state(self, group)
+  local ok, state = pcall(self._core.rate_limit, self._core, group)
+  return ok and state or nil
+end
+
+-- A rate_limited error says its limiter group and, when the server's
+-- Retry-After closed that group for every caller, for how long (the
+-- limiter's own reading, not a guess from the headers).
+local function note_rate_limit(self, err, group)
+  err.group = group
+  local state = limiter_state(self, group)
+  if state and state.closed_for > 0 then err.closed_for = state.closed_for end
+end
+
 -- What one transfer (after the core's retries) became: body, nil, res or nil, err.
 -- The core's values: status, body, headers, attempts, retry_after, limit,
 -- remaining, or nil, kind, message, sent, attempts, retry_after.
-local function outcome(self, path, status, a, b, c, d, e, f)
+local function outcome(self, path, group, status, a, b, c, d, e, f)
   local value, err, res
   if status then
     value, err, res = errors.from_response(path, status, a, b, d, e, f)
@@ -111,6 +126,7 @@ local function outcome(self, path, status, a, b, c, d, e, f)
     err = errors.from_transport(path, a, b)
     err.sent, err.attempts, err.retry_after = c, d, e
   end
+  if err and err.kind == "rate_limited" then note_rate_limit(self, err, group) end
   if err then return nil, errors.redact(err, secrets[self]) end
   return value, nil, res
 end
@@ -121,7 +137,7 @@ local function missing_token(path)
 end
 
 -- A request ready for the core: path, encoded body and the table's facts
--- (path, text, group, idempotent), or nil, err when it must not be sent.
+-- (path, text, group, idempotent, public), or nil, err when it must not be sent.
 -- Plain values, not a table: every call and batch item goes through here.
 local function prepare(self, ep_or_path, body)
   local ep = type(ep_or_path) == "table" and ep_or_path or endpoints[ep_or_path]
@@ -130,7 +146,7 @@ local function prepare(self, ep_or_path, body)
     local text, err = validate.request(ep, body, max_request[self])
     -- Field names and encoder messages are the caller's: one may be the token.
     if not text then return nil, errors.redact(err, secrets[self]) end
-    return ep.path, text, ep.group, ep.idempotent
+    return ep.path, text, ep.group, ep.idempotent, not ep.auth
   end
   local text, why = json.encode(body, nil, max_request[self])
   if not text then
@@ -138,7 +154,7 @@ local function prepare(self, ep_or_path, body)
   end
   -- Unknown to the table: the token is sent if set, the default group, and
   -- no retry of anything that may have reached the server.
-  return ep_or_path, text, "default", false
+  return ep_or_path, text, "default", false, false
 end
 
 -- The full paths of the table's endpoints, made once (not on every call).
@@ -148,13 +164,7 @@ for _, ep in ipairs(endpoints) do rawset(full_path, ep.path, M.API_PREFIX .. ep.
 -- prepare()'s values in, the call's result out.
 local function send(self, path, text, group, idempotent)
   if not path then return nil, text end
-  return outcome(self, path, self._core:request(full_path[path], text, secrets[self] ~= nil, group, idempotent))
-end
-
--- The client's quota state of `group`, for the hooks (nil when limiting is off).
-local function limiter_state(self, group)
-  local ok, state = pcall(self._core.rate_limit, self._core, group)
-  return ok and state or nil
+  return outcome(self, path, group, self._core:request(full_path[path], text, secrets[self] ~= nil, group, idempotent))
 end
 
 -- One call, between on_request and on_response when the client is observed.
@@ -192,6 +202,63 @@ local function bad_path(path)
     message = "path must look like 'orders/detail' (letters, digits, '_', '-', '/')" })
 end
 
+-- Edit distance with transpositions ("detial" is one edit from "detail").
+local function distance(a, b)
+  local prev2, prev = {}, {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    local ca = a:byte(i)
+    for j = 1, #b do
+      local cb = b:byte(j)
+      local d = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca == cb and 0 or 1))
+      if i > 1 and j > 1 and ca == b:byte(j - 1) and a:byte(i - 1) == cb then
+        d = math.min(d, prev2[j - 2] + 1)
+      end
+      cur[j] = d
+    end
+    prev2, prev = prev, cur
+  end
+  return prev[#b]
+end
+
+-- The method or path of the endpoint table nearest to `name` (methods first on a tie).
+local function closest(name)
+  local best, best_d
+  local lower = name:sub(1, 80):lower()
+  for _, ep in ipairs(endpoints) do
+    for _, candidate in ipairs{ ep.method, ep.path } do
+      local d = distance(lower, candidate)
+      if not best_d or d < best_d then best, best_d = candidate, d end
+    end
+  end
+  return best
+end
+
+local function unknown_name(name)
+  local shown = name:sub(1, 80)
+  -- The caller's text goes into the message only when it prints as itself.
+  local quoted = shown:find("^[%w_%-%.]+$") and ("'" .. shown .. "' ") or ""
+  return errors.new("invalid_argument", { endpoint = shown, message = quoted
+    .. "is neither a method nor a path (a path has a '/'): did you mean '" .. closest(name) .. "'?" })
+end
+
+-- What a call or batch item names: an endpoint of the table (by its method
+-- name or its path) or another path under the API prefix; nil, err when it
+-- must not be sent.  A name without '/' is a method or a typo, never a path,
+-- so a typo costs no request.  (wemasy.ngx answers through this too.)
+local function target_of(name)
+  if not name:find("/", 1, true) then
+    local ep = by_method[name]
+    if ep then return ep end
+    return nil, name == "" and bad_path(name) or unknown_name(name)
+  end
+  local rel = normalize_path(name)
+  if not rel then return nil, bad_path(name) end
+  return endpoints[rel] or rel
+end
+M.target_of = target_of
+
 -- Any endpoint under /services/webshop/v1/.  Known endpoints are validated
 -- exactly as their methods are; others are sent as given (with the token if set).
 function Client:call(path, body)
@@ -200,18 +267,18 @@ function Client:call(path, body)
     validate.bad_argument(1, "call", "string", path, 2)
   end
   body = check_body(body, "call")
-  local rel = normalize_path(path)
+  local target, refused = target_of(path)
   if observers[self] then
-    local ep = rel and endpoints[rel]
+    local ep = type(target) == "table" and target or endpoints[target or false]
     local function prepare_call()
-      if not rel then return nil, errors.redact(bad_path(path), secrets[self]) end
-      return prepare(self, rel, body)
+      if not target then return nil, errors.redact(refused, secrets[self]) end
+      return prepare(self, target, body)
     end
-    return observed(self, rel or (type(path) == "string" and path:sub(1, 80)), ep and ep.method,
+    return observed(self, ep and ep.path or target or path:sub(1, 80), ep and ep.method,
       ep and ep.group or "default", ep and ep.idempotent or false, prepare_call)
   end
-  if not rel then return nil, errors.redact(bad_path(path), secrets[self]) end
-  return send(self, prepare(self, rel, body))
+  if not target then return nil, errors.redact(refused, secrets[self]) end
+  return send(self, prepare(self, target, body))
 end
 
 -- One batch entry {method_or_path, body} -> prepare()'s values or nil, err.
@@ -227,12 +294,33 @@ local function prepare_item(self, item)
   if type(target) ~= "string" then
     return nil, errors.new("invalid_argument", { message = "a batch item must start with a method name or a path" })
   end
-  local ep = by_method[target]
-  if ep then return prepare(self, ep, body) end
-  local rel = normalize_path(target)
-  if not rel then return nil, errors.redact(bad_path(target), secrets[self]) end
-  return prepare(self, rel, body)
+  local resolved, refused = target_of(target)
+  if not resolved then return nil, errors.redact(refused, secrets[self]) end
+  return prepare(self, resolved, body)
 end
+
+-- The number of calls in `calls`, which must be a list (keys 1..n): with a
+-- hole, the length operator would drop the calls after it without a word.
+-- Raises at `level` (as error() counts from the caller of this function).
+local function list_length(calls, level)
+  local n, max = 0, 0
+  for k in next, calls do
+    if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then
+      error("bad argument #1 to 'batch' (a list of calls expected, got a " .. validate.describe(k) .. " key)",
+        level + 1)
+    end
+    n = n + 1
+    if k > max then max = k end
+  end
+  if max ~= n then
+    local hole = 1
+    while rawget(calls, hole) ~= nil do hole = hole + 1 end
+    error(string.format("bad argument #1 to 'batch' (a list of calls expected: calls[%d] is nil but calls[%d] is not)",
+      hole, max), level + 1)
+  end
+  return n
+end
+M.list_length = list_length
 
 local function batch_options(opts)
   if opts == nil then return M.DEFAULT_CONCURRENCY, nil end
@@ -264,16 +352,18 @@ function Client:batch(calls, opts)
     validate.bad_argument(1, "batch", "table", calls, 2)
   end
   local concurrency, progress = batch_options(opts)
-  local total = rawlen and rawlen(calls) or #calls
+  local total = list_length(calls, 2)
   -- items[k] is calls[at[k]], sent to paths[k].
   local results, items, at, paths = {}, {}, {}, {}
   local token = secrets[self] ~= nil
   local obs, started = observers[self], {}
   for i = 1, total do
-    local path, text, group, idempotent = prepare_item(self, rawget(calls, i))
+    local path, text, group, idempotent, public = prepare_item(self, rawget(calls, i))
     if path then
       local k = #items + 1
-      items[k] = { path = full_path[path], body = text, with_auth = token, group = group, idempotent = idempotent }
+      -- public: a 401 of another item does not stop it (it needs no token).
+      items[k] = { path = full_path[path], body = text, with_auth = token, group = group, idempotent = idempotent,
+                   public = public }
       at[k], paths[k] = i, path
       if obs then
         local ep = endpoints[path]
@@ -297,7 +387,7 @@ function Client:batch(calls, opts)
   -- flight: decoding overlaps the server's work instead of following it.
   -- (k, then what core:request returns: see outcome)
   local function on_result(k, status, a, b, c, d, e, f)
-    local result = { outcome(self, paths[k], status, a, b, c, d, e, f) }
+    local result = { outcome(self, paths[k], items[k].group, status, a, b, c, d, e, f) }
     results[at[k]] = result
     if obs then
       obs:finish(started[k], result[1], result[2], result[3], limiter_state(self, started[k].info.group))
@@ -318,9 +408,10 @@ function Client:rate_limit(group)
   return state
 end
 
+-- False after close(): the core has wiped the token by then.
 function Client:has_token()
   check_self(self, "has_token")
-  return secrets[self] ~= nil
+  return self._core:has_token()
 end
 
 -- Idempotent; the C core frees the curl handles.  Later calls return

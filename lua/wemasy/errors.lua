@@ -44,12 +44,38 @@ local function field_text(e, k)
   return nil
 end
 
+-- Seconds for a person, rounded up: retrying sooner would be refused again.
+local function seconds(v)
+  return (string.format("%.1f", math.ceil(v * 10 - 1e-9) / 10):gsub("%.0$", "")) .. " s"
+end
+
+-- What a rate_limited line adds: when to retry, and what the server's
+-- Retry-After did to the client's limiter group (closed for every caller).
+local function rate_limit_note(e)
+  local wait, closed, group = rawget(e, "retry_after"), rawget(e, "closed_for"), field_text(e, "group")
+  local from_server = rawget(e, "status") == 429
+  local note = ""
+  if type(wait) == "number" and wait >= 0 and wait < math.huge then
+    note = "; retry in " .. seconds(wait)
+  elseif from_server then
+    return "; the server sent no Retry-After"
+  end
+  if type(closed) == "number" and closed > 0 and group then
+    note = note .. "; the server's Retry-After closed group '" .. group .. "' for every caller on this token"
+  elseif from_server then
+    note = note .. "; no limiter group closed"
+  end
+  return note
+end
+
 function Error.__tostring(e)
   local endpoint, status = field_text(e, "endpoint"), field_text(e, "status")
   local where = endpoint and (" on " .. endpoint) or ""
   status = status and (" " .. status) or ""
   local message = (field_text(e, "message") or ""):gsub("[\r\n]+", " ")
-  return "wemasy " .. (field_text(e, "kind") or "?") .. status .. where .. ": " .. message
+  local kind = field_text(e, "kind")
+  if kind == "rate_limited" then message = message .. rate_limit_note(e) end
+  return "wemasy " .. (kind or "?") .. status .. where .. ": " .. message
 end
 
 function M.new(kind, fields)
@@ -158,6 +184,7 @@ local CORE_KINDS = {
   timeout = "timeout", network = "network", tls = "tls", rate_limited = "rate_limited",
   too_large = "decode", closed = "invalid_argument", internal = "network",
   interrupted = "network",
+  unauthenticated = "unauthenticated", forbidden = "forbidden", -- a batch's items not sent after a 401 / 403
 }
 
 -- Core kinds that live on as err.reason under the contract's kind.

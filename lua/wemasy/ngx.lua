@@ -79,12 +79,15 @@ end
 -- wemasy itself (and so wemasy.core, the C module) loads on the first new():
 -- requiring this module outside nginx, or with the wrong build, says why there.
 local wemasy
+-- wemasy.client, for what its call and batch refuse before sending (the same
+-- functions, so a proxy answers exactly as a plain client).
+local plain_client
 
 local function load_wemasy()
   if wemasy then return end
   local ok, mod = pcall(require, "wemasy")
   if not ok then error(load_failure(mod), 3) end
-  wemasy = mod
+  wemasy, plain_client = mod, require("wemasy.client")
 end
 
 ------------------------------------------------------------------ what may cross
@@ -371,7 +374,10 @@ function Client:call(path, body)
     validate.bad_argument(2, "call", "table", body, 2)
   end
   local s = secrets[self]
-  if self.closed or not crosses(body, s.max_request_body) then return s.twin:call(path, body) end
+  -- A typo or a bad path is refused by the twin, as here, without a thread.
+  if self.closed or not crosses(body, s.max_request_body) or not plain_client.target_of(path) then
+    return s.twin:call(path, body)
+  end
   check_phase("call")
   local x, y, z = on_pool(self, "call", path, body, 1)
   if x == BUSY then return nil, busy_error(path:sub(1, 80), y, s.timeout) end
@@ -379,8 +385,8 @@ function Client:call(path, body)
 end
 
 -- Runs the calls in one client:batch on one thread (its curl multi handle);
--- items that cannot cross get the twin's answer, in place.  `progress` is a
--- function and cannot cross: it is refused.
+-- items that cannot cross, or name no method or path, get the twin's answer,
+-- in place.  `progress` is a function and cannot cross: it is refused.
 function Client:batch(calls, opts)
   check_self(self, "batch")
   if type(calls) ~= "table" then
@@ -395,11 +401,13 @@ function Client:batch(calls, opts)
     error("batch: option 'progress' cannot be used with wemasy.ngx: a function does not cross to the worker"
       .. " thread (count the results instead)", 2)
   end
-  local total = rawlen and rawlen(calls) or #calls
+  local total = plain_client.list_length(calls, 2)
   local sent, where, results = {}, {}, {}
   for i = 1, total do
     local item = rawget(calls, i)
-    if crosses(item) and (type(item) ~= "table" or crosses(rawget(item, 2), s.max_request_body)) then
+    local name = type(item) == "table" and rawget(item, 1)
+    if crosses(item) and (type(item) ~= "table" or crosses(rawget(item, 2), s.max_request_body))
+      and not (type(name) == "string" and not plain_client.target_of(name)) then
       sent[#sent + 1] = item
       where[#sent] = i
     else
@@ -433,7 +441,7 @@ end
 
 function Client:has_token()
   check_self(self, "has_token")
-  return secrets[self].token ~= nil
+  return secrets[self].token ~= nil and not self.closed
 end
 
 -- Marks this client closed (its later calls return invalid_argument "client
