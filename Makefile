@@ -38,9 +38,9 @@ BUILD        ?= build
 SO54         := $(BUILD)/5.4/wemasy/core.so
 SOJIT        := $(BUILD)/jit/wemasy/core.so
 
-# The working tree as a Lua installation: the modules from lua/, wemasy.core
-# from build/<abi>/.  `$(LUA54) script.lua` runs a script against it.
-LUA_PATH_DEV  = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
+# The working tree as a Lua installation: the modules from lua/ and sandbox/,
+# wemasy.core from build/<abi>/.  `$(LUA54) script.lua` runs a script against it.
+LUA_PATH_DEV  = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/sandbox/?.lua;$(CURDIR)/sandbox/?/init.lua;;
 lua_env       = LUA_PATH='$(LUA_PATH_DEV)' LUA_CPATH='$(CURDIR)/$(BUILD)/$(1)/?.so;;'
 LUA54         = $(call lua_env,5.4) lua5.4
 LUAJIT        = $(call lua_env,jit) luajit
@@ -82,7 +82,7 @@ clean:
 lint: lint-lua lint-c
 
 lint-lua:
-	luacheck --quiet lua spec examples bin fuzz
+	luacheck --quiet lua sandbox spec examples bin fuzz .ci
 
 lint-c:
 	$(MAKE) --no-print-directory -B BUILD=$(BUILD)/lint EXTRA_CFLAGS=-Werror build

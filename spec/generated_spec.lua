@@ -104,7 +104,7 @@ describe("response shapes (wemasy.responses) against the sandbox", function()
   local base_url, sb
   local merchant, customer, other_customer
 
-  -- The seed orders of lua/wemasy/sandbox/README.md.
+  -- The seed orders of sandbox/README.md.
   local SEEDS = {
     { 42, "ORD-2024-042", 1, "f3a9c1d27b5e4a60", "guest@example.net" },
     { 2502, "ORD-2025-001", 1, "abc123def456ghi789", "john@example.com", "customer" },
