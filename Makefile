@@ -82,7 +82,7 @@ clean:
 lint: lint-lua lint-c
 
 lint-lua:
-	luacheck --quiet lua sandbox spec examples bin fuzz .ci
+	luacheck --quiet lua sandbox spec examples bin fuzz tools .ci
 
 lint-c:
 	$(MAKE) --no-print-directory -B BUILD=$(BUILD)/lint EXTRA_CFLAGS=-Werror build
@@ -124,8 +124,8 @@ check-asan:
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:verify_asan_link_order=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ./spec/run $(BUILD)/asan/5.4/wemasy/core.so $(BUILD)/asan/jit/wemasy/core.so
 
-# types/wemasy.lua (LuaLS) and docs/reference.md from the endpoint table;
-# spec/generated_spec.lua fails when they are stale.
+# types/wemasy.lua (LuaLS) and docs/reference.md from the endpoint table and
+# tools/templates/; spec/generated_spec.lua fails when they are stale.
 .PHONY: types docs
 types:
 	@$(LUA54) tools/gen.lua types
