@@ -2,7 +2,7 @@
 -- inside nginx (ngx_lua on LuaJIT).
 std = "max"
 max_line_length = 120
-files["lua/wemasy/sandbox"] = { std = "max+ngx_lua" }
+files["sandbox"] = { std = "max+ngx_lua" }
 -- wemasy.ngx runs in nginx; the OpenResty example and its benchmark too.
 files["lua/wemasy/ngx.lua"] = { std = "max+ngx_lua", read_globals = { ngx = { fields = { "run_worker_thread" } } } }
 files["examples/openresty"] = { std = "max+ngx_lua" }

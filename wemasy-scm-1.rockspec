@@ -13,8 +13,9 @@ description = {
     require("wemasy").new{ token = ... } gives a client with one method per
     endpoint that takes and returns Lua tables.  A small C core drives libcurl
     (keep-alive, verified TLS, HTTP/2, timeouts, proxy); requests are
-    validated before sending; failures come back as typed errors.  Ships a
-    stateful sandbox of the API on nginx + ngx_lua for offline tests.
+    validated before sending; failures come back as typed errors.  The
+    `wemasy` command and a REPL come with it; the stateful sandbox of the API
+    on nginx (wemasy.sandbox) is the rock wemasy-sandbox.
   ]],
   homepage = "https://github.com/wemasy/wemasy-lua",
   license = "MIT",
@@ -52,40 +53,24 @@ build = {
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
     },
+    -- the runtime library
     ["wemasy"] = "lua/wemasy/init.lua",
     ["wemasy.client"] = "lua/wemasy/client.lua",
     ["wemasy.endpoints"] = "lua/wemasy/endpoints.lua",
     ["wemasy.errors"] = "lua/wemasy/errors.lua",
     ["wemasy.json"] = "lua/wemasy/json.lua",
     ["wemasy.validate"] = "lua/wemasy/validate.lua",
-    ["wemasy.cli"] = "lua/wemasy/cli.lua",
     ["wemasy.hooks"] = "lua/wemasy/hooks.lua",
-    ["wemasy.pretty"] = "lua/wemasy/pretty.lua",
-    ["wemasy.repl"] = "lua/wemasy/repl.lua",
     ["wemasy.responses"] = "lua/wemasy/responses.lua",
+    -- nginx: the client on ngx_lua's thread pool
     ["wemasy.ngx"] = "lua/wemasy/ngx.lua",
     ["wemasy.ngx.thread"] = "lua/wemasy/ngx/thread.lua",
-    ["wemasy.sandbox"] = "lua/wemasy/sandbox/init.lua",
-    ["wemasy.sandbox.app"] = "lua/wemasy/sandbox/app.lua",
-    ["wemasy.sandbox.ca"] = "lua/wemasy/sandbox/ca.lua",
-    ["wemasy.sandbox.conf"] = "lua/wemasy/sandbox/conf.lua",
-    ["wemasy.sandbox.control"] = "lua/wemasy/sandbox/control.lua",
-    ["wemasy.sandbox.endpoints"] = "lua/wemasy/sandbox/endpoints.lua",
-    ["wemasy.sandbox.faults"] = "lua/wemasy/sandbox/faults.lua",
-    ["wemasy.sandbox.inject"] = "lua/wemasy/sandbox/inject.lua",
-    ["wemasy.sandbox.input"] = "lua/wemasy/sandbox/input.lua",
-    ["wemasy.sandbox.json"] = "lua/wemasy/sandbox/json.lua",
-    ["wemasy.sandbox.limiter"] = "lua/wemasy/sandbox/limiter.lua",
-    ["wemasy.sandbox.proc"] = "lua/wemasy/sandbox/proc.lua",
-    ["wemasy.sandbox.respond"] = "lua/wemasy/sandbox/respond.lua",
-    ["wemasy.sandbox.seed"] = "lua/wemasy/sandbox/seed.lua",
-    ["wemasy.sandbox.store"] = "lua/wemasy/sandbox/store.lua",
-    ["wemasy.sandbox.tokens"] = "lua/wemasy/sandbox/tokens.lua",
-    ["wemasy.sandbox.validate"] = "lua/wemasy/sandbox/validate.lua",
-    ["wemasy.sandbox.views"] = "lua/wemasy/sandbox/views.lua",
-    ["wemasy.sandbox.watchdog"] = "lua/wemasy/sandbox/watchdog.lua",
+    -- developer tools: the `wemasy` command, its REPL and printer
+    ["wemasy.cli"] = "lua/wemasy/cli.lua",
+    ["wemasy.repl"] = "lua/wemasy/repl.lua",
+    ["wemasy.pretty"] = "lua/wemasy/pretty.lua",
   },
   install = {
-    bin = { ["wemasy-sandbox"] = "bin/wemasy-sandbox", ["wemasy"] = "bin/wemasy" },
+    bin = { ["wemasy"] = "bin/wemasy" },
   },
 }

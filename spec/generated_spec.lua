@@ -8,13 +8,7 @@ local responses = require("wemasy.responses")
 local sandbox = require("wemasy.sandbox")
 
 local gen = dofile("tools/gen.lua")
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read = gen.read
 
 describe("generated types and docs", function()
   it("types/wemasy.lua is current (make types)", function()
@@ -25,6 +19,15 @@ describe("generated types and docs", function()
   it("docs/reference.md is current (make docs)", function()
     local want = gen.docs(gen.cli_help())
     assert.is_true(want == read(gen.DOCS_FILE), "docs/reference.md is stale: run `make docs`")
+  end)
+
+  it("renders a template: values, a section once per item, an error for a name it lacks", function()
+    local template = "a {{x}}\n{{#list}}\n- {{y}}\n{{/list}}\nz\n"
+    -- A value that looks like a tag is text: a section's output is not read again.
+    assert.equal("a 1\n- p\n- {{x}}\nz\n",
+      gen.render_template(template, { x = 1, list = { { y = "p" }, { y = "{{x}}" } } }))
+    assert.has_error(function() gen.render_template("{{nope}}", {}) end, "template: no value nope")
+    assert.has_error(function() gen.render_template("{{#nope}}\n{{/nope}}\n", {}) end, "template: no list nope")
   end)
 
   it("the meta file is valid Lua and starts with ---@meta wemasy", function()
@@ -104,7 +107,7 @@ describe("response shapes (wemasy.responses) against the sandbox", function()
   local base_url, sb
   local merchant, customer, other_customer
 
-  -- The seed orders of lua/wemasy/sandbox/README.md.
+  -- The seed orders of sandbox/README.md.
   local SEEDS = {
     { 42, "ORD-2024-042", 1, "f3a9c1d27b5e4a60", "guest@example.net" },
     { 2502, "ORD-2025-001", 1, "abc123def456ghi789", "john@example.com", "customer" },

@@ -2,8 +2,7 @@
 -- start/stop and cleanup, every endpoint with every documented status, the
 -- exact Laravel messages, state, rate limiting, several workers.
 --
---   LUA_PATH="$PWD/lua/?.lua;$PWD/lua/?/init.lua;;" lua5.4 /usr/bin/busted spec/sandbox_spec.lua
---   LUA_PATH="$PWD/lua/?.lua;$PWD/lua/?/init.lua;;" luajit /usr/bin/busted spec/sandbox_spec.lua
+--   spec/run build/5.4/wemasy/core.so build/jit/wemasy/core.so spec/sandbox_spec.lua
 
 local cjson = require "cjson.safe"
 local http = require "socket.http"

@@ -449,6 +449,7 @@ function Client:customer_orders_get(body) end
 ---@return wemasy.Error? err
 ---@return wemasy.Response? res
 function Client:orders_detail(body) end
+
 ---Any endpoint under /services/webshop/v1/: known paths are validated like their methods.
 ---@param path string "orders/detail", "/orders/detail" or "/services/webshop/v1/orders/detail"
 ---@param body? table
@@ -512,7 +513,7 @@ function Client:close() end
 ---@field endpoints wemasy.Endpoint[] every endpoint, also by path
 ---@field error_kinds table<wemasy.ErrorKind, string>
 ---@field DEFAULT_BASE_URL string
----@field sandbox table the local sandbox (nginx), loaded on first use
+---@field sandbox table the local sandbox on nginx (the rock wemasy-sandbox), loaded on first use
 ---@field pretty wemasy.pretty
 local wemasy = {}
 

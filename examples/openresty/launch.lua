@@ -45,7 +45,8 @@ end
 -- port, prefix and modules.
 function launch.render(o)
   local text = o.text or assert(proc.read_file(launch.dir .. "/nginx.conf"))
-  local lua, handlers = launch.root .. "/lua", launch.dir
+  -- wemasy from lua/, the sandbox's watchdog from sandbox/, the storefront's handlers.
+  local lua, sandbox, handlers = launch.root .. "/lua", launch.root .. "/sandbox", launch.dir
   local cpath = o.cpath or (launch.root .. "/build/jit")
   local r = function(from, to) text = replace_once(text, from, to) end
   r("load_module /usr/lib/nginx/modules/ndk_http_module.so;", "load_module " .. o.modules .. "/ndk_http_module.so;")
@@ -55,8 +56,8 @@ function launch.render(o)
   r("listen 8080;", "listen " .. HOST .. ":" .. o.port .. (o.reuseport and " reuseport" or "") .. ";")
   r('lua_package_path "/usr/local/share/lua/5.1/?.lua;/usr/local/share/lua/5.1/?/init.lua;'
     .. '/etc/nginx/lua/?.lua;/etc/nginx/lua/?/init.lua;;";',
-    'lua_package_path "' .. lua .. "/?.lua;" .. lua .. "/?/init.lua;" .. handlers .. "/?.lua;" .. handlers
-    .. "/?/init.lua;" .. (o.lua_path and (o.lua_path .. ";") or "") .. ';";')
+    'lua_package_path "' .. lua .. "/?.lua;" .. lua .. "/?/init.lua;" .. sandbox .. "/?.lua;" .. handlers .. "/?.lua;"
+    .. handlers .. "/?/init.lua;" .. (o.lua_path and (o.lua_path .. ";") or "") .. ';";')
   r('lua_package_cpath "/usr/local/lib/lua/5.1/?.so;;";', 'lua_package_cpath "' .. cpath .. '/?.so;;";')
   if o.configure then
     r('require("storefront").configure{', 'require("storefront").configure{\n            ' .. o.configure)

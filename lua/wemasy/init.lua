@@ -28,13 +28,38 @@ function wemasy.repl(opts)
   return require("wemasy.repl").run(opts)
 end
 
+-- The sandbox is a rock of its own (wemasy-sandbox), which production installs
+-- leave out.  Without it, wemasy.sandbox says what to install: start and run
+-- fail as they do when nginx is missing (nil, message), so `wemasy --sandbox`
+-- and the REPL print it; anything else raises it.
+local SANDBOX_MISSING = "wemasy.sandbox is not installed: it is the rock wemasy-sandbox; "
+  .. "in a clone of wemasy: luarocks make wemasy-sandbox-scm-1.rockspec (README.md, Install)"
+
+local function missing_sandbox()
+  local function fail() return nil, SANDBOX_MISSING end
+  return setmetatable({ start = fail, run = fail }, {
+    __index = function(_, k) error("wemasy.sandbox." .. tostring(k) .. ": " .. SANDBOX_MISSING, 2) end,
+  })
+end
+
+-- A module that is not installed, as opposed to one that fails to load.
+local function require_installed(name)
+  local ok, module = pcall(require, name)
+  if ok then return module end
+  if tostring(module):find("module '" .. name .. "' not found", 1, true) then return nil end
+  error(module, 0)
+end
+
 -- wemasy.sandbox (and wemasy.pretty, the REPL's printer) load on first use:
 -- only specs, examples, offline tests and people at a prompt need them.
-local lazy = { sandbox = "wemasy.sandbox", pretty = "wemasy.pretty" }
+local lazy = {
+  sandbox = function() return require_installed("wemasy.sandbox") or missing_sandbox() end,
+  pretty = function() return require("wemasy.pretty") end,
+}
 return setmetatable(wemasy, {
   __index = function(t, k)
     if lazy[k] then
-      local module = require(lazy[k])
+      local module = lazy[k]()
       rawset(t, k, module)
       return module
     end

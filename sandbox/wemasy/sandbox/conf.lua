@@ -3,7 +3,7 @@
 -- conf.render{
 --    prefix      = "/tmp/wemasy-sandbox.XXXXXX",  -- absolute, private
 --    modules     = "/usr/lib/nginx/modules",
---    lua_dir     = "/path/to/lua",                -- the directory above wemasy/
+--    lua_dirs    = { "/path/to/lua", ... },        -- the directories above wemasy/
 --    listeners   = { { host = "127.0.0.1", port = 8080 },
 --                    { host = "127.0.0.1", port = 8443, ssl = true, http2 = true,
 --                      cert_file = "/abs/server.pem", key_file = "/abs/server.key" } },
@@ -101,7 +101,9 @@ function conf.render(o)
    -- A client that goes away ends its request, even one a fault holds.
    add("    lua_check_client_abort on;")
    add("")
-   add("    lua_package_path " .. q(o.lua_dir .. "/?.lua;" .. o.lua_dir .. "/?/init.lua;;") .. ";")
+   local path = {}
+   for _, dir in ipairs(o.lua_dirs) do path[#path + 1] = dir .. "/?.lua;" .. dir .. "/?/init.lua;" end
+   add("    lua_package_path " .. q(table.concat(path) .. ";") .. ";")
    add("    lua_shared_dict wemasy_state 4m;")
    add("    lua_shared_dict wemasy_limits 4m;")
    add("    lua_shared_dict wemasy_faults 4m;")

@@ -133,19 +133,30 @@ sandbox._check_options = check_options
 
 ------------------------------------------------------------------ helpers
 
--- The directory above wemasy/, where nginx's LuaJIT finds the server modules.
-local function lua_dir()
-   local path = package.searchpath and package.searchpath("wemasy.sandbox.app", package.path)
+-- The absolute directory above wemasy/ that holds `module` (found as `file`).
+local function dir_of(module, file)
+   local path = package.searchpath and package.searchpath(module, package.path)
    if not path then
-      return nil, "cannot find wemasy/sandbox/app.lua on package.path"
+      return nil, "cannot find " .. file .. " on package.path"
    end
-   local dir = path:gsub("wemasy[/\\]sandbox[/\\]app%.lua$", ""):gsub("/+$", "")
+   local dir = path:sub(1, #path - #file):gsub("/+$", "")
    if dir == "" or dir == "." then
       dir = proc.capture("pwd")
    elseif not dir:match("^/") then
       dir = proc.capture("pwd") .. "/" .. dir:gsub("^%./", "")
    end
    return dir
+end
+
+-- Where nginx's LuaJIT finds the server modules and wemasy's endpoint table:
+-- one directory in an installed tree, lua/ and sandbox/ in a clone.
+local function lua_dirs()
+   local sandbox_dir, err = dir_of("wemasy.sandbox.app", "wemasy/sandbox/app.lua")
+   if not sandbox_dir then return nil, err end
+   local wemasy_dir
+   wemasy_dir, err = dir_of("wemasy.endpoints", "wemasy/endpoints.lua")
+   if not wemasy_dir then return nil, err end
+   return sandbox_dir == wemasy_dir and { sandbox_dir } or { sandbox_dir, wemasy_dir }
 end
 
 local function nginx_paths()
@@ -181,7 +192,7 @@ local function write_conf(st, o, ports, extra)
    local text = conf.render{
       prefix = st.prefix,
       modules = st.modules,
-      lua_dir = st.lua_dir,
+      lua_dirs = st.lua_dirs,
       listeners = listeners,
       workers = o.workers,
       user = me.uid == 0 and me.user and me.group and { me.user, me.group } or nil,
@@ -221,13 +232,13 @@ end
 local function prepare()
    local nginx, modules = nginx_paths()
    if not nginx then return nil, modules end
-   local dir, err = lua_dir()
-   if not dir then return nil, err end
+   local dirs, err = lua_dirs()
+   if not dirs then return nil, err end
    local prefix
    prefix, err = proc.mktemp()
    if not prefix then return nil, err end
    local st = {
-      nginx = nginx, modules = modules, lua_dir = dir, prefix = prefix,
+      nginx = nginx, modules = modules, lua_dirs = dirs, prefix = prefix,
       identity = proc.identity(),
    }
    if not proc.mkdirs(prefix .. "/conf", prefix .. "/logs", prefix .. "/tmp") then
