@@ -219,7 +219,7 @@ repl: deps build
 # types/wemasy.lua (LuaLS) and docs/reference.md from the endpoint table;
 # spec/generated_spec.lua fails when they are stale.
 .PHONY: types docs
-types:
+types: build
 	@$(LUA_DEV_ENV) lua5.4 tools/gen.lua types
 
 docs: build
