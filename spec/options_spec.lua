@@ -123,6 +123,17 @@ describe("README's options against the declaration (core.options)", function()
     shows("backoff = " .. core.options.backoff.default_text:gsub("`", "") .. ",", "backoff")
   end)
 
+  it("takes the group quotas from the endpoint table, which is their only statement", function()
+    local sync = wemasy.endpoints.groups.sync
+    local saved = sync.limit
+    sync.limit = saved + 2
+    local ok, c = pcall(core.new, { base_url = "http://127.0.0.1:1", rate_limit = { shared = false } })
+    sync.limit = saved
+    assert(ok, c)
+    assert.equal(saved + 2, c:rate_limit("sync").limit)
+    c:close()
+  end)
+
   it("uses the declared defaults when an option is left out", function()
     local c = wemasy.new{ rate_limit = { shared = false } }
     assert.equal(core.options.base_url.default, c.base_url)
