@@ -127,7 +127,7 @@ check-asan:
 # types/wemasy.lua (LuaLS) and docs/reference.md from the endpoint table and
 # tools/templates/; spec/generated_spec.lua fails when they are stale.
 .PHONY: types docs
-types:
+types: build
 	@$(LUA54) tools/gen.lua types
 
 docs: build

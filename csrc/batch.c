@@ -29,8 +29,6 @@
 
 #include "client.h"
 
-#define BATCH_MAX_CONCURRENCY MULTI_MAX
-#define BATCH_DEFAULT_CONCURRENCY 8
 /* Poll at least this often, so a fake clock or a closed group is rechecked. */
 #define POLL_MAX_MS 1000
 /* Paths whose 403 stops their other items; beyond this many, items of
@@ -722,16 +720,6 @@ static void read_items(lua_State *L, batch *b, int anchor)
     }
 }
 
-static int check_concurrency(lua_State *L)
-{
-    int64_t n = BATCH_DEFAULT_CONCURRENCY;
-
-    if (!lua_isnoneornil(L, 3) &&
-        (!compat_tointeger(L, 3, &n) || n < 1 || n > BATCH_MAX_CONCURRENCY))
-        luaL_argerror(L, 3, "concurrency must be an integer from 1 to 64");
-    return (int)n;
-}
-
 /* run() under lua_pcall, so client_batch always gets control back (to
  * abort the transfers and clear in_batch), even when Lua raises out of
  * memory.  Arguments: the batch, the results table, the progress or nil,
@@ -760,7 +748,7 @@ int client_batch(lua_State *L)
 
     memset(&b, 0, sizeof b);
     luaL_checktype(L, 2, LUA_TTABLE);
-    b.concurrency = check_concurrency(L);
+    b.concurrency = options_batch_concurrency(L, 3);
     if (!lua_isnoneornil(L, 4))
         luaL_checktype(L, 4, LUA_TFUNCTION);
     if (!lua_isnoneornil(L, 5))

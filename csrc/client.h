@@ -94,18 +94,29 @@ typedef struct {
     const limiter_group *group;
 } call_args;
 
-/* ---- options.c ---- */
+/* ---- options.c: the rows of options.h, read and exported ---- */
 typedef struct {
     transport_config transport;
     rate_config rate;
     retry_policy retry;
     size_t max_request_body;
+    int allow_http; /* plain http:// to another host (base_url's check) */
     int clock_idx, sleep_idx, random_idx; /* stack slots of hooks, 0: none */
 } client_options;
 
 /* Reads and checks core.new's table at index 1, raising on any problem.
  * Strings stay valid while the values it pushes stay on the stack. */
 void options_read(lua_State *L, client_options *o);
+
+/* Pushes core.options (wemasy.new's) or core.batch_options (client:batch's):
+ * each a list of rows { name, kind, type, doc, default, default_text, ... },
+ * also keyed by name. */
+void options_push(lua_State *L);
+void options_push_batch(lua_State *L);
+
+/* The batch concurrency at stack index arg (nil: the default), raising
+ * luaL_argerror when it is out of range. */
+int options_batch_concurrency(lua_State *L, int arg);
 
 /* ---- hooks.c: each returns LUA_OK, or an error status with the error
  * value on the stack top (the caller cleans up, then raises it). ---- */

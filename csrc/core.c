@@ -591,5 +591,9 @@ int luaopen_wemasy_core(lua_State *L)
     lua_setfield(L, -2, "features");
     json_push_decoder(L);
     lua_setfield(L, -2, "json_decode");
+    options_push(L);
+    lua_setfield(L, -2, "options");
+    options_push_batch(L);
+    lua_setfield(L, -2, "batch_options");
     return 1;
 }

@@ -1,16 +1,19 @@
 /*
- * options.c - reading and checking core.new's options table.
+ * options.c - reading and checking core.new's options table, and exporting
+ * the declaration of every option (options.h) as core.options.
  *
  * Every error names the option (nested ones by their path, as in
  * 'rate_limit.groups.sync.limit'); none ever quotes a string value, because
  * that value might be the token.  Tables are read raw: reading options must
- * not run the caller's metamethods.
+ * not run the caller's metamethods.  Each kind of option has one reader, so
+ * options of a kind are checked, and their errors worded, alike.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "client.h"
+#include "url.h"
 
 #ifndef WEMASY_VERSION
 #define WEMASY_VERSION "0.0.0-dev"
@@ -18,37 +21,71 @@
 
 #define NEW_PREFIX "wemasy.core.new: "
 
-#define DEFAULT_TIMEOUT 30.0
-#define DEFAULT_CONNECT_TIMEOUT 10.0
-#define DEFAULT_MAX_BODY ((int64_t)16 * 1024 * 1024)
-/* Requests to this API are an order number or a few ids: 4 MiB is far
- * beyond any of them, and under what PHP (post_max_size 8M) accepts. */
-#define DEFAULT_MAX_REQUEST_BODY ((int64_t)4 * 1024 * 1024)
-/* lua-cjson 2.1 sizes the buffer for a string as an int of 6 times its
- * length: past ~341 MiB that overflows and the encoder crashes.  Every
- * string the Lua side hands it is within this bound, so well below. */
-#define MAX_REQUEST_BODY_LIMIT ((int64_t)256 * 1024 * 1024)
+#define MiB ((int64_t)1024 * 1024)
 /* Keeps the millisecond value inside a 32-bit long (about 24.8 days). */
 #define MAX_SECONDS 2147483.0
 /* Doubles represent every integer up to here, on 5.1 as on 5.4. */
 #define MAX_BODY_LIMIT ((int64_t)1 << 53)
 
-#define DEFAULT_MAX_WAIT 30.0
-#define DEFAULT_MARGIN 0.25
-#define DEFAULT_MAX_RETRIES 2
-#define MAX_RETRIES_LIMIT 100
-#define DEFAULT_BACKOFF_BASE 0.5
-#define DEFAULT_BACKOFF_CAP 8.0
+/* ---- the declaration, expanded ---------------------------------------------- */
 
-static const char *const option_names[] = {
-    "base_url", "token",      "timeout", "connect_timeout", "ca_file",
-    "ca_path",  "insecure",   "proxy",   "max_body",        "user_agent",
-    "rate_limit", "max_retries", "backoff", "clock", "sleep", "random",
-    "allow_http", "max_request_body", "interruptible", NULL};
-static const char *const rate_limit_names[] = {
-    "wait", "max_wait", "shared", "margin", "groups", NULL};
-static const char *const group_names[] = {"limit", "window", NULL};
-static const char *const backoff_names[] = {"base", "cap", NULL};
+/* The kinds of options.h, and their names in core.options. */
+#define KINDS(X)                                                              \
+    X(URL, url) X(HEADER, header) X(STRING, string) X(ANY_STRING, any_string) \
+    X(MILLIS, millis) X(SECONDS, seconds)                                     \
+    X(POSITIVE_SECONDS, positive_seconds) X(INTEGER, integer) X(BYTES, bytes) \
+    X(BOOLEAN, boolean) X(FUNCTION, function) X(TABLE, table)                 \
+    X(RATE_LIMIT, rate_limit) X(GROUPS, groups) X(LUA, lua)
+
+typedef enum {
+#define KIND_ENUM(k, s) OPTION_##k,
+    KINDS(KIND_ENUM)
+#undef KIND_ENUM
+} option_kind;
+
+static const char *const kind_names[] = {
+#define KIND_NAME(k, s) #s,
+    KINDS(KIND_NAME)
+#undef KIND_NAME
+};
+
+/* OPT_TOP_timeout, OPT_RATE_LIMIT_max_wait, OPT_BATCH_concurrency, ... */
+enum {
+#define OPTION(parent, name, ...) OPT_##parent##_##name,
+#define BATCH_OPTION(name, ...) OPT_BATCH_##name,
+#include "options.h"
+    OPT_COUNT
+};
+
+/* The row a row sits under: the top level, a table's row, or batch's. */
+#define PARENT_TOP (-1)
+#define PARENT_BATCH (-2)
+#define PARENT_RATE_LIMIT OPT_TOP_rate_limit
+#define PARENT_BACKOFF OPT_TOP_backoff
+#define PARENT_GROUP OPT_RATE_LIMIT_groups
+#define PATH_TOP ""
+#define PATH_RATE_LIMIT "rate_limit."
+#define PATH_BACKOFF "backoff."
+#define PATH_GROUP "rate_limit.groups.<name>."
+
+typedef struct {
+    int parent;
+    const char *name;
+    const char *path; /* as errors name it */
+    option_kind kind;
+    double dflt, min, max;
+    const char *type, *text, *doc;
+} option_row;
+
+static const option_row rows[OPT_COUNT] = {
+#define OPTION(parent, name, kind, field, dflt, min, max, type, text, doc)   \
+    {PARENT_##parent, #name, PATH_##parent #name, OPTION_##kind,              \
+     (double)(dflt), (double)(min), (double)(max), type, text, doc},
+#define BATCH_OPTION(name, kind, dflt, min, max, type, doc)                   \
+    {PARENT_BATCH, #name, #name, OPTION_##kind,                               \
+     (double)(dflt), (double)(min), (double)(max), type, NULL, doc},
+#include "options.h"
+};
 
 /* ---- generic helpers -------------------------------------------------------- */
 
@@ -59,18 +96,21 @@ static int option_error(lua_State *L, const char *name, const char *what)
                       luaL_typename(L, -1));
 }
 
-static int is_known(const char *const *known, const char *name)
+/* Whether `name` is an option core.new reads under `parent`. */
+static int is_known(int parent, const char *name)
 {
-    for (; *known != NULL; known++)
-        if (strcmp(*known, name) == 0)
+    int id;
+
+    for (id = 0; id < OPT_COUNT; id++)
+        if (rows[id].parent == parent && rows[id].kind != OPTION_LUA &&
+            strcmp(rows[id].name, name) == 0)
             return 1;
     return 0;
 }
 
-/* Refuses keys of the table at idx that are not in `known`; prefix names
- * the table ("" at the top level, "rate_limit." below it). */
-static void check_known(lua_State *L, int idx, const char *const *known,
-                        const char *prefix)
+/* Refuses keys of the table at idx that are not options under `parent`;
+ * prefix names the table ("" at the top level, "rate_limit." below it). */
+static void check_known(lua_State *L, int idx, int parent, const char *prefix)
 {
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
@@ -85,17 +125,21 @@ static void check_known(lua_State *L, int idx, const char *const *known,
             luaL_error(L, NEW_PREFIX "option names must be strings (got %s)",
                        luaL_typename(L, -2));
         }
-        if (!is_known(known, lua_tostring(L, -2)))
+        if (!is_known(parent, lua_tostring(L, -2)))
             luaL_error(L, NEW_PREFIX "unknown option '%s%s'", prefix,
                        lua_tostring(L, -2));
         lua_pop(L, 1);
     }
 }
 
-/* Pushes t[name] (raw) and returns its type; the value stays on the stack
- * so C pointers into it remain valid. */
+/* Pushes t[name] (raw), or nil when there is no table (idx 0: a table
+ * option left out, so everything in it takes its default). */
 static int push_field(lua_State *L, int idx, const char *name)
 {
+    if (idx == 0) {
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
     lua_pushstring(L, name);
     lua_rawget(L, idx);
     return lua_type(L, -1);
@@ -125,13 +169,14 @@ static int has_control_byte(const char *s, size_t len)
     return 0;
 }
 
-/* nil -> NULL.  Otherwise a string without CR/LF/NUL, non-empty if asked. */
-static const char *opt_string(lua_State *L, const char *name, int allow_empty,
-                              size_t *len_out)
+/* The value on the stack top (left there: the pointer stays valid) is nil
+ * -> NULL, or a string without CR/LF/NUL, non-empty unless allow_empty. */
+static const char *read_string(lua_State *L, const char *name, int allow_empty,
+                               size_t *len_out)
 {
     const char *s;
     size_t len;
-    int type = push_field(L, 1, name);
+    int type = lua_type(L, -1);
 
     if (type == LUA_TNIL)
         return NULL;
@@ -148,21 +193,34 @@ static const char *opt_string(lua_State *L, const char *name, int allow_empty,
     return s;
 }
 
-static long opt_millis(lua_State *L, const char *name, lua_Number dflt)
+/* A header value option: read_string, and no control byte at all. */
+static const char *read_header(lua_State *L, const char *name)
 {
-    lua_Number seconds = dflt, ms;
+    size_t len;
+    const char *s = read_string(L, name, 0, &len);
+
+    if (s != NULL && has_control_byte(s, len))
+        luaL_error(L, NEW_PREFIX "option '%s' must not contain control characters "
+                      "(it is sent in a request header)", name);
+    return s;
+}
+
+/* Seconds in (0, row->max], in milliseconds rounded up. */
+static long read_millis(lua_State *L, const option_row *row)
+{
+    lua_Number seconds = row->dflt, ms;
     long rounded;
-    int type = push_field(L, 1, name);
+    int type = lua_type(L, -1);
 
     if (type != LUA_TNIL && type != LUA_TNUMBER)
-        option_error(L, name, "must be a positive number");
+        option_error(L, row->path, "must be a positive number");
     if (type == LUA_TNUMBER) {
         seconds = lua_tonumber(L, -1);
         /* Written so that NaN fails too. */
-        if (!(seconds > 0 && seconds <= MAX_SECONDS))
+        if (!(seconds > row->min && seconds <= row->max))
             luaL_error(L, NEW_PREFIX "option '%s' must be a positive number "
                           "of seconds up to %d (got %f)",
-                       name, (int)MAX_SECONDS, seconds);
+                       row->path, (int)row->max, seconds);
     }
     /* Round up: 0 would mean "no timeout" to libcurl. */
     ms = seconds * 1000;
@@ -173,11 +231,9 @@ static long opt_millis(lua_State *L, const char *name, lua_Number dflt)
     return rounded > 0 ? rounded : 1;
 }
 
-/* A boolean field of the table at idx; `path` names it in errors. */
-static int opt_boolean_at(lua_State *L, int idx, const char *field,
-                          const char *path, int dflt)
+static int read_boolean(lua_State *L, const char *path, int dflt)
 {
-    int type = push_field(L, idx, field);
+    int type = lua_type(L, -1);
     int value = dflt;
 
     if (type != LUA_TNIL && type != LUA_TBOOLEAN)
@@ -188,13 +244,12 @@ static int opt_boolean_at(lua_State *L, int idx, const char *field,
     return value;
 }
 
-/* A number of seconds in [min, MAX_SECONDS] (min itself allowed when
- * allow_min); nil gives dflt. */
-static double opt_seconds_at(lua_State *L, int idx, const char *field,
-                             const char *path, double min, int allow_min,
-                             double dflt)
+/* Seconds in [row->min, row->max] (min itself excluded unless allow_min);
+ * nil gives dflt.  `path` names it (a group's fields have their own). */
+static double read_seconds(lua_State *L, const option_row *row, const char *path,
+                           int allow_min, double dflt)
 {
-    int type = push_field(L, idx, field);
+    int type = lua_type(L, -1);
     double value = dflt;
 
     if (type != LUA_TNIL && type != LUA_TNUMBER)
@@ -202,195 +257,99 @@ static double opt_seconds_at(lua_State *L, int idx, const char *field,
     if (type == LUA_TNUMBER) {
         value = (double)lua_tonumber(L, -1);
         /* Written so that NaN fails too. */
-        if (!((allow_min ? value >= min : value > min) && value <= MAX_SECONDS))
+        if (!((allow_min ? value >= row->min : value > row->min) && value <= row->max))
             luaL_error(L, NEW_PREFIX "option '%s' must be a number of seconds "
                           "%s %f and up to %d (got %f)",
-                       path, allow_min ? ">=" : ">", min, (int)MAX_SECONDS, value);
+                       path, allow_min ? ">=" : ">", row->min, (int)row->max, value);
     }
     lua_pop(L, 1);
     return value;
 }
 
-/* An integer in [min, max] from the table at idx; nil gives dflt. */
-static int64_t opt_integer_at(lua_State *L, int idx, const char *field,
-                              const char *path, int64_t min, int64_t max,
-                              int64_t dflt)
+/* An integer in [row->min, row->max]; nil gives dflt. */
+static int64_t read_integer(lua_State *L, const option_row *row, const char *path,
+                            int64_t dflt)
 {
-    int type = push_field(L, idx, field);
+    int type = lua_type(L, -1);
     int64_t value = dflt;
 
     if (type != LUA_TNIL && type != LUA_TNUMBER)
         option_error(L, path, "must be an integer");
     if (type == LUA_TNUMBER &&
-        (!compat_tointeger(L, -1, &value) || value < min || value > max))
+        (!compat_tointeger(L, -1, &value) || value < row->min || value > row->max))
         luaL_error(L, NEW_PREFIX "option '%s' must be an integer from %d to %d "
                       "(got %s)",
-                   path, (int)min, (int)max, lua_tostring(L, -1));
+                   path, (int)row->min, (int)row->max, lua_tostring(L, -1));
     lua_pop(L, 1);
     return value;
 }
 
-/* A positive number of bytes up to max (written out as max_text). */
-static size_t opt_bytes(lua_State *L, const char *name, int64_t dflt,
-                        int64_t max, const char *max_text)
+/* How a number of bytes is written: 2^53, 256 MiB, 1000. */
+static void bytes_text(double bytes, char *out, size_t size)
 {
-    int64_t value = dflt;
-    int type = push_field(L, 1, name);
+    int64_t n = (int64_t)bytes;
+    int bits = 0;
+
+    while (bits < 62 && ((int64_t)1 << bits) < n)
+        bits++;
+    if (bits >= 40 && ((int64_t)1 << bits) == n)
+        snprintf(out, size, "2^%d", bits);
+    else if (n > 0 && n % MiB == 0)
+        snprintf(out, size, "%d MiB", (int)(n / MiB));
+    else
+        snprintf(out, size, "%lld", (long long)n);
+}
+
+/* A positive number of bytes up to row->max. */
+static size_t read_bytes(lua_State *L, const option_row *row)
+{
+    int64_t value = (int64_t)row->dflt;
+    int type = lua_type(L, -1);
 
     if (type != LUA_TNIL && type != LUA_TNUMBER)
-        option_error(L, name, "must be a positive integer");
+        option_error(L, row->path, "must be a positive integer");
     if (type == LUA_TNUMBER &&
-        (!compat_tointeger(L, -1, &value) || value <= 0 || value > max))
+        (!compat_tointeger(L, -1, &value) || value <= 0 || value > (int64_t)row->max)) {
+        char max[32];
+
+        bytes_text(row->max, max, sizeof max);
         luaL_error(L, NEW_PREFIX "option '%s' must be a positive integer "
                       "up to %s (got %s)",
-                   name, max_text, lua_tostring(L, -1));
+                   row->path, max, lua_tostring(L, -1));
+    }
     lua_pop(L, 1);
     return (size_t)value;
 }
 
-static int has_prefix_nocase(const char *s, size_t len, const char *prefix)
+/* Leaves the function on the stack and returns its index, or 0 for nil. */
+static int read_function(lua_State *L, const char *name)
 {
-    size_t i, n = strlen(prefix);
+    int type = lua_type(L, -1);
 
-    if (len < n)
+    if (type == LUA_TNIL) {
+        lua_pop(L, 1);
         return 0;
-    for (i = 0; i < n; i++) {
-        char c = s[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (c != prefix[i])
-            return 0;
     }
-    return 1;
+    if (type != LUA_TFUNCTION)
+        option_error(L, name, "must be a function");
+    return lua_gettop(L);
 }
 
-/* A header value option: opt_string, and no control byte at all. */
-static const char *opt_header_value(lua_State *L, const char *name)
+static void read_option(lua_State *L, int idx, int id, client_options *o);
+
+/* base_url, on the stack top; leaves the (possibly shortened) string on
+ * the stack.  It reads allow_http first, to know what it allows. */
+static const char *read_url(lua_State *L, client_options *o)
 {
-    size_t len;
-    const char *s = opt_string(L, name, 0, &len);
+    size_t len, scheme;
+    const char *why, *url = read_string(L, "base_url", 0, &len);
 
-    if (s != NULL && has_control_byte(s, len))
-        luaL_error(L, NEW_PREFIX "option '%s' must not contain control characters "
-                      "(it is sent in a request header)", name);
-    return s;
-}
-
-static int ascii_lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
-}
-
-/* 127.a.b.c written as four decimal numbers 0-255, nothing else. */
-static int is_ipv4_loopback(const char *s, size_t n)
-{
-    size_t i = 0;
-    int part;
-
-    for (part = 0; part < 4; part++) {
-        size_t start = i;
-        unsigned value = 0;
-
-        if (part > 0) {
-            if (i >= n || s[i] != '.')
-                return 0;
-            start = ++i;
-        }
-        while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3)
-            value = value * 10 + (unsigned)(s[i++] - '0');
-        if (i == start || value > 255 || (part == 0 && value != 127))
-            return 0;
-    }
-    return i == n;
-}
-
-/* Whether the authority (host[:port], nothing else) of an http:// URL is
- * this machine: 127.0.0.0/8, [::1] or localhost.  Strict on purpose: user
- * info, odd spellings and anything libcurl might read differently do not
- * count as loopback. */
-static int is_loopback_authority(const char *a, size_t n)
-{
-    size_t host, i;
-
-    for (i = 0; i < n; i++)
-        if (a[i] == '/' || a[i] == '?' || a[i] == '#')
-            n = i; /* the authority ends here */
-    if (n > 0 && a[0] == '[') {
-        for (host = 1; host < n && a[host] != ']'; host++)
-            ;
-        if (host >= n || host != 4 || memcmp(a, "[::1", 4) != 0)
-            return 0;
-        host++;
-    } else {
-        for (host = 0; host < n && a[host] != ':'; host++)
-            ;
-        if (!is_ipv4_loopback(a, host)) {
-            static const char localhost[] = "localhost";
-
-            if (host != sizeof localhost - 1)
-                return 0;
-            for (i = 0; i < host; i++)
-                if (ascii_lower((unsigned char)a[i]) != localhost[i])
-                    return 0;
-        }
-    }
-    if (host == n)
-        return 1;
-    if (a[host] != ':')
-        return 0;
-    for (i = host + 1; i < n; i++)
-        if (a[i] < '0' || a[i] > '9')
-            return 0;
-    return 1;
-}
-
-/* Paths are appended to base_url, so a query or a fragment in it would
- * swallow every path; user info would be a second credential beside the
- * token, sent to every host (and is not quoted: it holds a password). */
-static void check_url_parts(lua_State *L, const char *rest, size_t n)
-{
-    size_t authority = 0, i;
-
-    while (authority < n && rest[authority] != '/' && rest[authority] != '?' &&
-           rest[authority] != '#')
-        authority++;
-    if (memchr(rest, '@', authority) != NULL)
-        luaL_error(L, NEW_PREFIX "option 'base_url' must not have user info "
-                      "(user:password@ before the host): the token is the credential");
-    for (i = authority; i < n; i++) {
-        if (rest[i] == '?')
-            luaL_error(L, NEW_PREFIX "option 'base_url' must not have a query "
-                          "('?...'): the API paths are appended to base_url");
-        if (rest[i] == '#')
-            luaL_error(L, NEW_PREFIX "option 'base_url' must not have a fragment "
-                          "('#...'): the API paths are appended to base_url");
-    }
-}
-
-/* Leaves the (possibly shortened) base_url string on the stack. */
-static const char *opt_base_url(lua_State *L)
-{
-    size_t len, scheme, i;
-    const char *url = opt_string(L, "base_url", 0, &len);
-    int allow_http = opt_boolean_at(L, 1, "allow_http", "allow_http", 0);
-
+    read_option(L, 1, OPT_TOP_allow_http, o);
     if (url == NULL)
         option_error(L, "base_url", "must be a non-empty string");
-    scheme = has_prefix_nocase(url, len, "https://") ? 8
-           : has_prefix_nocase(url, len, "http://")  ? 7 : 0;
-    if (scheme == 0 || len == scheme)
-        luaL_error(L, NEW_PREFIX "option 'base_url' must start with http:// or "
-                      "https:// and name a host");
-    for (i = 0; i < len; i++)
-        if (url[i] == ' ' || url[i] == '\t')
-            luaL_error(L, NEW_PREFIX "option 'base_url' must not contain spaces");
-    check_url_parts(L, url + scheme, len - scheme);
-    /* The token and the orders would cross the network in clear text. */
-    if (scheme == 7 && !allow_http &&
-        !is_loopback_authority(url + scheme, len - scheme))
-        luaL_error(L, NEW_PREFIX "option 'base_url' is plain http:// to a host that "
-                      "is not this machine (127.0.0.0/8, ::1, localhost); use "
-                      "https://, or allow_http = true to send in clear text anyway");
+    why = url_check(url, len, o->allow_http, &scheme);
+    if (why != NULL)
+        luaL_error(L, NEW_PREFIX "option 'base_url' %s", why);
     /* Paths start with '/', so one trailing '/' here would double it. */
     if (url[len - 1] == '/' && len - 1 > scheme) {
         lua_pushlstring(L, url, len - 1); /* returns void on 5.1 */
@@ -399,7 +358,51 @@ static const char *opt_base_url(lua_State *L)
     return url;
 }
 
-/* ---- rate_limit ----------------------------------------------------------------- */
+/* Reads every row under `parent` from the table at idx (0: none given). */
+static void read_rows(lua_State *L, int idx, int parent, client_options *o)
+{
+    int id;
+
+    for (id = 0; id < OPT_COUNT; id++)
+        if (rows[id].parent == parent)
+            read_option(L, idx, id, o);
+}
+
+/* A table of options (backoff), on the stack top (left there). */
+static void read_table(lua_State *L, int id, client_options *o)
+{
+    int idx = lua_gettop(L);
+    char prefix[64];
+
+    if (lua_type(L, idx) == LUA_TNIL) {
+        read_rows(L, 0, id, o);
+        return;
+    }
+    if (lua_type(L, idx) != LUA_TTABLE)
+        option_error(L, rows[id].path, "must be a table");
+    snprintf(prefix, sizeof prefix, "%s.", rows[id].path);
+    check_known(L, idx, id, prefix);
+    read_rows(L, idx, id, o);
+}
+
+/* rate_limit, on the stack top (left there): false, true or nil (the
+ * defaults) or a table.  Returns whether limiting is on. */
+static int read_rate_limit(lua_State *L, int id, client_options *o)
+{
+    int type = lua_type(L, -1);
+    int on = type != LUA_TBOOLEAN || lua_toboolean(L, -1);
+
+    if (type != LUA_TNIL && type != LUA_TBOOLEAN && type != LUA_TTABLE)
+        option_error(L, rows[id].path, "must be false or a table");
+    /* Even with limiting off, max_wait bounds the retries. */
+    if (type == LUA_TTABLE)
+        read_table(L, id, o);
+    else
+        read_rows(L, 0, id, o);
+    return on;
+}
+
+/* ---- rate_limit.groups -------------------------------------------------------- */
 
 static void set_group(limiter_group *g, const char *name, int limit,
                       double window)
@@ -420,21 +423,8 @@ static limiter_group *find_group(rate_config *r, const char *name)
     return NULL;
 }
 
-/* The endpoint table's groups: default 60 a minute, sync 5 a minute. */
-static void default_rate(rate_config *r)
-{
-    memset(r, 0, sizeof *r);
-    r->on = 1;
-    r->wait = 1;
-    r->shared = 1;
-    r->max_wait = DEFAULT_MAX_WAIT;
-    r->margin = DEFAULT_MARGIN;
-    set_group(&r->groups[0], "default", 60, 60.0);
-    set_group(&r->groups[1], "sync", 5, 60.0);
-    r->ngroups = 2;
-}
-
-/* One groups.<name> = { limit =, window = } entry, on the stack top. */
+/* One groups.<name> = { limit =, window = } entry, on the stack top; a
+ * field left out keeps the group's value, or a new group's default's. */
 static void read_group(lua_State *L, rate_config *r, const char *name)
 {
     int idx = lua_gettop(L);
@@ -448,12 +438,14 @@ static void read_group(lua_State *L, rate_config *r, const char *name)
     if (lua_type(L, idx) != LUA_TTABLE)
         option_error(L, path, "must be a table");
     lua_pushfstring(L, "%s.", path);
-    check_known(L, idx, group_names, lua_tostring(L, -1));
+    check_known(L, idx, PARENT_GROUP, lua_tostring(L, -1));
     lua_pop(L, 1);
     snprintf(path, sizeof path, "rate_limit.groups.%s.limit", name);
-    limit = (int)opt_integer_at(L, idx, "limit", path, 1, LIMITER_RING, base->limit);
+    push_field(L, idx, "limit");
+    limit = (int)read_integer(L, &rows[OPT_GROUP_limit], path, base->limit);
     snprintf(path, sizeof path, "rate_limit.groups.%s.window", name);
-    window = opt_seconds_at(L, idx, "window", path, 0, 0, base->window);
+    push_field(L, idx, "window");
+    window = read_seconds(L, &rows[OPT_GROUP_window], path, 0, base->window);
     if (g == NULL) {
         if (r->ngroups == LIMITER_GROUPS_MAX)
             luaL_error(L, NEW_PREFIX "option 'rate_limit.groups' has more than %d groups",
@@ -463,18 +455,10 @@ static void read_group(lua_State *L, rate_config *r, const char *name)
     set_group(g, name, limit, window);
 }
 
-static void read_groups(lua_State *L, rate_config *r, int rl_idx)
+/* The groups table at idx over what r has: "default" first, so new groups
+ * inherit its (overridden) limits. */
+static void read_group_table(lua_State *L, rate_config *r, int idx)
 {
-    int idx;
-
-    if (push_field(L, rl_idx, "groups") == LUA_TNIL) {
-        lua_pop(L, 1);
-        return;
-    }
-    idx = lua_gettop(L);
-    if (lua_type(L, idx) != LUA_TTABLE)
-        option_error(L, "rate_limit.groups", "must be a table");
-    /* "default" first, so other new groups inherit its overridden limits. */
     if (push_field(L, idx, "default") != LUA_TNIL)
         read_group(L, r, "default");
     lua_pop(L, 1);
@@ -494,107 +478,248 @@ static void read_groups(lua_State *L, rate_config *r, int rl_idx)
             read_group(L, r, name);
         lua_pop(L, 1);
     }
-    lua_pop(L, 1);
 }
 
-static void read_rate_limit(lua_State *L, rate_config *r)
+/* The quotas are a fact of the API, stated once in the endpoint table
+ * (lua/wemasy/endpoints.lua, which the sandbox serves too): every client
+ * starts from its groups, then takes the caller's, on the stack top. */
+static void read_groups(lua_State *L, rate_config *r)
 {
-    int type = push_field(L, 1, "rate_limit");
-    int idx = lua_gettop(L);
+    int given = lua_gettop(L);
 
-    default_rate(r);
-    if (type == LUA_TBOOLEAN) {
-        r->on = lua_toboolean(L, idx); /* true: the defaults */
-    } else if (type == LUA_TTABLE) {
-        check_known(L, idx, rate_limit_names, "rate_limit.");
-        r->wait = opt_boolean_at(L, idx, "wait", "rate_limit.wait", 1);
-        r->shared = opt_boolean_at(L, idx, "shared", "rate_limit.shared", 1);
-        r->max_wait = opt_seconds_at(L, idx, "max_wait", "rate_limit.max_wait",
-                                     0, 1, DEFAULT_MAX_WAIT);
-        r->margin = opt_seconds_at(L, idx, "margin", "rate_limit.margin", 0, 1,
-                                   DEFAULT_MARGIN);
-        read_groups(L, r, idx);
-    } else if (type != LUA_TNIL) {
-        option_error(L, "rate_limit", "must be false or a table");
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "wemasy.endpoints");
+    lua_call(L, 1, 1);
+    if (lua_type(L, -1) != LUA_TTABLE ||
+        push_field(L, lua_gettop(L), "groups") != LUA_TTABLE)
+        luaL_error(L, NEW_PREFIX "wemasy.endpoints has no groups table");
+    read_group_table(L, r, lua_gettop(L));
+    lua_pop(L, 2);
+    if (r->ngroups == 0 || strcmp(r->groups[0].name, "default") != 0)
+        luaL_error(L, NEW_PREFIX "wemasy.endpoints.groups has no 'default' group");
+    if (lua_type(L, given) != LUA_TNIL) {
+        if (lua_type(L, given) != LUA_TTABLE)
+            option_error(L, rows[OPT_RATE_LIMIT_groups].path, "must be a table");
+        read_group_table(L, r, given);
     }
     lua_pop(L, 1);
 }
 
-/* ---- retries and hooks ------------------------------------------------------------ */
+/* ---- one option ------------------------------------------------------------------ */
 
-static void read_retry(lua_State *L, client_options *o)
+/* How each kind is read into its field; the value is on the stack top. */
+#define READ_URL(dst) (dst) = read_url(L, o)
+#define READ_HEADER(dst) (dst) = read_header(L, row->path)
+#define READ_STRING(dst) (dst) = read_string(L, row->path, 0, NULL)
+#define READ_ANY_STRING(dst) (dst) = read_string(L, row->path, 1, NULL)
+#define READ_MILLIS(dst) (dst) = read_millis(L, row)
+#define READ_SECONDS(dst) (dst) = read_seconds(L, row, row->path, 1, row->dflt)
+#define READ_POSITIVE_SECONDS(dst) (dst) = read_seconds(L, row, row->path, 0, row->dflt)
+#define READ_INTEGER(dst) (dst) = (int)read_integer(L, row, row->path, (int64_t)row->dflt)
+#define READ_BYTES(dst) (dst) = read_bytes(L, row)
+#define READ_BOOLEAN(dst) (dst) = read_boolean(L, row->path, (int)row->dflt)
+#define READ_FUNCTION(dst) (dst) = read_function(L, row->path)
+#define READ_TABLE(dst) read_table(L, id, o)
+#define READ_RATE_LIMIT(dst) (dst) = read_rate_limit(L, id, o)
+#define READ_GROUPS(dst) read_groups(L, &o->rate)
+#define READ_LUA(dst) lua_pop(L, 1) /* refused by check_known if given */
+/* A group's fields are read by read_group, under the group's name. */
+#define READ_UNDER_TOP(kind, field) READ_##kind(o->field)
+#define READ_UNDER_RATE_LIMIT(kind, field) READ_##kind(o->field)
+#define READ_UNDER_BACKOFF(kind, field) READ_##kind(o->field)
+#define READ_UNDER_GROUP(kind, field) lua_pop(L, 1)
+
+static void read_option(lua_State *L, int idx, int id, client_options *o)
 {
-    o->retry.max_retries = (int)opt_integer_at(L, 1, "max_retries", "max_retries",
-                                               0, MAX_RETRIES_LIMIT,
-                                               DEFAULT_MAX_RETRIES);
-    o->retry.base = DEFAULT_BACKOFF_BASE;
-    o->retry.cap = DEFAULT_BACKOFF_CAP;
-    if (push_field(L, 1, "backoff") != LUA_TNIL) {
-        int idx = lua_gettop(L);
+    const option_row *row = &rows[id];
 
-        if (lua_type(L, idx) != LUA_TTABLE)
-            option_error(L, "backoff", "must be a table");
-        check_known(L, idx, backoff_names, "backoff.");
-        o->retry.base = opt_seconds_at(L, idx, "base", "backoff.base", 0, 1,
-                                       DEFAULT_BACKOFF_BASE);
-        o->retry.cap = opt_seconds_at(L, idx, "cap", "backoff.cap", 0, 1,
-                                      DEFAULT_BACKOFF_CAP);
-    }
-    lua_pop(L, 1);
-    /* A retry may wait as long as a slot may: the caller's one bound. */
-    o->retry.max_wait = o->rate.max_wait;
-}
-
-/* Leaves the function on the stack and returns its index, or 0 for nil. */
-static int opt_function(lua_State *L, const char *name)
-{
-    int type = push_field(L, 1, name);
-
-    if (type == LUA_TNIL) {
+    push_field(L, idx, row->name);
+    switch (id) {
+#define OPTION(parent, name, kind, field, ...)                                \
+    case OPT_##parent##_##name:                                               \
+        READ_UNDER_##parent(kind, field);                                     \
+        break;
+#include "options.h"
+    default: /* client:batch's: read by options_batch_concurrency and Lua */
         lua_pop(L, 1);
-        return 0;
+        break;
     }
-    if (type != LUA_TFUNCTION)
-        option_error(L, name, "must be a function");
-    return lua_gettop(L);
-}
-
-/* ---- all of them --------------------------------------------------------------------- */
-
-static void read_transport(lua_State *L, transport_config *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    cfg->base_url = opt_base_url(L);
-    cfg->token = opt_header_value(L, "token");
-    cfg->timeout_ms = opt_millis(L, "timeout", DEFAULT_TIMEOUT);
-    cfg->connect_timeout_ms = opt_millis(L, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
-    cfg->ca_file = opt_string(L, "ca_file", 0, NULL);
-    cfg->ca_path = opt_string(L, "ca_path", 0, NULL);
-    cfg->insecure = opt_boolean_at(L, 1, "insecure", "insecure", 0);
-    /* "" is meaningful to libcurl: no proxy, ignore the environment. */
-    cfg->proxy = opt_string(L, "proxy", 1, NULL);
-    cfg->max_body = opt_bytes(L, "max_body", DEFAULT_MAX_BODY, MAX_BODY_LIMIT, "2^53");
-    cfg->user_agent = opt_header_value(L, "user_agent");
-    cfg->interruptible = opt_boolean_at(L, 1, "interruptible", "interruptible", 1);
-    if (cfg->user_agent == NULL)
-        cfg->user_agent = lua_pushfstring(L, "wemasy-lua/%s libcurl/%s",
-                                          WEMASY_VERSION, transport_curl_version());
 }
 
 void options_read(lua_State *L, client_options *o)
 {
     memset(o, 0, sizeof *o);
-    luaL_checkstack(L, 32, "wemasy.core.new");
-    check_known(L, 1, option_names, "");
-    read_transport(L, &o->transport);
-    read_rate_limit(L, &o->rate);
-    read_retry(L, o);
-    o->max_request_body = opt_bytes(L, "max_request_body", DEFAULT_MAX_REQUEST_BODY,
-                                    MAX_REQUEST_BODY_LIMIT, "256 MiB");
-    o->clock_idx = opt_function(L, "clock");
-    o->sleep_idx = opt_function(L, "sleep");
-    o->random_idx = opt_function(L, "random");
+    luaL_checkstack(L, 48, "wemasy.core.new");
+    check_known(L, 1, PARENT_TOP, "");
+    read_rows(L, 1, PARENT_TOP, o);
+    if (o->transport.user_agent == NULL)
+        o->transport.user_agent = lua_pushfstring(L, "wemasy-lua/%s libcurl/%s",
+                                                  WEMASY_VERSION, transport_curl_version());
+    /* A retry may wait as long as a slot may: the caller's one bound. */
+    o->retry.max_wait = o->rate.max_wait;
     /* Timestamps of a fake clock mean nothing to other processes. */
     if (o->clock_idx != 0)
         o->rate.shared = 0;
+}
+
+int options_batch_concurrency(lua_State *L, int arg)
+{
+    const option_row *row = &rows[OPT_BATCH_concurrency];
+    int64_t n = (int64_t)row->dflt;
+
+    if (!lua_isnoneornil(L, arg) &&
+        (!compat_tointeger(L, arg, &n) || n < row->min || n > row->max))
+        luaL_argerror(L, arg, lua_pushfstring(L, "concurrency must be an integer "
+                                                 "from %d to %d",
+                                              (int)row->min, (int)row->max));
+    return (int)n;
+}
+
+/* ---- core.options: the declaration, for Lua ---------------------------------- */
+
+/* Whole numbers as integers: 30, not 30.0, on 5.4. */
+static void push_number(lua_State *L, double v)
+{
+    if (v == (double)(lua_Integer)v)
+        lua_pushinteger(L, (lua_Integer)v);
+    else
+        lua_pushnumber(L, (lua_Number)v);
+}
+
+/* The default as README's options table writes it. */
+static void push_default_text(lua_State *L, int id)
+{
+    const option_row *row = &rows[id];
+    char buf[64];
+    int child, n = 0;
+
+    if (row->kind == OPTION_URL) {
+        lua_pushfstring(L, "`%s`", row->text);
+    } else if (row->text != NULL) {
+        lua_pushstring(L, row->text);
+    } else if (row->kind == OPTION_BOOLEAN) {
+        lua_pushstring(L, row->dflt != 0 ? "true" : "false");
+    } else if (row->kind == OPTION_TABLE) {
+        /* `{ base = 0.5, cap = 8 }`, from the rows under it */
+        lua_pushliteral(L, "`{ ");
+        for (child = 0; child < OPT_COUNT; child++)
+            if (rows[child].parent == id) {
+                lua_pushfstring(L, "%s%s = ", n++ > 0 ? ", " : "", rows[child].name);
+                push_default_text(L, child);
+                lua_concat(L, 3);
+            }
+        lua_pushliteral(L, " }`");
+        lua_concat(L, 2);
+    } else {
+        if (row->kind == OPTION_BYTES)
+            bytes_text(row->dflt, buf, sizeof buf);
+        else
+            snprintf(buf, sizeof buf, "%.14g", row->dflt);
+        lua_pushstring(L, buf);
+    }
+}
+
+/* The default as a Lua value; nil when `text` says it in words. */
+static void push_default(lua_State *L, int id)
+{
+    const option_row *row = &rows[id];
+    int child;
+
+    switch (row->text != NULL && row->kind != OPTION_URL ? OPTION_LUA : row->kind) {
+    case OPTION_URL:
+        lua_pushstring(L, row->text);
+        break;
+    case OPTION_BOOLEAN:
+        lua_pushboolean(L, row->dflt != 0);
+        break;
+    case OPTION_INTEGER:
+    case OPTION_BYTES:
+    case OPTION_MILLIS:
+    case OPTION_SECONDS:
+    case OPTION_POSITIVE_SECONDS:
+        push_number(L, row->dflt);
+        break;
+    case OPTION_TABLE:
+        lua_newtable(L);
+        for (child = 0; child < OPT_COUNT; child++)
+            if (rows[child].parent == id) {
+                push_default(L, child);
+                lua_setfield(L, -2, rows[child].name);
+            }
+        break;
+    default:
+        lua_pushnil(L);
+    }
+}
+
+static void push_rows(lua_State *L, int parent);
+
+static void set_field(lua_State *L, const char *key, const char *value)
+{
+    lua_pushstring(L, value);
+    lua_setfield(L, -2, key);
+}
+
+/* { name, path, kind, type, doc, default, default_text, min, max,
+ *   min_excluded, max_text, fields } */
+static void push_row(lua_State *L, int id)
+{
+    const option_row *row = &rows[id];
+    option_kind k = row->kind;
+
+    lua_newtable(L);
+    set_field(L, "name", row->name);
+    set_field(L, "path", row->path);
+    set_field(L, "kind", kind_names[k]);
+    set_field(L, "type", row->type);
+    set_field(L, "doc", row->doc);
+    push_default(L, id);
+    lua_setfield(L, -2, "default");
+    push_default_text(L, id);
+    lua_setfield(L, -2, "default_text");
+    if (row->min != 0 || row->max != 0) {
+        push_number(L, row->min);
+        lua_setfield(L, -2, "min");
+        push_number(L, row->max);
+        lua_setfield(L, -2, "max");
+        /* "a positive number": min itself is refused */
+        lua_pushboolean(L, k == OPTION_MILLIS || k == OPTION_BYTES || k == OPTION_POSITIVE_SECONDS);
+        lua_setfield(L, -2, "min_excluded");
+    }
+    if (k == OPTION_BYTES) {
+        char max[32];
+
+        bytes_text(row->max, max, sizeof max);
+        set_field(L, "max_text", max);
+    }
+    if (k == OPTION_TABLE || k == OPTION_RATE_LIMIT || k == OPTION_GROUPS) {
+        push_rows(L, id);
+        lua_setfield(L, -2, "fields");
+    }
+}
+
+/* The rows under `parent`, in order, and each also by its name. */
+static void push_rows(lua_State *L, int parent)
+{
+    int id, n = 0;
+
+    lua_newtable(L);
+    for (id = 0; id < OPT_COUNT; id++) {
+        if (rows[id].parent != parent)
+            continue;
+        push_row(L, id);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -3, ++n);
+        lua_setfield(L, -2, rows[id].name);
+    }
+}
+
+void options_push(lua_State *L)
+{
+    push_rows(L, PARENT_TOP);
+}
+
+void options_push_batch(lua_State *L)
+{
+    push_rows(L, PARENT_BATCH);
 }

@@ -209,38 +209,72 @@ local HOOKS = {
 
 ------------------------------------------------------------------ options
 
-local OPTION_NAMES = { "base_url", "token", "timeout", "connect_timeout", "ca_file", "ca_path", "insecure",
-  "proxy", "max_body", "user_agent", "rate_limit", "max_retries", "backoff", "clock", "sleep", "random",
-  "allow_http", "hooks", "debug", "max_request_body", "interruptible" }
+-- The options and their kinds and ranges are the core's declaration
+-- (core.options): a new option is fuzzed by its kind without a line here.
+local OPTIONS = core.options
 
-local function random_option(name)
+-- Strings worth trying, per option (other string options get STRINGS).
+local STRINGS = { "", "x", "a\r\nb: c" }
+local STRING_VALUES = {
+  token = function() return TOKENS[int(3)] end,
+  base_url = function() return chance(0.7) and BASE or pick(BASES) end,
+  ca_file = function() return pick{ "/nonexistent", "/etc/ssl/certs", "" } end,
+  proxy = function() return pick{ "", "http://127.0.0.1:1" } end,
+  user_agent = function() return pick{ "fuzz/1", "", "a\r\nb: c" } end,
+}
+STRING_VALUES.ca_path = STRING_VALUES.ca_file
+local LUA_VALUES = {
+  hooks = function() return { on_request = pick(FUNCS), on_response = pick(FUNCS) } end,
+  debug = function() return pick{ false, function() end, raiser(MARK_USER) } end,
+}
+
+local option_value
+
+-- Its range's edges and a little past them, its default, a fraction.
+local function number_for(o)
+  if o.kind == "bytes" then return pick{ 1, 16, 1024, o.default, o.max, o.max + 2, 0.5, 0 } end
+  if o.kind == "integer" then return pick{ o.min, o.min + 1, o.default or o.min, o.max, o.max + 1, o.min - 1, 0.5 } end
+  if o.kind == "millis" then return pick{ 0.001, 0.5, 1, o.default, o.min, -1, o.max, o.max + 1 } end
+  return pick{ o.min, 0.001, 0.01, 1, o.default or 1, -1, o.max, o.max + 1 }
+end
+
+local function table_for(o)
+  local t = {}
+  for _, f in ipairs(o.fields) do
+    if chance(0.5) then t[f.name] = option_value(f) end
+  end
+  return t
+end
+
+local function groups_value()
+  return { default = { limit = pick{ 1, 2, 1024, 1025 }, window = pick{ 0.001, 1, 60 } },
+           [random_string()] = { limit = 1, window = 1 } }
+end
+
+function option_value(o)
   if chance(0.3) then return random_value() end
-  if name == "base_url" then return chance(0.7) and BASE or pick(BASES) end
-  if name == "token" then return TOKENS[int(3)] end
-  if name == "timeout" or name == "connect_timeout" then return pick{ 0.001, 0.5, 1, 30, 0, -1, 2147483 } end
-  if name == "ca_file" or name == "ca_path" then return pick{ "/nonexistent", "/etc/ssl/certs", "" } end
-  if name == "proxy" then return pick{ "", "http://127.0.0.1:1" } end
-  if name == "max_body" then return pick{ 1, 16, 1024, 2 ^ 53, 2 ^ 53 + 2, 0.5 } end
-  if name == "max_request_body" then return pick{ 1, 16, 1024, 256 * 1024 * 1024, 256 * 1024 * 1024 + 1, 0.5 } end
-  if name == "user_agent" then return pick{ "fuzz/1", "", "a\r\nb: c" } end
-  if name == "rate_limit" then
+  local k = o.kind
+  if k == "url" or k == "header" or k == "string" or k == "any_string" then
+    return (STRING_VALUES[o.name] or function() return pick(STRINGS) end)()
+  end
+  if k == "millis" or k == "seconds" or k == "positive_seconds" or k == "integer" or k == "bytes" then
+    return number_for(o)
+  end
+  if k == "boolean" then return chance(0.7) and chance(0.5) or random_value() end
+  if k == "function" then return pick(HOOKS[o.name] or FUNCS) end
+  if k == "lua" then return LUA_VALUES[o.name]() end
+  if k == "groups" then return groups_value() end
+  if k == "rate_limit" then
     if chance(0.3) then return false end
     local rl = {}
-    for _, k in ipairs{ "wait", "max_wait", "shared", "margin", "groups" } do
-      if chance(0.4) then rl[k] = random_value() end
+    for _, f in ipairs(o.fields) do
+      if chance(0.4) then rl[f.name] = random_value() end
     end
-    if chance(0.3) then rl.groups = { default = { limit = pick{ 1, 2, 1024, 1025 }, window = pick{ 0.001, 1, 60 } },
-                                      [random_string()] = { limit = 1, window = 1 } } end
+    if chance(0.3) then rl.groups = groups_value() end
     return rl
   end
-  if name == "max_retries" then return pick{ 0, 1, 2, 100, 101, -1, 0.5 } end
-  if name == "backoff" then return { base = pick{ 0, 0.001, 1 }, cap = pick{ 0, 0.01, 8 } } end
-  if name == "clock" or name == "sleep" or name == "random" then return pick(HOOKS[name]) end
-  if name == "allow_http" then return chance(0.7) and chance(0.5) or random_value() end
-  if name == "interruptible" then return chance(0.7) and chance(0.5) or random_value() end
-  if name == "hooks" then return { on_request = pick(FUNCS), on_response = pick(FUNCS) } end
-  if name == "debug" then return pick{ false, function() end, raiser(MARK_USER) } end
-  return random_value()
+  if k == "table" then return table_for(o) end
+  error("fuzz: no values for option kind " .. tostring(k))
 end
 
 local function random_options()
@@ -257,8 +291,8 @@ local function random_options()
     return v
   end
   local opts = {}
-  for _, name in ipairs(OPTION_NAMES) do
-    if chance(0.25) then opts[name] = random_option(name) end
+  for _, o in ipairs(OPTIONS) do
+    if chance(0.25) then opts[o.name] = option_value(o) end
   end
   if chance(0.05) then opts[random_string()] = random_value() end
   -- Never a shared segment per random (base_url, token), never a real host
@@ -534,7 +568,12 @@ end)
 
 target(4, "core.new", function()
   local opts = random_options()
-  if type(opts) == "table" then rawset(opts, "hooks", nil); rawset(opts, "debug", nil) end
+  -- The options the Lua layer reads are unknown to the core.
+  if type(opts) == "table" then
+    for _, o in ipairs(OPTIONS) do
+      if o.kind == "lua" then rawset(opts, o.name, nil) end
+    end
+  end
   current.desc = "core.new(" .. describe(opts) .. ")"
   local res = run("core.new", core.new, nil, opts)
   if res[1] then

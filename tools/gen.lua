@@ -1,9 +1,10 @@
 -- Generates types/wemasy.lua (LuaLS annotations) and docs/reference.md from
 -- the endpoint table (lua/wemasy/endpoints.lua), the response shapes
--- (lua/wemasy/responses.lua), the error kinds, the tables below and the CLI's
--- help.  What the files say in words is in their templates,
--- tools/templates/wemasy.lua.in and tools/templates/reference.md.in; this
--- file turns the tables into the values the templates show.
+-- (lua/wemasy/responses.lua), the options the core declares (core.options),
+-- the error kinds, the tables below and the CLI's help.  What the files say in
+-- words is in their templates, tools/templates/wemasy.lua.in and
+-- tools/templates/reference.md.in; this file turns the tables into the values
+-- the templates show.
 --
 --   make types docs                         -- or:
 --   lua5.4 tools/gen.lua types docs         -- from the repository root
@@ -13,6 +14,7 @@
 -- file returns its functions and writes nothing.
 local endpoints = require("wemasy.endpoints")
 local responses = require("wemasy.responses")
+local core = require("wemasy.core")
 local errors = require("wemasy.errors")
 
 local M = {}
@@ -36,39 +38,21 @@ local function rows(text)
 end
 M.rows = rows
 
--- The options of wemasy.new, in README order: name, type, meaning
--- (spec/generated_spec.lua checks the names against README's table).
-M.OPTIONS = rows[[
-token             string           Bearer token; Public endpoints work without one. Never printed or logged.
-base_url          string           http(s) URL, default https://api.wemasy.nl/api; no query, fragment or user info
-allow_http        boolean          allow plain http:// to a host other than this machine (default false)
-timeout           number           total seconds per request (default 30)
-connect_timeout   number           seconds to connect, TCP + TLS (default 10)
-ca_file           string           CA bundle for TLS verification
-ca_path           string           CA directory for TLS verification
-insecure          boolean          turns TLS verification off
-proxy             string           proxy URL
-max_body          integer          largest response body accepted, bytes (default 16 MiB)
-max_request_body  integer          largest request body sent, bytes (default 4 MiB, at most 256 MiB)
-user_agent        string           User-Agent header
-rate_limit        wemasy.RateLimitOptions|false  the client-side limiter; false turns it off
-max_retries       integer          retries after a failure that is safe to retry (default 2)
-backoff           { base: number, cap: number }  full-jitter backoff, seconds (default 0.5, 8)
-clock             fun(): number    injected clock, seconds (makes the limiter in-process)
-sleep             fun(seconds: number)  injected sleep
-random            fun(): number    injected random source, [0, 1)
-hooks             wemasy.Hooks     on_request / on_response observers (no token in their info)
-debug             boolean|fun(line: string)  one log line per call: true for stderr, or a function
-interruptible     boolean          Ctrl-C (SIGINT) stops a call that waits or transfers (default true)
-]]
-
-M.RATE_LIMIT_OPTIONS = rows[[
-wait      boolean  wait for a slot (default true); false fails fast with rate_limited
-max_wait  number   seconds; a longer wait fails fast (default 30)
-shared    boolean  share the quota with every process on this host and token (default true)
-margin    number   seconds added to every window for network delay (default 0.25)
-groups    table<string, { limit: integer, window: number }>  overrides of the group quotas
-]]
+-- The options of wemasy.new and of its rate_limit table, { name, type, doc },
+-- from the core's declaration (csrc/options.h), in its order.
+local function option_rows(declared)
+  local out = {}
+  for i, o in ipairs(declared) do
+    local doc = o.doc
+    if o.default ~= nil then
+      doc = doc .. " (default " .. o.default_text .. (o.max_text and ", at most " .. o.max_text or "") .. ")"
+    end
+    out[i] = { o.name, o.type, doc }
+  end
+  return out
+end
+M.OPTIONS = option_rows(core.options)
+M.RATE_LIMIT_OPTIONS = option_rows(core.options.rate_limit.fields)
 
 -- Fields of an error and of a hook's info; "?" marks an optional one.
 M.ERROR_FIELDS = rows[[

@@ -62,11 +62,11 @@
 
 ---`rate_limit` option of wemasy.new.
 ---@class wemasy.RateLimitOptions
----@field wait? boolean wait for a slot (default true); false fails fast with rate_limited
----@field max_wait? number seconds; a longer wait fails fast (default 30)
+---@field wait? boolean wait for a slot; false fails fast with rate_limited (default true)
+---@field max_wait? number seconds; a longer wait (for a slot or a retry) fails fast (default 30)
 ---@field shared? boolean share the quota with every process on this host and token (default true)
 ---@field margin? number seconds added to every window for network delay (default 0.25)
----@field groups? table<string, { limit: integer, window: number }> overrides of the group quotas
+---@field groups? table<string, { limit: integer, window: number }> overrides of the group quotas, per field
 
 ---What hooks receive (never the token, nor a request or response body).
 ---@class wemasy.HookInfo
@@ -92,20 +92,20 @@
 ---Options of wemasy.new; an unknown option or a wrong type raises naming it.
 ---@class wemasy.Options
 ---@field token? string Bearer token; Public endpoints work without one. Never printed or logged.
----@field base_url? string http(s) URL, default https://api.wemasy.nl/api; no query, fragment or user info
+---@field base_url? string http(s) URL; no query, fragment or user info (default `https://api.wemasy.nl/api`)
 ---@field allow_http? boolean allow plain http:// to a host other than this machine (default false)
 ---@field timeout? number total seconds per request (default 30)
 ---@field connect_timeout? number seconds to connect, TCP + TLS (default 10)
 ---@field ca_file? string CA bundle for TLS verification
 ---@field ca_path? string CA directory for TLS verification
----@field insecure? boolean turns TLS verification off
----@field proxy? string proxy URL
----@field max_body? integer largest response body accepted, bytes (default 16 MiB)
----@field max_request_body? integer largest request body sent, bytes (default 4 MiB, at most 256 MiB)
+---@field insecure? boolean turns TLS verification off (default false)
+---@field proxy? string proxy URL (without it libcurl honours https_proxy etc.; "": no proxy at all)
+---@field max_body? integer largest response body accepted, bytes (default 16 MiB, at most 2^53)
+---@field max_request_body? integer largest request body sent (its JSON text), bytes (default 4 MiB, at most 256 MiB)
 ---@field user_agent? string User-Agent header
 ---@field rate_limit? wemasy.RateLimitOptions|false the client-side limiter; false turns it off
 ---@field max_retries? integer retries after a failure that is safe to retry (default 2)
----@field backoff? { base: number, cap: number } full-jitter backoff, seconds (default 0.5, 8)
+---@field backoff? { base: number, cap: number } full-jitter backoff, seconds (default `{ base = 0.5, cap = 8 }`)
 ---@field clock? fun(): number injected clock, seconds (makes the limiter in-process)
 ---@field sleep? fun(seconds: number) injected sleep
 ---@field random? fun(): number injected random source, [0, 1)

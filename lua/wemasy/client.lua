@@ -10,8 +10,10 @@ local validate = require("wemasy.validate")
 local M = {}
 
 M.API_PREFIX = "/services/webshop/v1/"
-M.DEFAULT_BASE_URL = "https://api.wemasy.nl/api"
-M.DEFAULT_CONCURRENCY = 8
+-- The options and their defaults are the core's declaration (csrc/options.h).
+M.DEFAULT_BASE_URL = core.options.base_url.default
+M.DEFAULT_CONCURRENCY = core.batch_options.concurrency.default
+local CONCURRENCY = core.batch_options.concurrency
 
 local Client = { __name = "wemasy.client" }
 Client.__index = Client
@@ -33,29 +35,6 @@ local function raw_copy(t)
   return copy
 end
 
--- The endpoint table's group limits, under the caller's overrides.  Only
--- well-formed tables are merged; anything else goes to the core as given,
--- which raises naming the option.
-local function rate_limit_option(given)
-  if given == false or (given ~= nil and type(given) ~= "table") then return given end
-  local rl = given and raw_copy(given) or {}
-  if rl.groups ~= nil and type(rl.groups) ~= "table" then return rl end
-  local groups = rl.groups and raw_copy(rl.groups) or {}
-  for name, limits in pairs(endpoints.groups) do
-    local override = rawget(groups, name)
-    if override == nil then
-      groups[name] = { limit = limits.limit, window = limits.window }
-    elseif type(override) == "table" then
-      local merged = raw_copy(override)
-      if merged.limit == nil then merged.limit = limits.limit end
-      if merged.window == nil then merged.window = limits.window end
-      groups[name] = merged
-    end
-  end
-  rl.groups = groups
-  return rl
-end
-
 -- Options are checked by the C core (one place, nested names included);
 -- its messages are re-worded as wemasy.new's and raised at the caller.
 function M.new(opts)
@@ -64,11 +43,12 @@ function M.new(opts)
   end
   local core_opts = opts and raw_copy(opts) or {}
   if core_opts.base_url == nil then core_opts.base_url = M.DEFAULT_BASE_URL end
-  core_opts.rate_limit = rate_limit_option(core_opts.rate_limit)
-  -- hooks and debug live on this side of the core.
+  -- hooks and debug live on this side of the core (kind "lua").
   local ok_obs, observer = pcall(hooks.from_options, core_opts)
   if not ok_obs then error(tostring(observer), 2) end
-  core_opts.hooks, core_opts.debug = nil, nil
+  for _, o in ipairs(core.options) do
+    if o.kind == "lua" then core_opts[o.name] = nil end
+  end
   local ok, handle = pcall(core.new, core_opts)
   if not ok then
     error((tostring(handle):gsub("^wemasy%.core%.new: ", "wemasy.new: ")), 2)
@@ -328,13 +308,15 @@ local function batch_options(opts)
     validate.bad_argument(2, "batch", "table", opts, 3)
   end
   for k in next, opts do
-    if k ~= "concurrency" and k ~= "progress" then
+    if type(k) ~= "string" or not core.batch_options[k] then
       error("batch: unknown option '" .. tostring(type(k) == "string" and k or type(k)) .. "'", 3)
     end
   end
   local n, progress = rawget(opts, "concurrency"), rawget(opts, "progress")
-  if n ~= nil and not (type(n) == "number" and n >= 1 and n <= 64 and n == math.floor(n)) then
-    error("batch: option 'concurrency' must be an integer from 1 to 64 (got " .. validate.describe(n) .. ")", 3)
+  local c = CONCURRENCY
+  if n ~= nil and not (type(n) == "number" and n >= c.min and n <= c.max and n == math.floor(n)) then
+    error(string.format("batch: option 'concurrency' must be an integer from %d to %d (got %s)", c.min, c.max,
+      validate.describe(n)), 3)
   end
   if progress ~= nil and type(progress) ~= "function" then
     error("batch: option 'progress' must be a function (got " .. validate.describe(progress) .. ")", 3)

@@ -66,9 +66,10 @@ local endpoints = {
   },
 }
 
--- Rate-limiter groups: the server's quota per token (Laravel throttle).  The
--- client's limiter starts from these and learns from X-RateLimit-Limit;
--- `rate_limit.groups` in wemasy.new overrides them.
+-- Rate-limiter groups: the server's quota per token (Laravel throttle), stated
+-- only here.  The core's limiter starts from these (csrc/options.c reads this
+-- table) and learns from X-RateLimit-Limit; `rate_limit.groups` in wemasy.new
+-- overrides them per field.
 endpoints.groups = {
   default = { limit = 60, window = 60 },
   sync = { limit = 5, window = 60 },

@@ -253,7 +253,7 @@ function M.new(opts)
     key = options_key(plain),
     twin = twin,
     max_request_body = twin._core:max_request_body(),
-    timeout = type(plain.timeout) == "number" and plain.timeout or 30,
+    timeout = type(plain.timeout) == "number" and plain.timeout or require("wemasy.core").options.timeout.default,
   }
   return self
 end
