@@ -170,6 +170,13 @@ const transfer *multi_pool_next_done(multi_pool *p, int *tag,
         /* Read the result before detaching: msg belongs to the multi. */
         result = msg->data.result;
         detach(p, s);
+        /* Refused a stale kept-alive connection, nothing sent: once more,
+         * on another connection (the multi starts it at its next run). */
+        if (transfer_redo(s->tr, result) &&
+            curl_multi_add_handle(p->multi, transfer_easy(s->tr)) == CURLM_OK) {
+            p->running++;
+            continue;
+        }
         transfer_end(s->tr, result, out);
         s->state = SLOT_DONE;
         *tag = s->tag;

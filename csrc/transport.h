@@ -100,6 +100,15 @@ int transfer_begin(transfer *tr, const char *path, const char *body,
 
 CURL *transfer_easy(transfer *tr);
 
+/*
+ * After libcurl finished a transfer with rc: 1 when it sent nothing because
+ * the kept-alive connection it picked had unread bytes or was closed by the
+ * peer (libcurl has closed it), and the transfer is ready to run again as
+ * it was; then run it again (perform, or add it to the multi anew).  0:
+ * call transfer_end().
+ */
+int transfer_redo(transfer *tr, CURLcode rc);
+
 /* Turns libcurl's result into *out and lets go of the caller's body.
  * Returns out->kind. */
 int transfer_end(transfer *tr, CURLcode rc, transport_result *out);
