@@ -128,6 +128,8 @@ struct transfer {
 #endif
     abort_reason abort;
     curl_socket_t conn_fd; /* the socket of the current request, if ours */
+    int interim;   /* the response being read is a 1xx */
+    int head_done; /* the blank line ending the final header block came */
     /* libcurl writes here; the transfer is heap-allocated so it never moves */
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -518,12 +520,15 @@ static abort_reason header_add(transfer *t, const char *s, size_t n)
     return ABORT_NONE;
 }
 
-/* A status line: what does the connection speak ("HTTP/2 200" or
- * "HTTP/1.1 200 OK")? */
+/* A status line: is it an interim (1xx) response, and what does the
+ * connection speak ("HTTP/2 200" or "HTTP/1.1 200 OK")? */
 static void note_status_line(transfer *t, const char *line, size_t n)
 {
+    const char *sp = memchr(line, ' ', n);
     conn_socket *s;
 
+    t->interim = sp != NULL && (size_t)(sp - line) + 1 < n && sp[1] == '1';
+    t->head_done = 0;
     if (t->conn_fd == CURL_SOCKET_BAD ||
         (s = sockets_by_fd(t->sockets, t->conn_fd)) == NULL || s->proto != PROTO_UNKNOWN)
         return;
@@ -538,8 +543,12 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
 
     while (n > 0 && is_space(line[n - 1]))
         n--;
-    if (n == 0)
-        return total; /* the blank line ending a header block */
+    if (n == 0) {
+        /* the blank line ending a header block: the final one unless 1xx.
+         * A transfer that ends without it was cut off in its headers. */
+        t->head_done = !t->interim;
+        return total;
+    }
     /* Headers are kept as "name\0value\0": a NUL inside a line would split
      * it into pairs that do not exist, and the reader would run past the
      * buffer.  libcurl 7.88 refuses such lines itself; older ones do not. */
@@ -790,6 +799,7 @@ int transfer_begin(transfer *t, const char *path, const char *body,
     t->abort = ABORT_NONE;
     t->errbuf[0] = '\0';
     t->conn_fd = CURL_SOCKET_BAD;
+    t->interim = t->head_done = 0;
 #if BODY_IN_FIRST_SEND
     t->redos = 0;
 #endif
@@ -838,12 +848,16 @@ int transfer_redo(transfer *t, CURLcode rc)
     t->sends = 0;
     t->conn_fd = CURL_SOCKET_BAD;
     t->body.len = t->headers.len = 0;
+    t->interim = t->head_done = 0;
     return 1;
 #else
     (void)rc;
     return 0;
 #endif
 }
+
+static const char cut_headers[] =
+    "the connection closed in the middle of the response headers";
 
 int transfer_end(transfer *t, CURLcode rc, transport_result *out)
 {
@@ -852,6 +866,13 @@ int transfer_end(transfer *t, CURLcode rc, transport_result *out)
     release_body(t);
     if (rc != CURLE_OK)
         return fail_curl(t, rc, out);
+    /* libcurl calls a close in the middle of the headers a complete
+     * response (status 200, no body): it is a broken transfer. */
+    if (!t->head_done) {
+        t->body.len = 0;
+        t->headers.len = 0;
+        return fail_plain(out, TK_NETWORK, cut_headers, 1);
+    }
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &out->status);
     out->kind = TK_OK;
     out->body = t->body.data != NULL ? t->body.data : "";
