@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 typedef enum { SLOT_IDLE = 0, SLOT_RUNNING, SLOT_DONE } slot_state;
 
@@ -21,6 +22,7 @@ typedef struct {
 struct multi_pool {
     CURLM *multi;
     transport *t;
+    pid_t pid; /* the process whose transfers opened its connections */
     int running;
     slot slots[MULTI_MAX];
 };
@@ -34,6 +36,7 @@ multi_pool *multi_pool_new(transport *t, char *err, size_t errlen)
         return NULL;
     }
     p->t = t;
+    p->pid = getpid();
     p->multi = curl_multi_init();
     if (p->multi == NULL) {
         snprintf(err, errlen, "curl_multi_init failed");
@@ -88,6 +91,11 @@ void multi_pool_free(multi_pool *p)
 int multi_pool_in_flight(const multi_pool *p)
 {
     return p->running;
+}
+
+int multi_pool_forked(const multi_pool *p)
+{
+    return p != NULL && p->pid != getpid();
 }
 
 static slot *idle_slot(multi_pool *p, transport_result *out)

@@ -7,7 +7,7 @@
  * two prebuilt header lists, so libcurl keeps the connection (and TLS
  * session) alive between calls.
  */
-#define _GNU_SOURCE /* POLLRDHUP, SOCK_CLOEXEC */
+#define _GNU_SOURCE /* POLLRDHUP, dup3, SOCK_CLOEXEC */
 #include "transport.h"
 
 #include <arpa/inet.h>
@@ -108,6 +108,7 @@ struct transport {
     char *user_agent;
     transfer *own; /* the handle of transport_perform() */
     socket_set sockets;
+    pid_t pid; /* the process that made own's connections */
 };
 
 struct transfer {
@@ -251,7 +252,8 @@ int transport_has_http2(void)
 /* ---- sockets ---------------------------------------------------------------
  *
  * libcurl opens and closes every socket through us, so a transport knows
- * the sockets of its connections: to look at one before it is reused.
+ * the sockets of its connections: to look at one before it is reused, and
+ * to let go of those a fork() inherited without touching them.
  */
 
 static int sockets_add(socket_set *set, curl_socket_t fd)
@@ -374,6 +376,36 @@ static int on_close_socket(void *clientp, curl_socket_t fd)
     if (s != NULL)
         s->fd = CURL_SOCKET_BAD;
     return close(fd);
+}
+
+/*
+ * In a child of fork(): every socket the parent opened becomes /dev/null,
+ * so whatever libcurl does when it closes those connections (a TLS
+ * close_notify, an HTTP/2 GOAWAY, close()) reaches nothing the parent
+ * still uses.  Closing our copy of a socket sends nothing by itself; a
+ * shutdown() or a TLS alert would.  Returns -1 when some could not be.
+ */
+static int sockets_disown(socket_set *set, pid_t me)
+{
+    int null = -1, rc = 0;
+    size_t i;
+
+    for (i = 0; i < set->n; i++) {
+        conn_socket *s = &set->v[i];
+
+        if (s->fd == CURL_SOCKET_BAD || s->pid == me)
+            continue;
+        if (null < 0 && (null = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+            return -1;
+        if (dup3(null, s->fd, O_CLOEXEC) < 0)
+            rc = -1;
+        s->pid = me;
+        s->port = -1;
+        s->proto = PROTO_UNKNOWN;
+    }
+    if (null >= 0)
+        close(null);
+    return rc;
 }
 
 /* ---- response callbacks ------------------------------------------------- */
@@ -887,6 +919,7 @@ int transport_perform(transport *t, const char *path, const char *body,
     transfer *tr;
     CURLcode rc;
 
+    transport_after_fork(t); /* a no-op but in a child of fork() */
     tr = t != NULL ? t->own : NULL;
     if (transfer_begin(tr, path, body, len, with_auth, out) != TK_OK)
         return (int)out->kind;
@@ -1119,6 +1152,7 @@ transport *transport_new(const transport_config *cfg, char *err, size_t errlen)
         copy_error(err, errlen, "out of memory");
         return NULL;
     }
+    t->pid = getpid();
     if (copy_config(t, cfg) != 0 ||
         (t->hdr_plain = build_header_list(NULL)) == NULL ||
         (cfg->token != NULL &&
@@ -1140,10 +1174,46 @@ int transport_has_token(const transport *t)
     return t != NULL && t->hdr_auth != NULL;
 }
 
+int transport_forked(const transport *t)
+{
+    return t != NULL && t->pid != getpid();
+}
+
+/*
+ * The first call in a child of fork() forgets the connections it inherited
+ * (they are the parent's: sharing one would hand each process the other's
+ * answers) and connects anew.  Their sockets become /dev/null before the
+ * old handle closes them (sockets_disown); when that cannot be done the
+ * old handle is leaked rather than closed.
+ */
+int transport_after_fork(transport *t)
+{
+    char err[TRANSPORT_ERRLEN];
+    pid_t me = getpid();
+    int rc;
+
+    if (t == NULL || t->pid == me)
+        return 0;
+    rc = sockets_disown(&t->sockets, me);
+    t->pid = me;
+    if (t->own == NULL || t->own->easy == NULL)
+        return rc;
+    if (rc == 0)
+        curl_easy_cleanup(t->own->easy);
+    /* On failure no handle: every call says "client is closed". */
+    transfer_setup(t->own, err, sizeof err);
+    return rc;
+}
+
 void transport_free(transport *t)
 {
     if (t == NULL)
         return;
+    /* Closed by a child of fork() without a call since: the connections
+     * are the parent's (transport_after_fork). */
+    if (transport_forked(t) && sockets_disown(&t->sockets, getpid()) != 0 &&
+        t->own != NULL)
+        t->own->easy = NULL; /* leaked: closing it would touch them */
     /* The handle first: it points at the header lists below. */
     transfer_free(t->own);
     free_header_list(t->hdr_auth);
