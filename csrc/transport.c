@@ -286,29 +286,31 @@ static conn_socket *sockets_by_fd(socket_set *set, curl_socket_t fd)
     return NULL;
 }
 
-/* Its local address, looked up once (it is bound only by connect()). */
+/* Its local address, looked up once it has one (connect() binds it):
+ * s->port stays 0 until then, -1 for what no prereq callback can name. */
 static void socket_learn_address(conn_socket *s)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     const void *addr;
+    int port;
 
-    s->port = -1;
     if (getsockname(s->fd, (struct sockaddr *)&ss, &len) != 0)
         return;
     if (ss.ss_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)&ss;
-        s->port = ntohs(in->sin_port);
+        port = ntohs(in->sin_port);
         addr = &in->sin_addr;
     } else if (ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)&ss;
-        s->port = ntohs(in6->sin6_port);
+        port = ntohs(in6->sin6_port);
         addr = &in6->sin6_addr;
     } else {
+        s->port = -1;
         return;
     }
-    if (s->port == 0 || inet_ntop(ss.ss_family, addr, s->ip, sizeof s->ip) == NULL)
-        s->port = -1;
+    if (port != 0)
+        s->port = inet_ntop(ss.ss_family, addr, s->ip, sizeof s->ip) != NULL ? port : -1;
 }
 
 /* The socket of the connection libcurl chose for a request: the prereq
