@@ -124,6 +124,17 @@ check-asan:
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:verify_asan_link_order=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ./spec/run $(BUILD)/asan/5.4/wemasy/core.so $(BUILD)/asan/jit/wemasy/core.so
 
+# libcurl before 8.1.0 (Debian 12's 7.88.1) uses freed memory on a folded first
+# header line (README "Known issues"): the plain-libcurl reproducer, under valgrind.
+REPRO_FOLD := $(BUILD)/tools/curl_fold_uaf
+.PHONY: repro-curl-fold
+repro-curl-fold: $(REPRO_FOLD)
+	valgrind --quiet --error-exitcode=99 $(REPRO_FOLD)
+
+$(REPRO_FOLD): tools/curl_fold_uaf.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g -std=gnu99 $(WARNFLAGS) -I$(CURL_INCDIR) -o $@ tools/curl_fold_uaf.c -lcurl -lpthread
+
 # types/wemasy.lua (LuaLS) and docs/reference.md from the endpoint table and
 # tools/templates/; spec/generated_spec.lua fails when they are stale.
 .PHONY: types docs

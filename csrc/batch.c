@@ -740,7 +740,6 @@ int client_batch(lua_State *L)
 {
     client *c = client_check(L, 1);
     batch b;
-    char err[TRANSPORT_ERRLEN];
     interrupt_scope scope;
     const interrupt_scope *outer;
     interrupt_end ended;
@@ -780,8 +779,12 @@ int client_batch(lua_State *L)
                 b.items[rc].out.kind = TK_CLOSED;
                 b.items[rc].out.message = "client is closed";
             }
-    } else if (c->pool == NULL && (c->pool = multi_pool_new(c->t, err, sizeof err)) == NULL) {
-        return luaL_error(L, "wemasy.core: batch: %s", err);
+    } else {
+        char err[TRANSPORT_ERRLEN];
+
+        client_after_fork(c);
+        if (c->pool == NULL && (c->pool = multi_pool_new(c->t, err, sizeof err)) == NULL)
+            return luaL_error(L, "wemasy.core: batch: %s", err);
     }
     /* A batch cut short by an error (even out of memory) left transfers
      * behind: start clean. */

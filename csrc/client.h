@@ -175,6 +175,9 @@ void json_push_decoder(lua_State *L); /* pushes core.json_decode(text) */
 client *client_check(lua_State *L, int idx);
 /* Frees what a close() asked for while a call was running (see `closing`). */
 void client_close_pending(lua_State *L, client *c);
+/* In a child of fork(): lets go of the parent's connections (transport and
+ * batch pool) without touching them; a no-op otherwise. */
+void client_after_fork(client *c);
 void client_push_headers(lua_State *L, const transfer *tr);
 int client_push_outcome(lua_State *L, const call_outcome *o);
 int client_check_path(const char *path, size_t len, const char **why);

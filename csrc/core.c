@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "client.h"
 
@@ -369,9 +371,21 @@ static void unref_hook(lua_State *L, int *ref)
     *ref = LUA_NOREF;
 }
 
+void client_after_fork(client *c)
+{
+    if (!transport_forked(c->t) && !multi_pool_forked(c->pool))
+        return;
+    /* The pool's connections are disowned with the transport's (one set
+     * of sockets); if that failed, the pool is leaked, not closed. */
+    if (transport_after_fork(c->t) == 0)
+        multi_pool_free(c->pool);
+    c->pool = NULL;
+}
+
 /* Frees every C resource; safe to run any number of times. */
 static void client_free(lua_State *L, client *c)
 {
+    client_after_fork(c); /* closed in a child of fork(): touch nothing of the parent's */
     /* The pool's handles point at the transport's header lists. */
     multi_pool_free(c->pool);
     c->pool = NULL;
@@ -515,6 +529,34 @@ static int core_debug_segment(lua_State *L)
     return 1;
 }
 
+/* TEST ONLY: core._debug_fork() -> fork()'s result (0 in the child), so
+ * spec/fork_spec.lua can fork a process that holds a client on Lua 5.4 as
+ * well (Debian's lua-posix is for 5.1 to 5.3). */
+static int core_debug_fork(lua_State *L)
+{
+    fflush(NULL); /* or both processes would flush what was buffered */
+    lua_pushinteger(L, (lua_Integer)fork());
+    return 1;
+}
+
+/* TEST ONLY: core._debug_wait(pid) -> the child's exit status, or nil. */
+static int core_debug_wait(lua_State *L)
+{
+    pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+    int status;
+
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) {
+            lua_pushnil(L);
+            return 1;
+        }
+    if (WIFEXITED(status))
+        lua_pushinteger(L, WEXITSTATUS(status));
+    else
+        lua_pushinteger(L, 128 + WTERMSIG(status));
+    return 1;
+}
+
 /* ---- module ------------------------------------------------------------------ */
 
 /* TEST ONLY: client:_debug_batch_visits() -> queued items the last batch's
@@ -550,6 +592,8 @@ static const luaL_Reg module_functions[] = {
     {"_debug_unlink", core_debug_unlink},
     {"_debug_stall_init", core_debug_stall_init},
     {"_debug_segment", core_debug_segment},
+    {"_debug_fork", core_debug_fork},
+    {"_debug_wait", core_debug_wait},
     {NULL, NULL}};
 
 static void create_metatable(lua_State *L)

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* STOPPED: detached by multi_pool_interrupt(), not reported yet. */
 typedef enum { SLOT_IDLE = 0, SLOT_RUNNING, SLOT_STOPPED, SLOT_DONE } slot_state;
@@ -22,6 +23,7 @@ typedef struct {
 struct multi_pool {
     CURLM *multi;
     transport *t;
+    pid_t pid; /* the process whose transfers opened its connections */
     int running;
     slot slots[MULTI_MAX];
 };
@@ -35,6 +37,7 @@ multi_pool *multi_pool_new(transport *t, char *err, size_t errlen)
         return NULL;
     }
     p->t = t;
+    p->pid = getpid();
     p->multi = curl_multi_init();
     if (p->multi == NULL) {
         snprintf(err, errlen, "curl_multi_init failed");
@@ -89,6 +92,11 @@ void multi_pool_free(multi_pool *p)
 int multi_pool_in_flight(const multi_pool *p)
 {
     return p->running;
+}
+
+int multi_pool_forked(const multi_pool *p)
+{
+    return p != NULL && p->pid != getpid();
 }
 
 static slot *idle_slot(multi_pool *p, transport_result *out)
@@ -204,6 +212,13 @@ const transfer *multi_pool_next_done(multi_pool *p, int *tag,
         /* Read the result before detaching: msg belongs to the multi. */
         result = msg->data.result;
         detach(p, s);
+        /* Refused a stale kept-alive connection, nothing sent: once more,
+         * on another connection (the multi starts it at its next run). */
+        if (transfer_redo(s->tr, result) &&
+            curl_multi_add_handle(p->multi, transfer_easy(s->tr)) == CURLM_OK) {
+            p->running++;
+            continue;
+        }
         transfer_end(s->tr, result, out);
         s->state = SLOT_DONE;
         *tag = s->tag;

@@ -22,6 +22,10 @@ void multi_pool_free(multi_pool *p); /* NULL is fine */
 
 int multi_pool_in_flight(const multi_pool *p);
 
+/* 1 in a child of fork() (the connections are the parent's): free the
+ * pool after transport_after_fork() and make a new one. */
+int multi_pool_forked(const multi_pool *p);
+
 /*
  * Starts one request tagged `tag` (the body is not copied: keep it alive
  * until the transfer is done or aborted).  Returns TK_OK, or the failure in

@@ -7,13 +7,20 @@
  * two prebuilt header lists, so libcurl keeps the connection (and TLS
  * session) alive between calls.
  */
+#define _GNU_SOURCE /* POLLRDHUP, dup3, SOCK_CLOEXEC */
 #include "transport.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -46,8 +53,15 @@ typedef enum {
     ABORT_HEADERS_TOO_LARGE,
     ABORT_OOM,
     ABORT_RESEND, /* libcurl was about to send the request a second time */
-    ABORT_INTERRUPTED /* SIGINT (interrupt.h) */
+    ABORT_INTERRUPTED, /* SIGINT (interrupt.h) */
+    ABORT_STALE        /* the kept-alive connection had unread bytes or was closed */
 } abort_reason;
+
+/* How often one request goes out again after on_prereq() found its
+ * kept-alive connection stale.  Each time libcurl closes that connection,
+ * and a fresh one is never stale, so this only bounds a cache full of
+ * spoilt connections (a multi keeps a few per transfer). */
+#define STALE_REDO_MAX 100
 
 /*
  * libcurl 7.80 can tell us before each request it sends (PREREQFUNCTION).
@@ -62,6 +76,27 @@ typedef enum {
 #else
 #define BODY_IN_FIRST_SEND 0
 #endif
+
+/* What a connection's first response said it speaks.  Only an HTTP/1
+ * connection is checked for unread bytes before reuse: over HTTP/2 the peer
+ * may send frames at any time (PING, SETTINGS, other streams' data), and
+ * every answer carries its stream's id anyway. */
+typedef enum { PROTO_UNKNOWN = 0, PROTO_H1, PROTO_H2 } conn_proto;
+
+/* One socket libcurl opened through on_open_socket(), until it closes it. */
+typedef struct {
+    curl_socket_t fd;         /* CURL_SOCKET_BAD: a free slot */
+    pid_t pid;                /* the process that opened it */
+    int port;                 /* local port; 0: not looked up yet, -1: never match */
+    char ip[INET6_ADDRSTRLEN]; /* local address, as libcurl prints it */
+    conn_proto proto;
+} conn_socket;
+
+/* The sockets of every handle of one transport (its own and a batch's). */
+typedef struct {
+    conn_socket *v;
+    size_t n;
+} socket_set;
 
 struct transport {
     struct curl_slist *hdr_plain;
@@ -80,17 +115,22 @@ struct transport {
     int interruptible;
     const interrupt_scope *watch; /* the call in progress, or NULL */
     transfer *own; /* the handle of transport_perform() */
+    socket_set sockets;
+    pid_t pid; /* the process that made own's connections */
 };
 
 struct transfer {
     CURL *easy;
     const transport *t;
+    socket_set *sockets; /* t's, writable */
     buffer url;
     buffer body;
     buffer headers; /* "name\0value\0" for each header of the final response */
 #if BODY_IN_FIRST_SEND
     int sends; /* requests libcurl started for this transfer */
     long before_request; /* request bytes counted before ours: a proxy's CONNECT */
+    int redos; /* times it went out again after a stale connection */
+    int forbid_reuse; /* CURLOPT_FORBID_REUSE is set for this transfer */
 #else
     const char *upload; /* the request body (the caller's), NULL between requests */
     size_t upload_len;
@@ -98,6 +138,9 @@ struct transfer {
 #endif
     size_t head_bytes; /* raw header bytes of this transfer (HEADERS_MAX) */
     abort_reason abort;
+    curl_socket_t conn_fd; /* the socket of the current request, if ours */
+    int interim;   /* the response being read is a 1xx */
+    int head_done; /* the blank line ending the final header block came */
     /* libcurl writes here; the transfer is heap-allocated so it never moves */
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -216,6 +259,167 @@ int transport_has_http2(void)
     return (curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP2) != 0;
 }
 
+/* ---- sockets ---------------------------------------------------------------
+ *
+ * libcurl opens and closes every socket through us, so a transport knows
+ * the sockets of its connections: to look at one before it is reused, and
+ * to let go of those a fork() inherited without touching them.
+ */
+
+static int sockets_add(socket_set *set, curl_socket_t fd)
+{
+    conn_socket *grown;
+    size_t i;
+
+    for (i = 0; i < set->n && set->v[i].fd != CURL_SOCKET_BAD; i++)
+        ;
+    if (i == set->n) {
+        grown = realloc(set->v, (set->n + 1) * sizeof *grown);
+        if (grown == NULL)
+            return -1;
+        set->v = grown;
+        set->n++;
+    }
+    memset(&set->v[i], 0, sizeof set->v[i]);
+    set->v[i].fd = fd;
+    set->v[i].pid = getpid();
+    return 0;
+}
+
+static conn_socket *sockets_by_fd(socket_set *set, curl_socket_t fd)
+{
+    size_t i;
+
+    for (i = 0; i < set->n; i++)
+        if (set->v[i].fd == fd)
+            return &set->v[i];
+    return NULL;
+}
+
+/* Its local address, looked up once it has one (connect() binds it):
+ * s->port stays 0 until then, -1 for what no prereq callback can name. */
+static void socket_learn_address(conn_socket *s)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    const void *addr;
+    int port;
+
+    if (getsockname(s->fd, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)&ss;
+        port = ntohs(in->sin_port);
+        addr = &in->sin_addr;
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)&ss;
+        port = ntohs(in6->sin6_port);
+        addr = &in6->sin6_addr;
+    } else {
+        s->port = -1;
+        return;
+    }
+    if (port != 0)
+        s->port = inet_ntop(ss.ss_family, addr, s->ip, sizeof s->ip) != NULL ? port : -1;
+}
+
+/* The socket of the connection libcurl chose for a request: the prereq
+ * callback knows its local address only. */
+static conn_socket *sockets_find(socket_set *set, const char *ip, int port)
+{
+    size_t i;
+
+    if (ip == NULL || port <= 0)
+        return NULL;
+    for (i = 0; i < set->n; i++) {
+        conn_socket *s = &set->v[i];
+
+        if (s->fd == CURL_SOCKET_BAD)
+            continue;
+        if (s->port == 0)
+            socket_learn_address(s);
+        if (s->port == port && strcmp(s->ip, ip) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+/* Unread bytes (a response nobody asked for, a 408), the peer's FIN or
+ * an error: a connection the next request must not go out on. */
+static int socket_spoilt(curl_socket_t fd)
+{
+    struct pollfd p;
+
+    p.fd = fd;
+    p.events = POLLIN;
+#ifdef POLLRDHUP
+    p.events |= POLLRDHUP;
+#endif
+    p.revents = 0;
+    return poll(&p, 1, 0) != 0; /* a failed poll too: better a new connection */
+}
+
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *addr)
+{
+    socket_set *set = clientp;
+    curl_socket_t fd;
+    int type = addr->socktype;
+
+    if (purpose != CURLSOCKTYPE_IPCXN)
+        return CURL_SOCKET_BAD;
+#ifdef SOCK_CLOEXEC
+    type |= SOCK_CLOEXEC; /* a program we exec must not hold our connections */
+#endif
+    fd = socket(addr->family, type, addr->protocol);
+    if (fd == CURL_SOCKET_BAD)
+        return fd;
+    if (sockets_add(set, fd) != 0) {
+        close(fd);
+        return CURL_SOCKET_BAD;
+    }
+    return fd;
+}
+
+static int on_close_socket(void *clientp, curl_socket_t fd)
+{
+    conn_socket *s = sockets_by_fd(clientp, fd);
+
+    if (s != NULL)
+        s->fd = CURL_SOCKET_BAD;
+    return close(fd);
+}
+
+/*
+ * In a child of fork(): every socket the parent opened becomes /dev/null,
+ * so whatever libcurl does when it closes those connections (a TLS
+ * close_notify, an HTTP/2 GOAWAY, close()) reaches nothing the parent
+ * still uses.  Closing our copy of a socket sends nothing by itself; a
+ * shutdown() or a TLS alert would.  Returns -1 when some could not be.
+ */
+static int sockets_disown(socket_set *set, pid_t me)
+{
+    int null = -1, rc = 0;
+    size_t i;
+
+    for (i = 0; i < set->n; i++) {
+        conn_socket *s = &set->v[i];
+
+        if (s->fd == CURL_SOCKET_BAD || s->pid == me)
+            continue;
+        if (null < 0 && (null = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+            return -1;
+        if (dup3(null, s->fd, O_CLOEXEC) < 0)
+            rc = -1;
+        s->pid = me;
+        s->port = -1;
+        s->proto = PROTO_UNKNOWN;
+    }
+    if (null >= 0)
+        close(null);
+    return rc;
+}
+
 /* ---- response callbacks ------------------------------------------------- */
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
@@ -250,11 +454,10 @@ static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip,
                      int conn_primary_port, int conn_local_port)
 {
     transfer *t = userp;
+    conn_socket *s;
 
     (void)conn_primary_ip;
-    (void)conn_local_ip;
     (void)conn_primary_port;
-    (void)conn_local_port;
     /* The last look before the request goes out. */
     if (interrupt_pending(t->t->watch)) {
         t->abort = ABORT_INTERRUPTED;
@@ -266,6 +469,24 @@ static int on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip,
     }
     /* libcurl counts a proxy's CONNECT as request bytes too (request_left) */
     curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &t->before_request);
+    s = sockets_find(t->sockets, conn_local_ip, conn_local_port);
+    t->conn_fd = s != NULL ? s->fd : CURL_SOCKET_BAD;
+    /*
+     * An HTTP/1 connection that served a response before and has anything
+     * to read now got bytes nobody asked for (a late or extra response, a
+     * 408 before the close) or the peer's FIN: the request must not go out
+     * on it, or it would read those bytes as its own answer.  Nothing is
+     * sent; libcurl closes the connection when this transfer ends (instead
+     * of caching it), and transfer_redo() sends the request anew, on
+     * another connection.  A fresh connection has served nothing yet
+     * (PROTO_UNKNOWN) and may hold TLS session tickets.
+     */
+    if (s != NULL && s->proto == PROTO_H1 && socket_spoilt(s->fd)) {
+        curl_easy_setopt(t->easy, CURLOPT_FORBID_REUSE, 1L);
+        t->forbid_reuse = 1;
+        t->abort = ABORT_STALE;
+        return CURL_PREREQFUNC_ABORT;
+    }
     return CURL_PREREQFUNC_OK;
 }
 #else
@@ -371,6 +592,21 @@ static abort_reason header_add(transfer *t, const char *s, size_t n)
     return ABORT_NONE;
 }
 
+/* A status line: is it an interim (1xx) response, and what does the
+ * connection speak ("HTTP/2 200" or "HTTP/1.1 200 OK")? */
+static void note_status_line(transfer *t, const char *line, size_t n)
+{
+    const char *sp = memchr(line, ' ', n);
+    conn_socket *s;
+
+    t->interim = sp != NULL && (size_t)(sp - line) + 1 < n && sp[1] == '1';
+    t->head_done = 0;
+    if (t->conn_fd == CURL_SOCKET_BAD ||
+        (s = sockets_by_fd(t->sockets, t->conn_fd)) == NULL || s->proto != PROTO_UNKNOWN)
+        return;
+    s->proto = n > 5 && line[5] == '2' ? PROTO_H2 : PROTO_H1;
+}
+
 static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
 {
     transfer *t = userp;
@@ -384,8 +620,12 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
     t->head_bytes += total;
     while (n > 0 && is_space(line[n - 1]))
         n--;
-    if (n == 0)
-        return total; /* the blank line ending a header block */
+    if (n == 0) {
+        /* the blank line ending a header block: the final one unless 1xx.
+         * A transfer that ends without it was cut off in its headers. */
+        t->head_done = !t->interim;
+        return total;
+    }
     /* Headers are kept as "name\0value\0": a NUL inside a line would split
      * it into pairs that do not exist, and the reader would run past the
      * buffer.  libcurl 7.88 refuses such lines itself; older ones do not. */
@@ -395,6 +635,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
      * only the final response's headers may reach the caller. */
     if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
         t->headers.len = 0;
+        note_status_line(t, line, n);
         return total;
     }
     t->abort = (line[0] == ' ' || line[0] == '\t')
@@ -530,6 +771,12 @@ static void describe_abort(transfer *t, transport_result *out)
     case ABORT_RESEND:
         out->kind = TK_NETWORK;
         snprintf(t->errbuf, sizeof t->errbuf, "%s", died_unanswered);
+        break;
+    case ABORT_STALE: /* STALE_REDO_MAX connections in a row, and nothing sent */
+        out->kind = TK_NETWORK;
+        out->sent = 0;
+        snprintf(t->errbuf, sizeof t->errbuf, "every kept-alive connection had "
+                 "unread bytes or was closed by the server");
         break;
     case ABORT_BODY_TOO_LARGE:
         out->kind = TK_TOO_LARGE;
@@ -721,6 +968,11 @@ int transfer_begin(transfer *t, const char *path, const char *body,
     t->abort = ABORT_NONE;
     t->head_bytes = 0;
     t->errbuf[0] = '\0';
+    t->conn_fd = CURL_SOCKET_BAD;
+    t->interim = t->head_done = 0;
+#if BODY_IN_FIRST_SEND
+    t->redos = 0;
+#endif
     if (build_url(t, path) != 0)
         return fail_plain(out, TK_INTERNAL, "out of memory", 0);
     rc = set_request(t, body, len, with_auth);
@@ -739,12 +991,58 @@ CURL *transfer_easy(transfer *t)
     return t->easy;
 }
 
+/* Back to reusing connections, after on_prereq() forbade it for one. */
+static void allow_reuse(transfer *t)
+{
+#if BODY_IN_FIRST_SEND
+    if (t->forbid_reuse) {
+        curl_easy_setopt(t->easy, CURLOPT_FORBID_REUSE, 0L);
+        t->forbid_reuse = 0;
+    }
+#else
+    (void)t;
+#endif
+}
+
+int transfer_redo(transfer *t, CURLcode rc)
+{
+    allow_reuse(t);
+#if BODY_IN_FIRST_SEND
+    if (rc != CURLE_ABORTED_BY_CALLBACK || t->abort != ABORT_STALE ||
+        ++t->redos > STALE_REDO_MAX)
+        return 0;
+    /* Nothing was sent or received: the request as it was, URL and body
+     * included, on the next connection libcurl picks. */
+    t->abort = ABORT_NONE;
+    t->errbuf[0] = '\0';
+    t->sends = 0;
+    t->conn_fd = CURL_SOCKET_BAD;
+    t->body.len = t->headers.len = 0;
+    t->interim = t->head_done = 0;
+    return 1;
+#else
+    (void)rc;
+    return 0;
+#endif
+}
+
+static const char cut_headers[] =
+    "the connection closed in the middle of the response headers";
+
 int transfer_end(transfer *t, CURLcode rc, transport_result *out)
 {
     memset(out, 0, sizeof *out);
+    allow_reuse(t);
     release_body(t);
     if (rc != CURLE_OK)
         return fail_curl(t, rc, out);
+    /* libcurl calls a close in the middle of the headers a complete
+     * response (status 200, no body): it is a broken transfer. */
+    if (!t->head_done) {
+        t->body.len = 0;
+        t->headers.len = 0;
+        return fail_plain(out, TK_NETWORK, cut_headers, 1);
+    }
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &out->status);
     out->kind = TK_OK;
     out->body = t->body.data != NULL ? t->body.data : "";
@@ -762,11 +1060,17 @@ int transfer_stop(transfer *t, transport_result *out)
 int transport_perform(transport *t, const char *path, const char *body,
                       size_t len, int with_auth, transport_result *out)
 {
-    transfer *tr = t != NULL ? t->own : NULL;
+    transfer *tr;
+    CURLcode rc;
 
+    transport_after_fork(t); /* a no-op but in a child of fork() */
+    tr = t != NULL ? t->own : NULL;
     if (transfer_begin(tr, path, body, len, with_auth, out) != TK_OK)
         return (int)out->kind;
-    return transfer_end(tr, curl_easy_perform(tr->easy), out);
+    do
+        rc = curl_easy_perform(tr->easy);
+    while (transfer_redo(tr, rc));
+    return transfer_end(tr, rc, out);
 }
 
 const transfer *transport_last(const transport *t)
@@ -897,6 +1201,10 @@ static int configure_fixed(transfer *tr, char *err, size_t errlen)
     SETOPT(CURLOPT_WRITEDATA, tr);
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
     SETOPT(CURLOPT_HEADERDATA, tr);
+    SETOPT(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    SETOPT(CURLOPT_OPENSOCKETDATA, tr->sockets);
+    SETOPT(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    SETOPT(CURLOPT_CLOSESOCKETDATA, tr->sockets);
     return 0;
 }
 
@@ -947,6 +1255,23 @@ static int watch_progress(transfer *tr, char *err, size_t errlen)
 #undef SETOPT_USER
 #undef SETOPT
 
+/* A new easy handle for tr, configured from its transport. */
+static int transfer_setup(transfer *tr, char *err, size_t errlen)
+{
+    tr->easy = curl_easy_init();
+    if (tr->easy == NULL) {
+        copy_error(err, errlen, "curl_easy_init failed");
+        return -1;
+    }
+    if (configure_fixed(tr, err, errlen) != 0 ||
+        configure_user(tr, tr->t, err, errlen) != 0) {
+        curl_easy_cleanup(tr->easy);
+        tr->easy = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 transfer *transfer_new(transport *t, char *err, size_t errlen)
 {
     transfer *tr = calloc(1, sizeof *tr);
@@ -956,18 +1281,13 @@ transfer *transfer_new(transport *t, char *err, size_t errlen)
         return NULL;
     }
     tr->t = t;
-    tr->easy = curl_easy_init();
-    if (tr->easy == NULL) {
-        copy_error(err, errlen, "curl_easy_init failed");
-        goto fail;
+    tr->sockets = &t->sockets;
+    tr->conn_fd = CURL_SOCKET_BAD;
+    if (transfer_setup(tr, err, errlen) != 0) {
+        transfer_free(tr);
+        return NULL;
     }
-    if (configure_fixed(tr, err, errlen) != 0 ||
-        configure_user(tr, t, err, errlen) != 0)
-        goto fail;
     return tr;
-fail:
-    transfer_free(tr);
-    return NULL;
 }
 
 void transfer_free(transfer *tr)
@@ -991,6 +1311,7 @@ transport *transport_new(const transport_config *cfg, char *err, size_t errlen)
         copy_error(err, errlen, "out of memory");
         return NULL;
     }
+    t->pid = getpid();
     if (copy_config(t, cfg) != 0 ||
         (t->hdr_plain = build_header_list(NULL)) == NULL ||
         (cfg->token != NULL &&
@@ -1019,10 +1340,46 @@ void transport_watch(transport *t, const interrupt_scope *s)
         t->watch = s;
 }
 
+int transport_forked(const transport *t)
+{
+    return t != NULL && t->pid != getpid();
+}
+
+/*
+ * The first call in a child of fork() forgets the connections it inherited
+ * (they are the parent's: sharing one would hand each process the other's
+ * answers) and connects anew.  Their sockets become /dev/null before the
+ * old handle closes them (sockets_disown); when that cannot be done the
+ * old handle is leaked rather than closed.
+ */
+int transport_after_fork(transport *t)
+{
+    char err[TRANSPORT_ERRLEN];
+    pid_t me = getpid();
+    int rc;
+
+    if (t == NULL || t->pid == me)
+        return 0;
+    rc = sockets_disown(&t->sockets, me);
+    t->pid = me;
+    if (t->own == NULL || t->own->easy == NULL)
+        return rc;
+    if (rc == 0)
+        curl_easy_cleanup(t->own->easy);
+    /* On failure no handle: every call says "client is closed". */
+    transfer_setup(t->own, err, sizeof err);
+    return rc;
+}
+
 void transport_free(transport *t)
 {
     if (t == NULL)
         return;
+    /* Closed by a child of fork() without a call since: the connections
+     * are the parent's (transport_after_fork). */
+    if (transport_forked(t) && sockets_disown(&t->sockets, getpid()) != 0 &&
+        t->own != NULL)
+        t->own->easy = NULL; /* leaked: closing it would touch them */
     /* The handle first: it points at the header lists below. */
     transfer_free(t->own);
     free_header_list(t->hdr_auth);
@@ -1032,5 +1389,6 @@ void transport_free(transport *t)
     free(t->ca_path);
     free(t->proxy);
     free(t->user_agent);
+    free(t->sockets.v); /* every handle, and with it every socket, is gone */
     free(t);
 }

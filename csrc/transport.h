@@ -85,6 +85,18 @@ void transport_free(transport *t);
 int transport_perform(transport *t, const char *path, const char *body,
                       size_t len, int with_auth, transport_result *out);
 
+/*
+ * fork(): 1 in a process other than the one whose calls opened t's
+ * connections.  transport_after_fork() then forgets them without touching
+ * them (they are the parent's) and makes t's own handle anew;
+ * transport_perform() does it by itself.  Handles made with transfer_new()
+ * keep the parent's connections: their owner frees them after it, and makes
+ * new ones.  Returns -1 when a connection could not be let go of safely
+ * (the old handles must then be leaked, not freed), else 0.
+ */
+int transport_forked(const transport *t);
+int transport_after_fork(transport *t);
+
 /* The transfer transport_perform() uses (for its response headers). */
 const transfer *transport_last(const transport *t);
 
@@ -103,6 +115,15 @@ int transfer_begin(transfer *tr, const char *path, const char *body,
                    size_t len, int with_auth, transport_result *out);
 
 CURL *transfer_easy(transfer *tr);
+
+/*
+ * After libcurl finished a transfer with rc: 1 when it sent nothing because
+ * the kept-alive connection it picked had unread bytes or was closed by the
+ * peer (libcurl has closed it), and the transfer is ready to run again as
+ * it was; then run it again (perform, or add it to the multi anew).  0:
+ * call transfer_end().
+ */
+int transfer_redo(transfer *tr, CURLcode rc);
 
 /* Turns libcurl's result into *out and lets go of the caller's body.
  * Returns out->kind. */

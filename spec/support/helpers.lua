@@ -17,6 +17,27 @@ function M.start_server()
   return { url = "http://127.0.0.1:" .. port, pipe = pipe }
 end
 
+-- Starts spec/support/stale_server.lua (extra arguments: a certificate and
+-- key for TLS); returns { port = ..., pid = ..., pipe = ... }.
+function M.start_stale_server(args)
+  local pipe = assert(io.popen("exec " .. M.LUA .. " " .. M.SPEC_DIR .. "/support/stale_server.lua 300 "
+    .. (args or ""), "r"))
+  local line = pipe:read("*l") or ""
+  local port, pid = line:match("^READY (%d+) (%d+)$")
+  assert(port, "stale_server did not start: " .. line)
+  return { port = port, pid = pid, pipe = pipe }
+end
+
+-- Asks it to quit (over TLS with ca_file), and kills it if it does not answer.
+function M.stop_stale_server(srv, url, ca_file)
+  local c = core.new { base_url = url, rate_limit = false, max_retries = 0, timeout = 3, ca_file = ca_file }
+  if not c:request("/quit", "") then
+    os.execute("kill -9 " .. srv.pid .. " 2>/dev/null")
+  end
+  c:close()
+  srv.pipe:close()
+end
+
 -- A plain client with no limiter and no retries, for talking to the server.
 function M.plain(url)
   return core.new { base_url = url, rate_limit = false, max_retries = 0 }
