@@ -492,7 +492,7 @@ static int serve(batch *b, group_queue *q, double now)
 
         if (refused == 0 && !b->c->closing && !(slots_free(b) && q->until <= now))
             return LUA_OK;
-        b->c->batch_visits++;
+        TESTS_COUNT(b->c, batch_visits);
         if (refused != 0) {
             rc = refuse(b, dequeue(b, q), refused);
         } else {
@@ -514,7 +514,7 @@ static int take_fresh(batch *b, int i, double now)
     int refused = b->c->closing ? 0 : refused_kind(b, i);
     answer a;
 
-    b->c->batch_visits++;
+    TESTS_COUNT(b->c, batch_visits);
     if (refused != 0)
         return refuse(b, i, refused);
     /* Others of its group wait already, or the group is closed: behind them. */
@@ -531,7 +531,7 @@ static int start_ready(batch *b, double now)
     int k, rc;
 
     while (b->nheap > 0 && b->items[b->heap[0]].ready_at <= now) {
-        b->c->batch_visits++;
+        TESTS_COUNT(b->c, batch_visits);
         enqueue(b, heap_pop(b), now);
     }
     for (k = 0; k < LIMITER_GROUPS_MAX; k++)
@@ -774,7 +774,7 @@ int client_batch(lua_State *L)
     lua_settop(L, 5);
     b.L = L;
     b.c = c;
-    c->batch_visits = 0;
+    TESTS_RESET(c, batch_visits);
     b.total = (int)compat_rawlen(L, 2);
     lua_createtable(L, b.total, 0);
     results = lua_gettop(L);

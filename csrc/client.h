@@ -13,6 +13,7 @@
 #include "limiter.h"
 #include "multi.h"
 #include "retry.h"
+#include "tests.h"
 #include "transport.h"
 
 #define CLIENT_MT "wemasy.core.client"
@@ -63,9 +64,7 @@ typedef struct {
     int in_request;
     int in_batch;
     int closing;
-    /* Queued items the last batch's scans looked at (a spec checks that
-     * this grows with the batch, not with its square). */
-    long batch_visits;
+    TESTS_CLIENT_FIELDS /* the test build's counters (tests.h) */
     /* What a limiter refusal with wait on says, max_wait included. */
     char refusal[96];
     /* Copied in so tostring still works after close. */

@@ -419,14 +419,7 @@ static int client_tostring(lua_State *L)
     return 1;
 }
 
-/* ---- test support ------------------------------------------------------------- */
-
-static const char *check_token_arg(lua_State *L, int idx)
-{
-    size_t len;
-
-    return lua_isnoneornil(L, idx) ? NULL : check_lstring(L, idx, &len);
-}
+/* ---- module functions ---------------------------------------------------------- */
 
 /* core.now() -> seconds on the monotonic clock the limiter uses: for
  * durations (hooks, debug lines); it never jumps with the wall clock. */
@@ -455,75 +448,7 @@ static int core_file_mode(lua_State *L)
     return 2;
 }
 
-static void say_locked(void)
-{
-    fputs("LOCKED\n", stdout);
-    fflush(stdout);
-}
-
-/* TEST ONLY: core._debug_hold_lock(base_url, token, seconds) takes the
- * shared limiter lock of (base_url, token), prints "LOCKED" on stdout and
- * holds it for `seconds`, so a spec can kill the process mid-hold. */
-static int core_debug_hold_lock(lua_State *L)
-{
-    size_t len;
-    const char *url = check_lstring(L, 1, &len);
-    const char *token = check_token_arg(L, 2);
-    double seconds = (double)luaL_checknumber(L, 3);
-    char err[LIMITER_ERRLEN];
-
-    if (limiter_shared_hold_lock(url, token, seconds, say_locked, err, sizeof err) != 0)
-        return luaL_error(L, "wemasy.core._debug_hold_lock: %s", err);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* TEST ONLY: core._debug_unlink(base_url, token) removes the shared limiter
- * segment of (base_url, token), so specs leave /dev/shm as they found it. */
-static int core_debug_unlink(lua_State *L)
-{
-    size_t len;
-    const char *url = check_lstring(L, 1, &len);
-
-    lua_pushboolean(L, limiter_shared_unlink(url, check_token_arg(L, 2)) == 0);
-    return 1;
-}
-
-/* TEST ONLY: core._debug_stall_init(base_url, token) leaves the segment of
- * (base_url, token) marked "being set up", as if that process had died. */
-static int core_debug_stall_init(lua_State *L)
-{
-    size_t len;
-    const char *url = check_lstring(L, 1, &len);
-    char err[LIMITER_ERRLEN];
-
-    if (limiter_shared_stall_init(url, check_token_arg(L, 2), err, sizeof err) != 0)
-        return luaL_error(L, "wemasy.core._debug_stall_init: %s", err);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* TEST ONLY: the segment name of (base_url, token), to check it in specs. */
-static int core_debug_segment(lua_State *L)
-{
-    size_t len;
-    const char *url = check_lstring(L, 1, &len);
-    char name[LIMITER_SEGMENT_NAME_LEN + 1];
-
-    limiter_segment_name(url, check_token_arg(L, 2), name);
-    lua_pushstring(L, name);
-    return 1;
-}
-
 /* ---- module ------------------------------------------------------------------ */
-
-/* TEST ONLY: client:_debug_batch_visits() -> queued items the last batch's
- * scans looked at. */
-static int client_debug_batch_visits(lua_State *L)
-{
-    lua_pushinteger(L, (lua_Integer)client_check(L, 1)->batch_visits);
-    return 1;
-}
 
 static const luaL_Reg client_methods[] = {
     {"request", client_request},
@@ -532,7 +457,6 @@ static const luaL_Reg client_methods[] = {
     {"has_token", client_has_token},
     {"max_request_body", client_max_request_body},
     {"close", client_close},
-    {"_debug_batch_visits", client_debug_batch_visits},
     {NULL, NULL}};
 
 static const luaL_Reg client_meta[] = {
@@ -546,10 +470,6 @@ static const luaL_Reg module_functions[] = {
     {"now", core_now},
     {"file_mode", core_file_mode},
     {"on_interrupt", core_on_interrupt},
-    {"_debug_hold_lock", core_debug_hold_lock},
-    {"_debug_unlink", core_debug_unlink},
-    {"_debug_stall_init", core_debug_stall_init},
-    {"_debug_segment", core_debug_segment},
     {NULL, NULL}};
 
 static void create_metatable(lua_State *L)
@@ -591,5 +511,6 @@ int luaopen_wemasy_core(lua_State *L)
     lua_setfield(L, -2, "features");
     json_push_decoder(L);
     lua_setfield(L, -2, "json_decode");
+    TESTS_OPEN(L); /* the test build's _debug_ functions (tests.c) */
     return 1;
 }
