@@ -590,7 +590,7 @@ static int collect_one(batch *b, const transfer *tr, int i,
     it->out.message = r->message;
     it->out.sent = r->sent;
     it->out.attempts++;
-    if ((rc = hooks_now(b->L, b->c, &now)) != LUA_OK)
+    if ((rc = inject_now(b->L, b->c, &now)) != LUA_OK)
         return rc;
     client_learn(b->c, it->args.group, now, &it->out);
     if (r->kind == TK_OK)
@@ -664,7 +664,7 @@ static int pump(batch *b, double now)
     if (multi_pool_in_flight(b->c->pool) == 0) {
         double next = next_start(b);
 
-        return next == HUGE_VAL || next <= now ? LUA_OK : hooks_sleep(b->L, b->c, next - now);
+        return next == HUGE_VAL || next <= now ? LUA_OK : inject_sleep(b->L, b->c, next - now);
     }
     if (multi_pool_run(b->c->pool, poll_ms(b, now), &message) != 0) {
         lua_pushfstring(b->L, "wemasy.core: batch: %s", message);
@@ -692,7 +692,7 @@ static int run(batch *b)
             return rc;
         if (b->done == b->total)
             break;
-        if ((rc = hooks_now(b->L, b->c, &now)) != LUA_OK ||
+        if ((rc = inject_now(b->L, b->c, &now)) != LUA_OK ||
             (rc = start_ready(b, now)) != LUA_OK)
             return rc;
         if (b->done < b->total && (rc = pump(b, now)) != LUA_OK)

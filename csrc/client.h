@@ -1,6 +1,6 @@
 /*
  * client.h - the client userdata and what the binding's files share:
- * core.c (module and methods), options.c (core.new's options), hooks.c
+ * core.c (module and methods), options.c (core.new's options), inject.c
  * (clock, sleep, random), request.c (one call with limiter and retries)
  * and batch.c (many calls on a multi handle).
  */
@@ -49,7 +49,7 @@ typedef struct {
     int random_ref;
     uint64_t rng; /* state of the built-in random */
     /* An injected clock that stands still while the sleep hook "sleeps"
-     * would make every wait loop spin forever (hooks.c). */
+     * would make every wait loop spin forever (inject.c). */
     double clock_seen;  /* the clock hook's last reading */
     double clock_stall; /* seconds slept since it last changed */
     int insecure;
@@ -106,13 +106,13 @@ typedef struct {
  * Strings stay valid while the values it pushes stay on the stack. */
 void options_read(lua_State *L, client_options *o);
 
-/* ---- hooks.c: each returns LUA_OK, or an error status with the error
+/* ---- inject.c: each returns LUA_OK, or an error status with the error
  * value on the stack top (the caller cleans up, then raises it). ---- */
-void hooks_seed(client *c);
-int hooks_now(lua_State *L, client *c, double *now);
-int hooks_sleep(lua_State *L, client *c, double seconds);
-int hooks_random(lua_State *L, client *c, double *r);
-int hooks_in_process_clock(const client *c);
+void inject_seed(client *c);
+int inject_now(lua_State *L, client *c, double *now);
+int inject_sleep(lua_State *L, client *c, double seconds);
+int inject_random(lua_State *L, client *c, double *r);
+int inject_in_process_clock(const client *c);
 
 /* ---- request.c ---- */
 

@@ -78,7 +78,7 @@ static int core_new(lua_State *L)
              "rate limit: the next slot is further away than max_wait (%g s)", o.rate.max_wait);
     memcpy(c->base_url, o.transport.base_url, len + 1);
     compat_setmetatable(L, CLIENT_MT);
-    hooks_seed(c);
+    inject_seed(c);
     c->clock_ref = ref_hook(L, o.clock_idx);
     c->sleep_ref = ref_hook(L, o.sleep_idx);
     c->random_ref = ref_hook(L, o.random_idx);
@@ -303,7 +303,7 @@ static int client_rate_limit(lua_State *L)
                                                      : "rate limiting is off");
         return 2;
     }
-    if (hooks_now(L, c, &now) != LUA_OK)
+    if (inject_now(L, c, &now) != LUA_OK)
         return lua_error(L);
     if (c->limiter->ops->report(c->limiter, g, now, &rep) != 0) {
         lua_pushnil(L);
