@@ -17,6 +17,13 @@
 #include "transport.h"
 
 #define CLIENT_MT "wemasy.core.client"
+/* What core.new's errors start with (options.c, core.c). */
+#define NEW_PREFIX "wemasy.core.new: "
+
+/* The Makefile and the rockspec define it (the rockspec's value). */
+#ifndef WEMASY_VERSION
+#define WEMASY_VERSION "0.0.0-dev"
+#endif
 
 /* Failure kinds beyond the transport's. */
 enum {
@@ -112,7 +119,6 @@ void inject_seed(client *c);
 int inject_now(lua_State *L, client *c, double *now);
 int inject_sleep(lua_State *L, client *c, double seconds);
 int inject_random(lua_State *L, client *c, double *r);
-int inject_in_process_clock(const client *c);
 
 /* ---- request.c ---- */
 

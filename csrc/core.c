@@ -17,12 +17,6 @@
 
 #include "client.h"
 
-#ifndef WEMASY_VERSION
-#define WEMASY_VERSION "0.0.0-dev"
-#endif
-
-#define NEW_PREFIX "wemasy.core.new: "
-
 /* ---- client ----------------------------------------------------------------- */
 
 client *client_check(lua_State *L, int idx)

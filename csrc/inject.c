@@ -34,11 +34,6 @@ void inject_seed(client *c)
              ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)c;
 }
 
-int inject_in_process_clock(const client *c)
-{
-    return c->clock_ref != LUA_NOREF;
-}
-
 /* Calls the hook with an optional number argument and wants a number back
  * (or nothing, when want_result is 0). */
 static int call_hook(lua_State *L, int ref, const char *name, int nargs,

@@ -12,12 +12,6 @@
 
 #include "client.h"
 
-#ifndef WEMASY_VERSION
-#define WEMASY_VERSION "0.0.0-dev"
-#endif
-
-#define NEW_PREFIX "wemasy.core.new: "
-
 #define DEFAULT_TIMEOUT 30.0
 #define DEFAULT_CONNECT_TIMEOUT 10.0
 #define DEFAULT_MAX_BODY ((int64_t)16 * 1024 * 1024)
