@@ -53,8 +53,13 @@ VERSION      := $(shell sed -n 's/.*WEMASY_VERSION="\([^"]*\)".*/\1/p' wemasy-sc
 CC           ?= gcc
 OPTFLAGS     ?= -O2 -g
 WARNFLAGS    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
+# The tree's build is the test build (csrc/tests.h): with core._debug_* and the
+# counters the specs read, for everything run from the tree (specs, memory
+# checks, benches, demos).  The release is the rock, which never defines it;
+# `make build TESTS_DEFINE= BUILD=build/release` builds one here.
+TESTS_DEFINE ?= -DWEMASY_TESTS
 CFLAGS_ALL    = $(OPTFLAGS) -std=gnu99 -fPIC $(WARNFLAGS) $(EXTRA_CFLAGS) \
-                -DWEMASY_VERSION='"$(VERSION)"' -I$(CURL_INCDIR)
+                -DWEMASY_VERSION='"$(VERSION)"' $(TESTS_DEFINE) -I$(CURL_INCDIR)
 LDFLAGS_ALL   = -shared $(EXTRA_LDFLAGS)
 LIBS          = -lcurl -lpthread -lrt
 
@@ -84,8 +89,10 @@ lint: lint-lua lint-c
 lint-lua:
 	luacheck --quiet lua sandbox spec examples bin fuzz tools .ci
 
+# Both flavours warning-free: the test build and the release (no WEMASY_TESTS).
 lint-c:
 	$(MAKE) --no-print-directory -B BUILD=$(BUILD)/lint EXTRA_CFLAGS=-Werror build
+	$(MAKE) --no-print-directory -B BUILD=$(BUILD)/lint-release TESTS_DEFINE= EXTRA_CFLAGS=-Werror build
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
 	  --inline-suppr --std=c99 -I$(LUA54_INC) -Icsrc --suppress=missingIncludeSystem \
 	  --suppress=toomanyconfigs csrc

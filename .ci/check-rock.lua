@@ -14,6 +14,14 @@ end
 local wemasy = require("wemasy")
 local where = package.searchpath("wemasy.core", package.cpath)
 assert(where and where:find(tree, 1, true), "wemasy.core not from the tree: " .. tostring(where))
+-- The release: none of the test build's _debug_ functions (csrc/tests.c), in the module or a client.
+local core = require("wemasy.core")
+local methods = debug.getmetatable(core.new{ base_url = "http://127.0.0.1:9/api", rate_limit = false }).__index
+for _, t in ipairs{ core, methods } do
+  for name in pairs(t) do
+    assert(not tostring(name):find("^_debug"), "the installed wemasy.core has the test function " .. tostring(name))
+  end
+end
 local client = wemasy.new{ base_url = "http://127.0.0.1:9/api", connect_timeout = 1 }
 local _, err = client:orders_detail{ order_number = "X" }
 assert(err.kind == "unauthenticated", tostring(err))

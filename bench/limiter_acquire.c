@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "limiter.h"
@@ -60,7 +61,7 @@ static void bench(const char *label, limiter_store *s)
 
 int main(void)
 {
-    char err[LIMITER_ERRLEN], url[64];
+    char err[LIMITER_ERRLEN], url[64], segment[LIMITER_SEGMENT_NAME_LEN + 1];
     limiter_store *local = limiter_open_local(0, err, sizeof err);
     limiter_store *shared;
 
@@ -75,6 +76,7 @@ int main(void)
     bench("shared memory", shared);
     limiter_close(local);
     limiter_close(shared);
-    limiter_shared_unlink(url, "bench");
+    limiter_segment_name(url, "bench", segment);
+    shm_unlink(segment);
     return 0;
 }

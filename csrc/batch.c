@@ -490,7 +490,7 @@ static int serve(batch *b, group_queue *q, double now)
 
         if (refused == 0 && !b->c->closing && !(slots_free(b) && q->until <= now))
             return LUA_OK;
-        b->c->batch_visits++;
+        TESTS_COUNT(b->c, batch_visits);
         if (refused != 0) {
             rc = refuse(b, dequeue(b, q), refused);
         } else {
@@ -512,7 +512,7 @@ static int take_fresh(batch *b, int i, double now)
     int refused = b->c->closing ? 0 : refused_kind(b, i);
     answer a;
 
-    b->c->batch_visits++;
+    TESTS_COUNT(b->c, batch_visits);
     if (refused != 0)
         return refuse(b, i, refused);
     /* Others of its group wait already, or the group is closed: behind them. */
@@ -529,7 +529,7 @@ static int start_ready(batch *b, double now)
     int k, rc;
 
     while (b->nheap > 0 && b->items[b->heap[0]].ready_at <= now) {
-        b->c->batch_visits++;
+        TESTS_COUNT(b->c, batch_visits);
         enqueue(b, heap_pop(b), now);
     }
     for (k = 0; k < LIMITER_GROUPS_MAX; k++)
@@ -588,7 +588,7 @@ static int collect_one(batch *b, const transfer *tr, int i,
     it->out.message = r->message;
     it->out.sent = r->sent;
     it->out.attempts++;
-    if ((rc = hooks_now(b->L, b->c, &now)) != LUA_OK)
+    if ((rc = inject_now(b->L, b->c, &now)) != LUA_OK)
         return rc;
     client_learn(b->c, it->args.group, now, &it->out);
     if (r->kind == TK_OK)
@@ -662,7 +662,7 @@ static int pump(batch *b, double now)
     if (multi_pool_in_flight(b->c->pool) == 0) {
         double next = next_start(b);
 
-        return next == HUGE_VAL || next <= now ? LUA_OK : hooks_sleep(b->L, b->c, next - now);
+        return next == HUGE_VAL || next <= now ? LUA_OK : inject_sleep(b->L, b->c, next - now);
     }
     if (multi_pool_run(b->c->pool, poll_ms(b, now), &message) != 0) {
         lua_pushfstring(b->L, "wemasy.core: batch: %s", message);
@@ -690,7 +690,7 @@ static int run(batch *b)
             return rc;
         if (b->done == b->total)
             break;
-        if ((rc = hooks_now(b->L, b->c, &now)) != LUA_OK ||
+        if ((rc = inject_now(b->L, b->c, &now)) != LUA_OK ||
             (rc = start_ready(b, now)) != LUA_OK)
             return rc;
         if (b->done < b->total && (rc = pump(b, now)) != LUA_OK)
@@ -761,7 +761,7 @@ int client_batch(lua_State *L)
     lua_settop(L, 5);
     b.L = L;
     b.c = c;
-    c->batch_visits = 0;
+    TESTS_RESET(c, batch_visits);
     b.total = (int)compat_rawlen(L, 2);
     lua_createtable(L, b.total, 0);
     results = lua_gettop(L);

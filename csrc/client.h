@@ -1,6 +1,6 @@
 /*
  * client.h - the client userdata and what the binding's files share:
- * core.c (module and methods), options.c (core.new's options), hooks.c
+ * core.c (module and methods), options.c (core.new's options), inject.c
  * (clock, sleep, random), request.c (one call with limiter and retries)
  * and batch.c (many calls on a multi handle).
  */
@@ -13,9 +13,17 @@
 #include "limiter.h"
 #include "multi.h"
 #include "retry.h"
+#include "tests.h"
 #include "transport.h"
 
 #define CLIENT_MT "wemasy.core.client"
+/* What core.new's errors start with (options.c, core.c). */
+#define NEW_PREFIX "wemasy.core.new: "
+
+/* The Makefile and the rockspec define it (the rockspec's value). */
+#ifndef WEMASY_VERSION
+#define WEMASY_VERSION "0.0.0-dev"
+#endif
 
 /* Failure kinds beyond the transport's. */
 enum {
@@ -48,7 +56,7 @@ typedef struct {
     int random_ref;
     uint64_t rng; /* state of the built-in random */
     /* An injected clock that stands still while the sleep hook "sleeps"
-     * would make every wait loop spin forever (hooks.c). */
+     * would make every wait loop spin forever (inject.c). */
     double clock_seen;  /* the clock hook's last reading */
     double clock_stall; /* seconds slept since it last changed */
     int insecure;
@@ -63,9 +71,7 @@ typedef struct {
     int in_request;
     int in_batch;
     int closing;
-    /* Queued items the last batch's scans looked at (a spec checks that
-     * this grows with the batch, not with its square). */
-    long batch_visits;
+    TESTS_CLIENT_FIELDS /* the test build's counters (tests.h) */
     /* What a limiter refusal with wait on says, max_wait included. */
     char refusal[96];
     /* Copied in so tostring still works after close. */
@@ -118,13 +124,12 @@ void options_push_batch(lua_State *L);
  * luaL_argerror when it is out of range. */
 int options_batch_concurrency(lua_State *L, int arg);
 
-/* ---- hooks.c: each returns LUA_OK, or an error status with the error
+/* ---- inject.c: each returns LUA_OK, or an error status with the error
  * value on the stack top (the caller cleans up, then raises it). ---- */
-void hooks_seed(client *c);
-int hooks_now(lua_State *L, client *c, double *now);
-int hooks_sleep(lua_State *L, client *c, double seconds);
-int hooks_random(lua_State *L, client *c, double *r);
-int hooks_in_process_clock(const client *c);
+void inject_seed(client *c);
+int inject_now(lua_State *L, client *c, double *now);
+int inject_sleep(lua_State *L, client *c, double seconds);
+int inject_random(lua_State *L, client *c, double *r);
 
 /* ---- request.c ---- */
 

@@ -25,7 +25,6 @@
 #define compat_setfuncs(L, l) luaL_setfuncs((L), (l), 0)
 #define compat_newlib(L, l) luaL_newlib((L), (l))
 #define compat_setmetatable(L, name) luaL_setmetatable((L), (name))
-#define compat_testudata(L, idx, name) luaL_testudata((L), (idx), (name))
 #define compat_rawlen(L, idx) lua_rawlen((L), (idx))
 #define compat_typeerror(L, idx, tname) luaL_typeerror((L), (idx), (tname))
 
@@ -49,19 +48,6 @@ static inline void compat_setmetatable(lua_State *L, const char *name)
 {
     luaL_getmetatable(L, name);
     lua_setmetatable(L, -2);
-}
-
-static inline void *compat_testudata(lua_State *L, int idx, const char *name)
-{
-    void *p = lua_touserdata(L, idx);
-    int same;
-
-    if (p == NULL || !lua_getmetatable(L, idx))
-        return NULL;
-    luaL_getmetatable(L, name);
-    same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    return same ? p : NULL;
 }
 
 #define compat_rawlen(L, idx) lua_objlen((L), (idx))

@@ -14,16 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "client.h"
-
-#ifndef WEMASY_VERSION
-#define WEMASY_VERSION "0.0.0-dev"
-#endif
-
-#define NEW_PREFIX "wemasy.core.new: "
 
 /* ---- client ----------------------------------------------------------------- */
 
@@ -80,7 +73,7 @@ static int core_new(lua_State *L)
              "rate limit: the next slot is further away than max_wait (%g s)", o.rate.max_wait);
     memcpy(c->base_url, o.transport.base_url, len + 1);
     compat_setmetatable(L, CLIENT_MT);
-    hooks_seed(c);
+    inject_seed(c);
     c->clock_ref = ref_hook(L, o.clock_idx);
     c->sleep_ref = ref_hook(L, o.sleep_idx);
     c->random_ref = ref_hook(L, o.random_idx);
@@ -305,7 +298,7 @@ static int client_rate_limit(lua_State *L)
                                                      : "rate limiting is off");
         return 2;
     }
-    if (hooks_now(L, c, &now) != LUA_OK)
+    if (inject_now(L, c, &now) != LUA_OK)
         return lua_error(L);
     if (c->limiter->ops->report(c->limiter, g, now, &rep) != 0) {
         lua_pushnil(L);
@@ -433,14 +426,7 @@ static int client_tostring(lua_State *L)
     return 1;
 }
 
-/* ---- test support ------------------------------------------------------------- */
-
-static const char *check_token_arg(lua_State *L, int idx)
-{
-    size_t len;
-
-    return lua_isnoneornil(L, idx) ? NULL : check_lstring(L, idx, &len);
-}
+/* ---- module functions ---------------------------------------------------------- */
 
 /* core.now() -> seconds on the monotonic clock the limiter uses: for
  * durations (hooks, debug lines); it never jumps with the wall clock. */
@@ -469,103 +455,7 @@ static int core_file_mode(lua_State *L)
     return 2;
 }
 
-static void say_locked(void)
-{
-    fputs("LOCKED\n", stdout);
-    fflush(stdout);
-}
-
-/* TEST ONLY: core._debug_hold_lock(base_url, token, seconds) takes the
- * shared limiter lock of (base_url, token), prints "LOCKED" on stdout and
- * holds it for `seconds`, so a spec can kill the process mid-hold. */
-static int core_debug_hold_lock(lua_State *L)
-{
-    size_t len;
-    const char *url = check_lstring(L, 1, &len);
-    const char *token = check_token_arg(L, 2);
-    double seconds = (double)luaL_checknumber(L, 3);
-    char err[LIMITER_ERRLEN];
-
-    if (limiter_shared_hold_lock(url, token, seconds, say_locked, err, sizeof err) != 0)
-        return luaL_error(L, "wemasy.core._debug_hold_lock: %s", err);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* TEST ONLY: core._debug_unlink(base_url, token) removes the shared limiter
- * segment of (base_url, token), so specs leave /dev/shm as they found it. */
-static int core_debug_unlink(lua_State *L)
-{
-    size_t len;
-    const char *url = check_lstring(L, 1, &len);
-
-    lua_pushboolean(L, limiter_shared_unlink(url, check_token_arg(L, 2)) == 0);
-    return 1;
-}
-
-/* TEST ONLY: core._debug_stall_init(base_url, token) leaves the segment of
- * (base_url, token) marked "being set up", as if that process had died. */
-static int core_debug_stall_init(lua_State *L)
-{
-    size_t len;
-    const char *url = check_lstring(L, 1, &len);
-    char err[LIMITER_ERRLEN];
-
-    if (limiter_shared_stall_init(url, check_token_arg(L, 2), err, sizeof err) != 0)
-        return luaL_error(L, "wemasy.core._debug_stall_init: %s", err);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* TEST ONLY: the segment name of (base_url, token), to check it in specs. */
-static int core_debug_segment(lua_State *L)
-{
-    size_t len;
-    const char *url = check_lstring(L, 1, &len);
-    char name[LIMITER_SEGMENT_NAME_LEN + 1];
-
-    limiter_segment_name(url, check_token_arg(L, 2), name);
-    lua_pushstring(L, name);
-    return 1;
-}
-
-/* TEST ONLY: core._debug_fork() -> fork()'s result (0 in the child), so
- * spec/fork_spec.lua can fork a process that holds a client on Lua 5.4 as
- * well (Debian's lua-posix is for 5.1 to 5.3). */
-static int core_debug_fork(lua_State *L)
-{
-    fflush(NULL); /* or both processes would flush what was buffered */
-    lua_pushinteger(L, (lua_Integer)fork());
-    return 1;
-}
-
-/* TEST ONLY: core._debug_wait(pid) -> the child's exit status, or nil. */
-static int core_debug_wait(lua_State *L)
-{
-    pid_t pid = (pid_t)luaL_checkinteger(L, 1);
-    int status;
-
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) {
-            lua_pushnil(L);
-            return 1;
-        }
-    if (WIFEXITED(status))
-        lua_pushinteger(L, WEXITSTATUS(status));
-    else
-        lua_pushinteger(L, 128 + WTERMSIG(status));
-    return 1;
-}
-
 /* ---- module ------------------------------------------------------------------ */
-
-/* TEST ONLY: client:_debug_batch_visits() -> queued items the last batch's
- * scans looked at. */
-static int client_debug_batch_visits(lua_State *L)
-{
-    lua_pushinteger(L, (lua_Integer)client_check(L, 1)->batch_visits);
-    return 1;
-}
 
 static const luaL_Reg client_methods[] = {
     {"request", client_request},
@@ -574,7 +464,6 @@ static const luaL_Reg client_methods[] = {
     {"has_token", client_has_token},
     {"max_request_body", client_max_request_body},
     {"close", client_close},
-    {"_debug_batch_visits", client_debug_batch_visits},
     {NULL, NULL}};
 
 static const luaL_Reg client_meta[] = {
@@ -588,12 +477,6 @@ static const luaL_Reg module_functions[] = {
     {"now", core_now},
     {"file_mode", core_file_mode},
     {"on_interrupt", core_on_interrupt},
-    {"_debug_hold_lock", core_debug_hold_lock},
-    {"_debug_unlink", core_debug_unlink},
-    {"_debug_stall_init", core_debug_stall_init},
-    {"_debug_segment", core_debug_segment},
-    {"_debug_fork", core_debug_fork},
-    {"_debug_wait", core_debug_wait},
     {NULL, NULL}};
 
 static void create_metatable(lua_State *L)
@@ -639,5 +522,6 @@ int luaopen_wemasy_core(lua_State *L)
     lua_setfield(L, -2, "options");
     options_push_batch(L);
     lua_setfield(L, -2, "batch_options");
+    TESTS_OPEN(L); /* the test build's _debug_ functions (tests.c) */
     return 1;
 }

@@ -91,14 +91,4 @@ void limiter_close(limiter_store *s);
 void limiter_segment_name(const char *base_url, const char *token,
                           char out[LIMITER_SEGMENT_NAME_LEN + 1]);
 
-/* Test support only: remove the segment; leave it "being set up" as if its
- * initialiser had died; or hold its lock for `seconds` (so a spec can kill
- * the holder), calling locked() once it is held.  0 on success. */
-int limiter_shared_unlink(const char *base_url, const char *token);
-int limiter_shared_stall_init(const char *base_url, const char *token,
-                              char *err, size_t errlen);
-int limiter_shared_hold_lock(const char *base_url, const char *token,
-                             double seconds, void (*locked)(void),
-                             char *err, size_t errlen);
-
 #endif /* WEMASY_LIMITER_H */

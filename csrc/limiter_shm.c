@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests.h"
 #include "window.h"
 
 #define SEG_MAGIC 0x57454d53u /* "WEMS" */
@@ -316,15 +317,9 @@ limiter_store *limiter_open_shared(const char *base_url, const char *token,
     return &s->base;
 }
 
-/* ---- test support --------------------------------------------------------------- */
+/* ---- the test build's back ends (tests.h) ------------------------------------- */
 
-int limiter_shared_unlink(const char *base_url, const char *token)
-{
-    char name[LIMITER_SEGMENT_NAME_LEN + 1];
-
-    limiter_segment_name(base_url, token, name);
-    return shm_unlink(name) == 0 || errno == ENOENT ? 0 : -1;
-}
+#ifdef WEMASY_TESTS
 
 int limiter_shared_stall_init(const char *base_url, const char *token,
                               char *err, size_t errlen)
@@ -366,3 +361,5 @@ int limiter_shared_hold_lock(const char *base_url, const char *token,
     munmap(seg, sizeof(segment));
     return 0;
 }
+
+#endif /* WEMASY_TESTS */

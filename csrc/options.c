@@ -15,12 +15,6 @@
 #include "client.h"
 #include "url.h"
 
-#ifndef WEMASY_VERSION
-#define WEMASY_VERSION "0.0.0-dev"
-#endif
-
-#define NEW_PREFIX "wemasy.core.new: "
-
 #define MiB ((int64_t)1024 * 1024)
 /* Keeps the millisecond value inside a 32-bit long (about 24.8 days). */
 #define MAX_SECONDS 2147483.0

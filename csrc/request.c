@@ -160,7 +160,7 @@ static int wait_for_slot(lua_State *L, client *c, const limiter_group *g,
 
     if (c->limiter == NULL)
         return 1;
-    if ((*status = hooks_now(L, c, &start)) != LUA_OK)
+    if ((*status = inject_now(L, c, &start)) != LUA_OK)
         return 0;
     for (now = start;;) {
         double wait;
@@ -180,8 +180,8 @@ static int wait_for_slot(lua_State *L, client *c, const limiter_group *g,
             fail_outcome(o, KIND_RATE_LIMITED, client_refusal(c), wait);
             return 0;
         }
-        if ((*status = hooks_sleep(L, c, wait)) != LUA_OK ||
-            (*status = hooks_now(L, c, &now)) != LUA_OK)
+        if ((*status = inject_sleep(L, c, wait)) != LUA_OK ||
+            (*status = inject_now(L, c, &now)) != LUA_OK)
             return 0;
     }
 }
@@ -201,7 +201,7 @@ int client_want_retry(lua_State *L, client *c, const call_outcome *o,
      * (common) final outcomes. */
     if (!retry_decide(&c->retry, &ro, idempotent, o->attempts, 0, delay))
         return 0;
-    if ((*status = hooks_random(L, c, &r)) != LUA_OK)
+    if ((*status = inject_random(L, c, &r)) != LUA_OK)
         return 0;
     return retry_decide(&c->retry, &ro, idempotent, o->attempts, r, delay);
 }
@@ -220,7 +220,7 @@ static int try_once(lua_State *L, client *c, const call_args *a,
     o->message = o->r.message;
     o->sent = o->r.sent;
     if (o->r.kind == TK_OK && c->limiter != NULL &&
-        (status = hooks_now(L, c, &now)) != LUA_OK)
+        (status = inject_now(L, c, &now)) != LUA_OK)
         return status;
     client_learn(c, a->group, now, o);
     return LUA_OK;
@@ -254,7 +254,7 @@ int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o)
             return status;
         if (!client_want_retry(L, c, o, a->idempotent, &delay, &status))
             return status;
-        if ((status = hooks_sleep(L, c, delay)) != LUA_OK)
+        if ((status = inject_sleep(L, c, delay)) != LUA_OK)
             return status;
     }
 }

@@ -91,6 +91,13 @@ describe("wemasy-scm-1.rockspec", function()
     assert.equal("curl/curl.h", MAIN.external_dependencies.CURL.header)
     assert.equal("busted", MAIN.test.type)
   end)
+
+  it("builds the release: never defines WEMASY_TESTS (csrc/tests.h), which this tree's build does", function()
+    for _, define in ipairs(modules["wemasy.core"].defines) do
+      assert.falsy(define:find("WEMASY_TESTS", 1, true), define)
+    end
+    assert.is_function(require("wemasy.core")._debug_unlink, "the specs run on the test build")
+  end)
 end)
 
 describe("wemasy-sandbox-scm-1.rockspec", function()

@@ -1,7 +1,7 @@
 /*
- * hooks.c - the clock, sleep and random number source of a client: the
- * built-in ones, or Lua functions given to core.new (so specs can run a
- * minute of rate limiting in milliseconds).
+ * inject.c - the clock, sleep and random number source of a client: the
+ * built-in ones, or Lua functions injected through core.new (so specs can
+ * run a minute of rate limiting in milliseconds).
  *
  * Lua hooks run under lua_pcall: an error comes back as a status, so the
  * caller can first put its C state in order (abort transfers) and then
@@ -23,7 +23,7 @@ static uint64_t next_random(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-void hooks_seed(client *c)
+void inject_seed(client *c)
 {
     struct timespec ts;
 
@@ -32,11 +32,6 @@ void hooks_seed(client *c)
     clock_gettime(CLOCK_REALTIME, &ts);
     c->rng = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
              ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)c;
-}
-
-int hooks_in_process_clock(const client *c)
-{
-    return c->clock_ref != LUA_NOREF;
 }
 
 /* Calls the hook with an optional number argument and wants a number back
@@ -74,7 +69,7 @@ static int call_hook(lua_State *L, int ref, const char *name, int nargs,
  * retry would ask it again forever. */
 #define CLOCK_STALL_MAX 60.0
 
-int hooks_now(lua_State *L, client *c, double *now)
+int inject_now(lua_State *L, client *c, double *now)
 {
     int rc;
 
@@ -97,7 +92,7 @@ int hooks_now(lua_State *L, client *c, double *now)
     return LUA_OK;
 }
 
-int hooks_sleep(lua_State *L, client *c, double seconds)
+int inject_sleep(lua_State *L, client *c, double seconds)
 {
     if (seconds <= 0)
         return LUA_OK;
@@ -115,7 +110,7 @@ int hooks_sleep(lua_State *L, client *c, double seconds)
     return LUA_OK;
 }
 
-int hooks_random(lua_State *L, client *c, double *r)
+int inject_random(lua_State *L, client *c, double *r)
 {
     int rc;
 

@@ -1,0 +1,135 @@
+/*
+ * tests.c - the test build's functions (tests.h): core._debug_* and
+ * client:_debug_*, for specs to look inside the core or to provoke what a
+ * dead process leaves behind.  Compiled to nothing without WEMASY_TESTS,
+ * so the release wemasy.core has none of them.
+ */
+#ifdef WEMASY_TESTS
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "client.h"
+
+/* nil or absent: no token. */
+#define token_arg(L, idx) luaL_optstring((L), (idx), NULL)
+
+static void say_locked(void)
+{
+    fputs("LOCKED\n", stdout);
+    fflush(stdout);
+}
+
+/* core._debug_hold_lock(base_url, token, seconds) takes the shared limiter
+ * lock of (base_url, token), prints "LOCKED" on stdout and holds it for
+ * `seconds`, so a spec can kill the process mid-hold. */
+static int debug_hold_lock(lua_State *L)
+{
+    const char *url = luaL_checkstring(L, 1);
+    const char *token = token_arg(L, 2);
+    double seconds = (double)luaL_checknumber(L, 3);
+    char err[LIMITER_ERRLEN];
+
+    if (limiter_shared_hold_lock(url, token, seconds, say_locked, err, sizeof err) != 0)
+        return luaL_error(L, "wemasy.core._debug_hold_lock: %s", err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core._debug_unlink(base_url, token) removes the shared limiter segment of
+ * (base_url, token), so specs leave /dev/shm as they found it. */
+static int debug_unlink(lua_State *L)
+{
+    char name[LIMITER_SEGMENT_NAME_LEN + 1];
+
+    limiter_segment_name(luaL_checkstring(L, 1), token_arg(L, 2), name);
+    lua_pushboolean(L, shm_unlink(name) == 0 || errno == ENOENT);
+    return 1;
+}
+
+/* core._debug_stall_init(base_url, token) leaves the segment of
+ * (base_url, token) marked "being set up", as if that process had died. */
+static int debug_stall_init(lua_State *L)
+{
+    const char *url = luaL_checkstring(L, 1);
+    char err[LIMITER_ERRLEN];
+
+    if (limiter_shared_stall_init(url, token_arg(L, 2), err, sizeof err) != 0)
+        return luaL_error(L, "wemasy.core._debug_stall_init: %s", err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core._debug_segment(base_url, token) -> the segment name, for specs to
+ * check it. */
+static int debug_segment(lua_State *L)
+{
+    char name[LIMITER_SEGMENT_NAME_LEN + 1];
+
+    limiter_segment_name(luaL_checkstring(L, 1), token_arg(L, 2), name);
+    lua_pushstring(L, name);
+    return 1;
+}
+
+/* client:_debug_batch_visits() -> queued items the last batch's scans
+ * looked at. */
+static int debug_batch_visits(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)client_check(L, 1)->tests.batch_visits);
+    return 1;
+}
+
+/* core._debug_fork() -> fork()'s result (0 in the child), so
+ * spec/fork_spec.lua can fork a process that holds a client on Lua 5.4 as
+ * well (Debian's lua-posix is for 5.1 to 5.3). */
+static int debug_fork(lua_State *L)
+{
+    fflush(NULL); /* or both processes would flush what was buffered */
+    lua_pushinteger(L, (lua_Integer)fork());
+    return 1;
+}
+
+/* core._debug_wait(pid) -> the child's exit status, or nil. */
+static int debug_wait(lua_State *L)
+{
+    pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+    int status;
+
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) {
+            lua_pushnil(L);
+            return 1;
+        }
+    if (WIFEXITED(status))
+        lua_pushinteger(L, WEXITSTATUS(status));
+    else
+        lua_pushinteger(L, 128 + WTERMSIG(status));
+    return 1;
+}
+
+static const luaL_Reg module_functions[] = {
+    {"_debug_hold_lock", debug_hold_lock},
+    {"_debug_unlink", debug_unlink},
+    {"_debug_stall_init", debug_stall_init},
+    {"_debug_segment", debug_segment},
+    {"_debug_fork", debug_fork},
+    {"_debug_wait", debug_wait},
+    {NULL, NULL}};
+
+static const luaL_Reg client_methods[] = {
+    {"_debug_batch_visits", debug_batch_visits},
+    {NULL, NULL}};
+
+void tests_open(lua_State *L)
+{
+    compat_setfuncs(L, module_functions);
+    luaL_getmetatable(L, CLIENT_MT);
+    lua_getfield(L, -1, "__index");
+    compat_setfuncs(L, client_methods);
+    lua_pop(L, 2);
+}
+
+#endif /* WEMASY_TESTS */
