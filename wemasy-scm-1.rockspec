@@ -64,7 +64,6 @@ build = {
     ["wemasy.hooks"] = "lua/wemasy/hooks.lua",
     ["wemasy.pretty"] = "lua/wemasy/pretty.lua",
     ["wemasy.repl"] = "lua/wemasy/repl.lua",
-    ["wemasy.responses"] = "lua/wemasy/responses.lua",
     ["wemasy.ngx"] = "lua/wemasy/ngx.lua",
     ["wemasy.ngx.thread"] = "lua/wemasy/ngx/thread.lua",
     ["wemasy.sandbox"] = "lua/wemasy/sandbox/init.lua",

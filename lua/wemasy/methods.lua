@@ -236,11 +236,16 @@ function M.class(name, backend)
   Class.__index = Class
   local send, enter = backend.send, backend.enter
 
-  local function check_self(self, method)
+  -- The state of `self`, a client of this class, else raises; with
+  -- `expected`, argument #1 must be of that type (or nil, when `optional`).
+  local function check_self(self, method, value, expected, optional)
     local st = state[self]
     if not st or not rawequal(getmetatable(self), Class) then
       error(string.format("bad argument #1 to '%s' (wemasy client expected, got %s; use client:%s(...))",
         method, args.describe(self), method), 3)
+    end
+    if expected and type(value) ~= expected and not (optional and value == nil) then
+      args.bad_argument(1, method, expected, value, 3)
     end
     return st
   end
@@ -282,10 +287,7 @@ function M.class(name, backend)
   -- Any endpoint under /services/webshop/v1/.  Known endpoints are validated
   -- exactly as their methods are; others are sent as given (with the token if set).
   function Class:call(path, body)
-    local st = check_self(self, "call")
-    if type(path) ~= "string" then
-      args.bad_argument(1, "call", "string", path, 2)
-    end
+    local st = check_self(self, "call", path, "string")
     body = check_body(body, "call")
     if enter then enter(self, st, "call") end
     local target, refused = target_of(path)
@@ -302,10 +304,7 @@ function M.class(name, backend)
   -- returns one {body, err, res} per call, in input order.  A bad item gets its
   -- own invalid_argument result; the others run.
   function Class:batch(calls, opts)
-    local st = check_self(self, "batch")
-    if type(calls) ~= "table" then
-      args.bad_argument(1, "batch", "table", calls, 2)
-    end
+    local st = check_self(self, "batch", calls, "table")
     local concurrency, progress = batch_options(opts)
     if progress and backend.refuse_progress then error(backend.refuse_progress, 2) end
     local total = list_length(calls, 2)
@@ -352,10 +351,7 @@ function M.class(name, backend)
 
   -- {limit, remaining, reset_in, closed_for} of a limiter group, sending nothing.
   function Class:rate_limit(group)
-    local st = check_self(self, "rate_limit")
-    if group ~= nil and type(group) ~= "string" then
-      args.bad_argument(1, "rate_limit", "string", group, 2)
-    end
+    local st = check_self(self, "rate_limit", group, "string", true)
     if enter then enter(self, st, "rate_limit") end
     return backend.rate_limit(self, st, group or "default")
   end
