@@ -83,33 +83,36 @@ local function note_rate_limit(self, err, group)
   if state and state.closed_for > 0 then err.closed_for = state.closed_for end
 end
 
--- What one transfer (after the core's retries) became: body, nil, res or
--- nil, err.  The core gives a response as status, text, headers, attempts,
--- retry_after, limit, remaining (answered) and no response as nil, kind,
--- message, sent, attempts, retry_after (failed).
-local function answered(path, status, text, headers, attempts, retry_after, limit, remaining)
-  local value, err, res = errors.from_response(path, status, text, headers, retry_after, limit, remaining)
-  if res then res.attempts = attempts end
-  if err then err.attempts = attempts end
-  return value, err, res
+-- An error as the caller gets it: with its limiter group when rate_limited,
+-- and scrubbed of the token.
+local function refused(self, st, err, group)
+  if err.kind == "rate_limited" then note_rate_limit(self, err, group) end
+  return nil, errors.redact(err, st.token)
 end
 
-local function failed(path, kind, message, sent, attempts, retry_after)
+-- A response: status, text, headers, attempts, retry_after, limit, remaining.
+local function answered(self, st, path, group, status, text, headers, attempts, retry_after, limit, remaining)
+  local value, err, res = errors.from_response(path, status, text, headers, retry_after, limit, remaining)
+  if err then
+    err.attempts = attempts
+    return refused(self, st, err, group)
+  end
+  res.attempts = attempts
+  return value, nil, res
+end
+
+-- No response: nil, kind, message, sent, attempts, retry_after.
+local function failed(self, st, path, group, _, kind, message, sent, attempts, retry_after)
   local err = errors.from_transport(path, kind, message)
   err.sent, err.attempts, err.retry_after = sent, attempts, retry_after
-  return nil, err
+  return refused(self, st, err, group)
 end
 
+-- What one transfer (after the core's retries) became: body, nil, res or
+-- nil, err, from the core's values for it (either shape above).
 local function outcome(self, st, path, group, status, ...)
-  local value, err, res
-  if status then
-    value, err, res = answered(path, status, ...)
-  else
-    value, err = failed(path, ...)
-  end
-  if err and err.kind == "rate_limited" then note_rate_limit(self, err, group) end
-  if err then return nil, errors.redact(err, st.token) end
-  return value, nil, res
+  if status then return answered(self, st, path, group, status, ...) end
+  return failed(self, st, path, group, status, ...)
 end
 
 -- The core is this client's backend (see wemasy.methods).
