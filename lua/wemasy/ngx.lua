@@ -373,7 +373,7 @@ function M.new(opts)
   -- The client wemasy.new makes to check the options is closed at once.
   local ok, checked = pcall(wemasy.new, checking_copy(given))
   if not ok then error(strip_position(checked), 2) end
-  local max_request_body = checked._core:max_request_body()
+  local max_request_body = methods.state(checked).max_request_body
   checked:close()
 
   local name, why = uncrossable_option(given, "", 0)
