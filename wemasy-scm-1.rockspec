@@ -56,13 +56,14 @@ build = {
     },
     -- the runtime library
     ["wemasy"] = "lua/wemasy/init.lua",
+    ["wemasy.args"] = "lua/wemasy/args.lua",
     ["wemasy.client"] = "lua/wemasy/client.lua",
     ["wemasy.endpoints"] = "lua/wemasy/endpoints.lua",
     ["wemasy.errors"] = "lua/wemasy/errors.lua",
     ["wemasy.json"] = "lua/wemasy/json.lua",
+    ["wemasy.methods"] = "lua/wemasy/methods.lua",
     ["wemasy.validate"] = "lua/wemasy/validate.lua",
     ["wemasy.hooks"] = "lua/wemasy/hooks.lua",
-    ["wemasy.responses"] = "lua/wemasy/responses.lua",
     -- nginx: the client on ngx_lua's thread pool
     ["wemasy.ngx"] = "lua/wemasy/ngx.lua",
     ["wemasy.ngx.thread"] = "lua/wemasy/ngx/thread.lua",

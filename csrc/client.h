@@ -150,6 +150,9 @@ const limiter_group *client_group(client *c, const char *name);
 /* The name of a failure kind. */
 const char *client_kind_name(int kind);
 
+/* Pushes the list of failure kinds' names (core.kinds), in enum order. */
+void client_push_kinds(lua_State *L);
+
 /* Reads a finished try's quota headers (o->r, o->tr) into o->retry_after,
  * o->limit and o->remaining, and teaches the limiter (if one is on). */
 void client_learn(client *c, const limiter_group *g, double now, call_outcome *o);

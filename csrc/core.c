@@ -516,6 +516,8 @@ int luaopen_wemasy_core(lua_State *L)
     lua_setfield(L, -2, "curl_version");
     push_features(L);
     lua_setfield(L, -2, "features");
+    client_push_kinds(L);
+    lua_setfield(L, -2, "kinds");
     json_push_decoder(L);
     lua_setfield(L, -2, "json_decode");
     options_push(L);

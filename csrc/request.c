@@ -22,6 +22,19 @@ const char *client_kind_name(int kind)
     return kind_names[kind];
 }
 
+/* Every name a failure can carry ("ok" is not one): Lua maps each to a kind
+ * of the contract (lua/wemasy/errors.lua) and a spec holds it to that. */
+void client_push_kinds(lua_State *L)
+{
+    size_t i, n = sizeof kind_names / sizeof kind_names[0];
+
+    lua_createtable(L, (int)n - 1, 0);
+    for (i = 1; i < n; i++) {
+        lua_pushstring(L, kind_names[i]);
+        lua_rawseti(L, -2, (int)i);
+    }
+}
+
 const limiter_group *client_group(client *c, const char *name)
 {
     rate_config *r = &c->rate;

@@ -324,8 +324,8 @@ end
 
 local KINDS = wemasy.error_kinds
 local Client = require("wemasy.client").Client
-local CORE_KINDS = { timeout = true, network = true, tls = true, too_large = true, closed = true, internal = true,
-                     rate_limited = true, invalid_argument = true }
+local CORE_KINDS = {} -- every kind the core names (csrc/request.c)
+for _, kind in ipairs(require("wemasy.core").kinds) do CORE_KINDS[kind] = true end
 
 local findings = 0
 local current -- description of the call being made

@@ -86,4 +86,20 @@ describe("error mapping", function()
     assert.equal("too_large", too_large.reason)
     assert.equal("invalid_argument", errors.from_transport("x", "closed", "client is closed").kind)
   end)
+
+  -- The core names its kinds once (core.kinds); wemasy.errors maps each to
+  -- the contract's, so a kind added in C without a mapping fails here instead
+  -- of reaching callers as "network".
+  it("maps every kind the core reports to a kind of the contract", function()
+    local core = require("wemasy.core")
+    assert.is_table(core.kinds)
+    assert.is_true(#core.kinds >= 11)
+    for _, kind in ipairs(core.kinds) do
+      local err = errors.from_transport("x", kind, "m")
+      assert.truthy(errors.kinds[err.kind], kind)
+      assert.truthy(errors.core_kinds()[kind], "core kind '" .. kind .. "' has no mapping in wemasy.errors")
+    end
+    -- A malformed batch item, caught by the core before sending.
+    assert.equal("invalid_argument", errors.from_transport("x", "invalid_argument", "item.path must be a string").kind)
+  end)
 end)

@@ -262,6 +262,15 @@ function M.toolarge()
   ngx.say(cjson.encode{ ok = ok, crossed = after.calls - before.calls, proxy = proxy, plain = calls(p.plain) })
 end
 
+-- debug = true: one line per call on stderr (nginx's error log), written in
+-- the worker, refused calls included.
+function M.debug()
+  local c = wngx.new{ base_url = BASE, token = TOKENS.merchant, timeout = 10, debug = true }
+  local body = c:orders_detail{ order_number = "ORD-2025-001" }
+  local _, err = c:orders_detail{ order_number = "ORD-2025-001", debug_spec_bogus = 1 }
+  ngx.say(cjson.encode{ ok = body ~= nil, refused = err and err.kind })
+end
+
 function M.nopool()
   local c = wngx.new{ base_url = BASE, token = TOKENS.merchant, thread_pool = "nosuchpool" }
   local ok, err = pcall(c.orders_detail, c, { order_number = "ORD-2025-001" })
@@ -586,6 +595,15 @@ describe("the OpenResty example against the sandbox", function()
       end
       assert.equal(0, r.crossed)
       assert.equal(before, sb:state().total_requests)
+    end)
+
+    it("writes debug lines for sent and refused calls, with the limiter's state", function()
+      local r = get_json(shop.url .. "/t/debug")
+      assert.is_true(r.ok)
+      assert.equal("invalid_argument", r.refused)
+      local log = shop:error_log()
+      assert.matches("wemasy: orders/detail %-> 200 in [%d.]+ ms %(1 attempt, server quota %d+/%d+, default slots", log)
+      assert.matches("wemasy: orders/detail %-> invalid_argument in [%d.]+ ms %(0 attempts, default slots", log)
     end)
 
     it("says how to declare a missing thread pool", function()

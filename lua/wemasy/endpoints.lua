@@ -14,6 +14,7 @@
 --               name, type ("string" | "integer" | "boolean"), required,
 --               nullable (JSON null allowed), example
 --   statuses    the HTTP statuses the page documents
+--   response    the name of its response type (the shapes: tools/responses.lua)
 local endpoints = {
   {
     path = "orders/mark-purchase-tracked",
@@ -25,6 +26,7 @@ local endpoints = {
       { name = "mark", type = "boolean", nullable = true, example = true },
     },
     statuses = { 200, 404, 422, 429 },
+    response = "OrdersMarkPurchaseTrackedResponse",
   },
   {
     path = "orders/get",
@@ -36,6 +38,7 @@ local endpoints = {
       { name = "email", type = "string", required = true, example = "john@example.com" },
     },
     statuses = { 200, 404, 422, 429 },
+    response = "OrdersGetResponse",
   },
   {
     path = "orders/sync-snelstart-order",
@@ -45,6 +48,7 @@ local endpoints = {
       { name = "order_id", type = "integer", required = true, example = 42 },
     },
     statuses = { 200, 401, 403, 422, 429 },
+    response = "OrdersSyncSnelstartOrderResponse",
   },
   {
     path = "customer/orders/get",
@@ -54,6 +58,7 @@ local endpoints = {
       { name = "order_id", type = "integer", required = true, example = 2502 },
     },
     statuses = { 200, 401, 404, 422, 429 },
+    response = "CustomerOrdersGetResponse",
   },
   {
     path = "orders/detail",
@@ -63,6 +68,7 @@ local endpoints = {
       { name = "order_number", type = "string", required = true, example = "ORD-2025-001" },
     },
     statuses = { 200, 401, 403, 404, 422, 429 },
+    response = "OrdersDetailResponse",
   },
 }
 

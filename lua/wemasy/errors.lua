@@ -179,19 +179,34 @@ function M.from_response(endpoint, status, text, headers, retry_after, limit, re
   return nil, err
 end
 
--- What the C core reports for a transfer that produced no response.
-local CORE_KINDS = {
-  timeout = "timeout", network = "network", tls = "tls", rate_limited = "rate_limited",
-  too_large = "decode", closed = "invalid_argument", internal = "network",
-  interrupted = "network",
-  unauthenticated = "unauthenticated", forbidden = "forbidden", -- a batch's items not sent after a 401 / 403
+-- The core's kinds (core.kinds, csrc/request.c) that are not kinds of the
+-- contract themselves, and the contract's kind each one is reported as.
+local CONTRACT_KIND_OF = {
+  too_large = "decode", closed = "invalid_argument", internal = "network", interrupted = "network",
 }
 
 -- Core kinds that live on as err.reason under the contract's kind.
 local CORE_REASONS = { too_large = true, interrupted = true }
 
+-- Core kind -> contract kind, for every kind the core names (the others are
+-- the contract's own: timeout, rate_limited, invalid_argument, ...).  Made
+-- on first use, when the core is loaded (it reported the kind): wemasy.ngx
+-- requires this module where the core may not load.
+local by_core_kind
+
+function M.core_kinds()
+  if not by_core_kind then
+    local map = {}
+    for _, name in ipairs(require("wemasy.core").kinds) do
+      map[name] = M.kinds[name] and name or CONTRACT_KIND_OF[name]
+    end
+    by_core_kind = map
+  end
+  return by_core_kind
+end
+
 function M.from_transport(endpoint, kind, message)
-  local err = M.new(CORE_KINDS[kind] or "network", { endpoint = endpoint, message = message })
+  local err = M.new((by_core_kind or M.core_kinds())[kind] or "network", { endpoint = endpoint, message = message })
   if CORE_REASONS[kind] then err.reason = kind end
   return err
 end

@@ -17,7 +17,7 @@
 --
 -- A hook that raises does not break the call: the call's result is the same,
 -- and the error is written to the debug log when `debug` is on (else dropped).
-local validate = require("wemasy.validate")
+local args = require("wemasy.args")
 
 local M = {}
 
@@ -44,7 +44,7 @@ function M.from_options(opts)
   if hooks ~= nil then
     if type(hooks) ~= "table" then
       option_error("option 'hooks' must be a table { on_request = function, on_response = function } (got "
-        .. validate.describe(hooks) .. ")")
+        .. args.describe(hooks) .. ")")
     end
     for k, v in next, hooks do
       if not HOOK_NAMES[k] then
@@ -52,12 +52,12 @@ function M.from_options(opts)
           .. "' (hooks take on_request, on_response)")
       end
       if type(v) ~= "function" then
-        option_error("option 'hooks." .. k .. "' must be a function (got " .. validate.describe(v) .. ")")
+        option_error("option 'hooks." .. k .. "' must be a function (got " .. args.describe(v) .. ")")
       end
     end
   end
   if debug ~= nil and type(debug) ~= "boolean" and type(debug) ~= "function" then
-    option_error("option 'debug' must be a boolean or a function(line) (got " .. validate.describe(debug) .. ")")
+    option_error("option 'debug' must be a boolean or a function(line) (got " .. args.describe(debug) .. ")")
   end
   local log
   if debug == true then

@@ -10,18 +10,22 @@
 -- VMs (wemasy.ngx.thread), where a plain wemasy client does the work; the
 -- request's coroutine yields meanwhile and the event loop goes on.
 --
--- Only plain data crosses between the VMs (nil, booleans, numbers, strings,
--- tables, light userdata such as wemasy.null).  Arguments go over as given;
--- results come back as tables and errors are given their metatable again, so
--- callers see the plain client's values.  The options (with the token) go
--- over only when a thread VM does not yet hold a client for them: each VM
--- keeps its clients, keyed by a salted hash of the options (keep-alive per
--- VM; the limiter is the C core's shared memory, one quota for every worker,
--- thread and cron script on the host).
-local endpoints = require("wemasy.endpoints")
+-- The methods are the plain client's (wemasy.methods): arguments are checked
+-- and requests validated and encoded here, in the worker; only a prepared
+-- request (path, JSON text, group) crosses to a thread VM, so a body that
+-- must not be sent never does.  Only plain data crosses between the VMs
+-- (nil, booleans, numbers, strings, tables, light userdata such as
+-- wemasy.null): results come back as tables and errors are given their
+-- metatable again, so callers see the plain client's values.  The options
+-- (with the token) go over only when a thread VM does not yet hold a client
+-- for them: each VM keeps its clients, keyed by a salted hash of the options
+-- (keep-alive per VM; the limiter is the C core's shared memory, one quota
+-- for every worker, thread and cron script on the host).
+local args = require("wemasy.args")
 local errors = require("wemasy.errors")
+local hooks = require("wemasy.hooks")
 local json = require("wemasy.json")
-local validate = require("wemasy.validate")
+local methods = require("wemasy.methods")
 
 local M = {}
 
@@ -36,12 +40,8 @@ local RUNNABLE = { rewrite = true, access = true, content = true, timer = true }
 -- at 100; older ones recurse without a bound).
 local MAX_DEPTH = 100
 
--- What the proxy keeps out of its own table: the token, the options for the
--- thread VMs, the closed twin that answers locally.
-local secrets = setmetatable({}, { __mode = "k" })
-
-local Client = { __name = "wemasy.ngx.client" }
-Client.__index = Client
+-- What the plain client answers once closed (the core's words, csrc/request.c).
+local CLOSED = "client is closed"
 
 ------------------------------------------------------------------ loading wemasy itself
 
@@ -79,27 +79,19 @@ end
 -- wemasy itself (and so wemasy.core, the C module) loads on the first new():
 -- requiring this module outside nginx, or with the wrong build, says why there.
 local wemasy
--- wemasy.client, for what its call and batch refuse before sending (the same
--- functions, so a proxy answers exactly as a plain client).
-local plain_client
 
 local function load_wemasy()
   if wemasy then return end
   local ok, mod = pcall(require, "wemasy")
   if not ok then error(load_failure(mod), 3) end
-  wemasy, plain_client = mod, require("wemasy.client")
+  wemasy = mod
 end
 
 ------------------------------------------------------------------ what may cross
 
 -- nil when `v` crosses to a thread VM as is, else a description of what does not.
--- With `room` ({ left = bytes }), its strings (keys too) add up to at most that.
-local function uncrossable(v, depth, seen, room)
+local function uncrossable(v, depth, seen)
   local t = type(v)
-  if t == "string" and room then
-    room.left = room.left - #v
-    if room.left < 0 then return "more string bytes than max_request_body" end
-  end
   if t == "nil" or t == "boolean" or t == "number" or t == "string" then return nil end
   if v == json.null then return nil end
   if t ~= "table" then return "a " .. t end
@@ -107,18 +99,11 @@ local function uncrossable(v, depth, seen, room)
   if depth >= MAX_DEPTH then return "tables nested more than " .. MAX_DEPTH .. " deep" end
   seen[v] = true
   for k, x in next, v do
-    local why = uncrossable(k, depth + 1, seen, room) or uncrossable(x, depth + 1, seen, room)
+    local why = uncrossable(k, depth + 1, seen) or uncrossable(x, depth + 1, seen)
     if why then return why end
   end
   seen[v] = nil
   return nil
-end
-
--- Whether a request body goes to a thread VM.  One whose strings alone pass
--- max_request_body (its JSON text is longer still) is not copied there: the
--- closed twin refuses it here, naming the field, as the plain client does.
-local function crosses(v, limit)
-  return uncrossable(v, 0, {}, limit and { left = limit }) == nil
 end
 
 -- The first option (by its dotted name) whose value cannot cross, and why.
@@ -208,70 +193,28 @@ local function strip_position(msg)
   return (tostring(msg):gsub("^[^\n]-%.lua:%d+: ", "", 1))
 end
 
--- Returns a client with the plain client's methods whose calls run on the
--- thread pool.  Options: wemasy.new's (checked by wemasy.new itself, so the
--- errors are its own), plus thread_pool.  Options must be plain data:
--- functions (clock, sleep, random, hooks) cannot reach the thread VMs.
-function M.new(opts)
-  need_nginx()
-  if opts ~= nil and type(opts) ~= "table" then
-    validate.bad_argument(1, "wemasy.ngx.new", "table", opts, 2)
-  end
-  load_wemasy()
-  local given = {}
-  for k, v in next, opts or {} do given[k] = v end
-  local pool = given.thread_pool
-  given.thread_pool = nil
-  if pool == nil then pool = M.DEFAULT_THREAD_POOL end
-  if type(pool) ~= "string" or not pool:match("^[%w_%-%.]+$") then
-    error("wemasy.ngx.new: option 'thread_pool' must be the name of a thread_pool of nginx.conf (got "
-      .. validate.describe(pool) .. ")", 2)
-  end
-
-  local ok, twin = pcall(wemasy.new, checking_copy(given))
-  if not ok then error(strip_position(twin), 2) end
-  twin:close()
-
-  local name, why = uncrossable_option(given, "", 0)
-  if name then
-    error("wemasy.ngx.new: option '" .. name .. "' cannot be used here: it holds " .. why
-      .. ", and only plain data crosses to the worker threads", 2)
-  end
-
-  local plain = copy_plain(given, 0)
-  -- nginx owns the worker's signals, and a thread of its pool must not change
-  -- a process-wide disposition: these clients never watch for SIGINT.
-  plain.interruptible = false
-  local self = setmetatable({
-    base_url = twin.base_url,
-    insecure = twin.insecure,
-    thread_pool = pool,
-  }, Client)
-  secrets[self] = {
-    token = plain.token,
-    opts = plain,
-    key = options_key(plain),
-    twin = twin,
-    max_request_body = twin._core:max_request_body(),
-    timeout = type(plain.timeout) == "number" and plain.timeout or require("wemasy.core").options.timeout.default,
-  }
-  return self
-end
-
 ------------------------------------------------------------------ one call on the pool
 
-local function check_self(self, method)
-  if getmetatable(self) ~= Client then
-    error(string.format("bad argument #1 to '%s' (wemasy client expected, got %s; use client:%s(...))",
-      method, validate.describe(self), method), 3)
+-- This file and wemasy.methods: what raise() looks past.
+local OWN = { [debug.getinfo(1, "S").source] = true, [debug.getinfo(methods.class, "S").source] = true }
+
+-- Raises msg at the code that called the client's method (the first caller
+-- outside wemasy.ngx and wemasy.methods), as the plain client's checks do.
+local function raise(msg)
+  local level = 2
+  local info = debug.getinfo(level, "S")
+  while info and OWN[info.source] do
+    level = level + 1
+    info = debug.getinfo(level, "S")
   end
+  error(msg, level)
 end
 
 local function check_phase(method)
   local phase = ngx.get_phase()
   if not RUNNABLE[phase] then
-    error(string.format("wemasy.ngx: client:%s cannot run in the %s phase: ngx.run_worker_thread works only in"
-      .. " rewrite_by_lua*, access_by_lua*, content_by_lua* and ngx.timer callbacks", method, phase), 3)
+    raise(string.format("wemasy.ngx: client:%s cannot run in the %s phase: ngx.run_worker_thread works only in"
+      .. " rewrite_by_lua*, access_by_lua*, content_by_lua* and ngx.timer callbacks", method, phase))
   end
 end
 
@@ -286,37 +229,35 @@ end
 
 local BUSY = {}
 
--- Runs method(a, b) on the pool.  Returns the thread's results, or BUSY when
--- no thread VM freed up within the client's timeout.  Raises (at `level`
--- above the caller) what the plain client would raise, and misconfiguration.
-local function on_pool(self, method, a, b, level)
-  local s = secrets[self]
+-- Runs wemasy.ngx.thread's `method` with the arguments on the pool.  Returns
+-- its results, or BUSY when no thread VM freed up within the client's
+-- timeout.  Raises what the thread side raised, and misconfiguration.
+local function on_pool(self, st, method, ...)
   local deadline, delay
-  level = level + 2
   while true do
-    local ok, tag, x, y, z = ngx.run_worker_thread(self.thread_pool, M.THREAD_MODULE, "run", s.key, nil, method, a, b)
+    local ok, tag, x, y, z = ngx.run_worker_thread(self.thread_pool, M.THREAD_MODULE, "run", st.key, nil, method, ...)
     if ok and tag == "miss" then
-      ok, tag, x, y, z = ngx.run_worker_thread(self.thread_pool, M.THREAD_MODULE, "run", s.key, s.opts, method, a, b)
+      ok, tag, x, y, z = ngx.run_worker_thread(self.thread_pool, M.THREAD_MODULE, "run", st.key, st.opts, method, ...)
     end
     if ok then
       if tag == "ok" then return x, y, z end
-      local msg = errors.redact({ tostring(x) }, s.token)[1]
-      if tag == "raise" then error(strip_position(msg), level) end
-      error(load_failure(msg), level)
+      local msg = errors.redact_text(tostring(x), st.token)
+      if tag == "raise" then raise(strip_position(msg)) end
+      raise(load_failure(msg))
     end
-    local msg = errors.redact({ tostring(tag) }, s.token)[1]
+    local msg = errors.redact_text(tostring(tag), st.token)
     if is_busy(msg) then
       ngx.update_time()
-      deadline = deadline or (ngx.now() + s.timeout)
+      deadline = deadline or (ngx.now() + st.timeout)
       if ngx.now() >= deadline then return BUSY, msg end
       delay = math.min((delay or 0.0005) * 2, 0.05)
       ngx.sleep(delay)
     elseif no_pool(msg, self.thread_pool) then
-      error("wemasy.ngx: no thread pool '" .. self.thread_pool .. "' in nginx.conf: add `thread_pool "
+      raise("wemasy.ngx: no thread pool '" .. self.thread_pool .. "' in nginx.conf: add `thread_pool "
         .. self.thread_pool .. " threads=16;` to the main context (outside http {}), and"
-        .. " `lua_worker_thread_vm_pool_size 16;` to http {} (" .. msg .. ")", level)
+        .. " `lua_worker_thread_vm_pool_size 16;` to http {} (" .. msg .. ")")
     else
-      error(load_failure(msg), level)
+      raise(load_failure(msg))
     end
   end
 end
@@ -340,127 +281,121 @@ local function answer(body, err, res)
   return body, nil, res
 end
 
--- One method per endpoint, as the plain client has.
-local path_of = {}
-
-local function endpoint_method(method)
-  return function(self, body)
-    check_self(self, method)
-    if body ~= nil and type(body) ~= "table" then
-      validate.bad_argument(2, method, "table", body, 2)
-    end
-    local s = secrets[self]
-    -- A closed client, or a body that cannot cross: the closed twin gives the
-    -- plain client's answer (a validation error; it never sends anything).
-    if self.closed or not crosses(body, s.max_request_body) then return s.twin[method](s.twin, body) end
-    check_phase(method)
-    local x, y, z = on_pool(self, method, body, nil, 1)
-    if x == BUSY then return nil, busy_error(path_of[method], y, s.timeout) end
-    return answer(x, y, z)
-  end
+-- What the core answers a request of a closed client.
+local function closed_error(path, token)
+  local err = errors.from_transport(path, "closed", CLOSED)
+  err.sent, err.attempts = false, 0
+  return errors.redact(err, token)
 end
 
-for _, ep in ipairs(endpoints) do
-  path_of[ep.method] = ep.path
-  Client[ep.method] = endpoint_method(ep.method)
+------------------------------------------------------------------ the backend of wemasy.methods
+
+local backend = {
+  refuse_progress = "batch: option 'progress' cannot be used with wemasy.ngx: a function does not cross to the"
+    .. " worker thread (count the results instead)",
+}
+
+-- A closed client answers here, in any phase; an open one only where
+-- ngx.run_worker_thread works.
+function backend.enter(self, _, method)
+  if not self.closed then check_phase(method) end
 end
 
-function Client:call(path, body)
-  check_self(self, "call")
-  if type(path) ~= "string" then
-    validate.bad_argument(1, "call", "string", path, 2)
-  end
-  if body ~= nil and type(body) ~= "table" then
-    validate.bad_argument(2, "call", "table", body, 2)
-  end
-  local s = secrets[self]
-  -- A typo or a bad path is refused by the twin, as here, without a thread.
-  if self.closed or not crosses(body, s.max_request_body) or not plain_client.target_of(path) then
-    return s.twin:call(path, body)
-  end
-  check_phase("call")
-  local x, y, z = on_pool(self, "call", path, body, 1)
-  if x == BUSY then return nil, busy_error(path:sub(1, 80), y, s.timeout) end
+function backend.send(self, st, path, text, group, idempotent)
+  if self.closed then return nil, closed_error(path, st.token) end
+  local x, y, z = on_pool(self, st, "send", path, text, group, idempotent)
+  if x == BUSY then return nil, busy_error(path, y, st.timeout) end
   return answer(x, y, z)
 end
 
--- Runs the calls in one client:batch on one thread (its curl multi handle);
--- items that cannot cross, or name no method or path, get the twin's answer,
--- in place.  `progress` is a function and cannot cross: it is refused.
-function Client:batch(calls, opts)
-  check_self(self, "batch")
-  if type(calls) ~= "table" then
-    validate.bad_argument(1, "batch", "table", calls, 2)
+-- The whole batch runs on one thread (its curl multi handle).
+function backend.batch(self, st, items, concurrency, _, on_result)
+  if self.closed then
+    for k, item in ipairs(items) do on_result(k, nil, closed_error(item.endpoint, st.token)) end
+    return
   end
-  local s = secrets[self]
-  if self.closed then return s.twin:batch(calls, opts) end
-  -- The options are checked here, as the plain client does, even with no call to run.
-  local checked, refused = pcall(s.twin.batch, s.twin, {}, opts)
-  if not checked then error(strip_position(refused), 2) end
-  if type(opts) == "table" and type(rawget(opts, "progress")) == "function" then
-    error("batch: option 'progress' cannot be used with wemasy.ngx: a function does not cross to the worker"
-      .. " thread (count the results instead)", 2)
+  local done, why = on_pool(self, st, "batch", items, concurrency)
+  for k = 1, #items do
+    local r = done ~= BUSY and done[k] or { nil, busy_error(nil, why, st.timeout) }
+    on_result(k, r[1], revive(r[2]), r[3])
   end
-  local total = plain_client.list_length(calls, 2)
-  local sent, where, results = {}, {}, {}
-  for i = 1, total do
-    local item = rawget(calls, i)
-    local name = type(item) == "table" and rawget(item, 1)
-    if crosses(item) and (type(item) ~= "table" or crosses(rawget(item, 2), s.max_request_body))
-      and not (type(name) == "string" and not plain_client.target_of(name)) then
-      sent[#sent + 1] = item
-      where[#sent] = i
-    else
-      results[i] = s.twin:batch({ item })[1]
-    end
-  end
-  if #sent > 0 then
-    check_phase("batch")
-    local done, why = on_pool(self, "batch", sent, opts, 1)
-    for k = 1, #sent do
-      local r = done ~= BUSY and done[k] or { nil, busy_error(nil, why, s.timeout) }
-      results[where[k]] = { r[1], revive(r[2]), r[3] }
-    end
-  end
-  return results
 end
 
-function Client:rate_limit(group)
-  check_self(self, "rate_limit")
-  if group ~= nil and type(group) ~= "string" then
-    validate.bad_argument(1, "rate_limit", "string", group, 2)
-  end
-  local s = secrets[self]
-  if self.closed then return s.twin:rate_limit(group) end
-  check_phase("rate_limit")
-  local state, err = on_pool(self, "rate_limit", group, nil, 1)
-  if state == BUSY then return nil, busy_error(nil, err, s.timeout) end
+function backend.rate_limit(self, st, group)
+  if self.closed then return nil, errors.new("invalid_argument", { message = CLOSED }) end
+  local state, err = on_pool(self, st, "rate_limit", group)
+  if state == BUSY then return nil, busy_error(nil, err, st.timeout) end
   if state == nil then return nil, revive(err) end
   return state
 end
 
-function Client:has_token()
-  check_self(self, "has_token")
-  return secrets[self].token ~= nil and not self.closed
+-- For debug lines: one more trip to the pool, only when debug is on.
+function backend.limiter_state(self, st, group)
+  if self.closed then return nil end
+  local ok, state = pcall(on_pool, self, st, "rate_limit", group)
+  if ok and type(state) == "table" and state ~= BUSY then return state end
+  return nil
 end
 
--- Marks this client closed (its later calls return invalid_argument "client
--- is closed", as the plain client's do).  The thread VMs' clients stay: other
--- clients with the same options share them.
-function Client:close()
-  check_self(self, "close")
-  self.closed = true
-  return true
+function backend.has_token(self, st)
+  return st.token ~= nil and not self.closed
 end
-Client.__close = Client.close
 
-function Client:__tostring()
-  local s = secrets[self]
-  return string.format("wemasy client (%s)%s%s%s on thread pool '%s'", self.base_url,
-    s.token and " with token" or " without token",
-    self.closed and " [closed]" or "",
-    self.insecure and " [INSECURE: TLS verification disabled]" or "",
-    self.thread_pool)
+-- The thread VMs' clients stay: other clients with the same options share them.
+function backend.close() end
+
+function backend.where(self)
+  return " on thread pool '" .. self.thread_pool .. "'"
+end
+
+local Client = methods.class("wemasy.ngx.client", backend)
+
+-- Returns a client with the plain client's methods whose calls run on the
+-- thread pool.  Options: wemasy.new's (checked by wemasy.new itself, so the
+-- errors are its own), plus thread_pool.  Options must be plain data:
+-- functions (clock, sleep, random, hooks) cannot reach the thread VMs.
+function M.new(opts)
+  need_nginx()
+  if opts ~= nil and type(opts) ~= "table" then
+    args.bad_argument(1, "wemasy.ngx.new", "table", opts, 2)
+  end
+  load_wemasy()
+  local given = {}
+  for k, v in next, opts or {} do given[k] = v end
+  local pool = given.thread_pool
+  given.thread_pool = nil
+  if pool == nil then pool = M.DEFAULT_THREAD_POOL end
+  if type(pool) ~= "string" or not pool:match("^[%w_%-%.]+$") then
+    error("wemasy.ngx.new: option 'thread_pool' must be the name of a thread_pool of nginx.conf (got "
+      .. args.describe(pool) .. ")", 2)
+  end
+
+  -- The client wemasy.new makes to check the options is closed at once.
+  local ok, checked = pcall(wemasy.new, checking_copy(given))
+  if not ok then error(strip_position(checked), 2) end
+  local max_request_body = methods.state(checked).max_request_body
+  checked:close()
+
+  local name, why = uncrossable_option(given, "", 0)
+  if name then
+    error("wemasy.ngx.new: option '" .. name .. "' cannot be used here: it holds " .. why
+      .. ", and only plain data crosses to the worker threads", 2)
+  end
+
+  local plain = copy_plain(given, 0)
+  -- nginx owns the worker's signals, and a thread of its pool must not change
+  -- a process-wide disposition: these clients never watch for SIGINT.
+  plain.interruptible = false
+  return methods.new(Client, { base_url = checked.base_url, insecure = checked.insecure, thread_pool = pool }, {
+    token = plain.token,
+    opts = plain,
+    key = options_key(plain),
+    max_request_body = max_request_body,
+    -- `debug` (true: a function cannot cross) reports the calls from here,
+    -- where they are made, refused ones included.
+    observer = hooks.from_options(plain),
+    timeout = type(plain.timeout) == "number" and plain.timeout or require("wemasy.core").options.timeout.default,
+  })
 end
 
 M.Client = Client

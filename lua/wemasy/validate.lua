@@ -1,6 +1,7 @@
 -- Request bodies checked against the endpoint table.  Bad field values come
 -- back as `nil, err` (they are data, often user input).  (Client options are
 -- checked by the C core, in one place.)
+local args = require("wemasy.args")
 local json = require("wemasy.json")
 local errors = require("wemasy.errors")
 
@@ -8,27 +9,7 @@ local M = {}
 
 local MAX_SAFE_INTEGER = 2 ^ 53 -- beyond this a double (LuaJIT, JSON peers) is not exact
 local has_integers = math.type ~= nil
-
--- A value's type for messages.  Never the value: it may be huge or a secret.
-local function describe(v)
-  if v == json.null then return "null" end
-  local t = type(v)
-  if t == "number" then
-    if v ~= v then return "NaN" end
-    if v == math.floor(v) and v > -math.huge and v < math.huge then return "integer" end
-    return "number"
-  end
-  return t
-end
-M.describe = describe
-
--- Raises "bad argument #n to 'fname' (<expected> expected, got <type>)", as
--- luasocket does for programming mistakes.  `level` is error()'s level as
--- seen from the function that calls this one.
-function M.bad_argument(n, fname, expected, value, level)
-  error(string.format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, expected, describe(value)),
-    level + 1)
-end
+local describe = args.describe
 
 local function is_safe_integer(v)
   return type(v) == "number" and v == math.floor(v) and v >= -MAX_SAFE_INTEGER and v <= MAX_SAFE_INTEGER

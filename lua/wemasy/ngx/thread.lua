@@ -53,23 +53,29 @@ local function client_for(wemasy, key, opts)
   return client
 end
 
-local function invoke(client, method, a, b)
-  if method == "call" then return client:call(a, b) end
-  if method == "batch" then return client:batch(a, b) end
-  if method == "rate_limit" then return client:rate_limit(a) end
-  local fn = client[method]
-  if type(fn) ~= "function" then error("wemasy.ngx: no method '" .. tostring(method) .. "'") end
-  return fn(client, a)
+-- What wemasy.ngx asks of a client: a prepared request or batch (checked and
+-- encoded in the worker), or the state of a limiter group.
+local function invoke(client, method, ...)
+  local plain = require("wemasy.client")
+  if method == "send" then return plain.send(client, ...) end
+  if method == "batch" then
+    local items, concurrency = ...
+    local results = {}
+    plain.batch(client, items, concurrency, function(k, body, err, res) results[k] = { body, err, res } end)
+    return results
+  end
+  if method == "rate_limit" then return client:rate_limit((...)) end
+  error("wemasy.ngx: no method '" .. tostring(method) .. "'")
 end
 
-function M.run(key, opts, method, a, b)
+function M.run(key, opts, method, ...)
   local loaded, wemasy = pcall(require, "wemasy")
   if not loaded then return "load", tostring(wemasy) end
   local ok, client = pcall(client_for, wemasy, key, opts)
   if not ok then return "raise", tostring(client) end
   if not client then return "miss" end
   stats.calls = stats.calls + 1
-  local done, x, y, z = pcall(invoke, client, method, a, b)
+  local done, x, y, z = pcall(invoke, client, method, ...)
   if not done then return "raise", tostring(x) end
   return "ok", x, y, z
 end

@@ -1,8 +1,12 @@
 -- The response bodies of the endpoints, as the API pages document them (and
--- the sandbox serves them).  Data only: the LuaLS annotations in types/ and the
--- reference in docs/ are generated from this and wemasy.endpoints
--- (tools/gen.lua); spec/generated_spec.lua checks every field against the
--- sandbox's answers, so a shape here cannot drift from what comes back.
+-- the sandbox serves them), and a checker of decoded values against them.
+-- For the tools, not the client: the LuaLS annotations in types/ and the
+-- reference in docs/ are generated from this and wemasy.endpoints (whose
+-- entries name their response type) by tools/gen.lua;
+-- spec/generated_spec.lua checks every field against the sandbox's answers,
+-- so a shape here cannot drift from what comes back.
+--
+--   local responses = dofile("tools/responses.lua")
 --
 -- A type is written as a string:
 --   string | number | integer | boolean | any | table   primitives (table: any object)
@@ -283,15 +287,6 @@ object("OrdersDetailResponse", "orders/detail's answer.", {
   { "data", "OrderDetail" },
 })
 
--- Endpoint path -> the name of its response type.
-M.response = {
-  ["orders/mark-purchase-tracked"] = "OrdersMarkPurchaseTrackedResponse",
-  ["orders/get"] = "OrdersGetResponse",
-  ["orders/sync-snelstart-order"] = "OrdersSyncSnelstartOrderResponse",
-  ["customer/orders/get"] = "CustomerOrdersGetResponse",
-  ["orders/detail"] = "OrdersDetailResponse",
-}
-
 -- Parses a type string: { kind = "primitive"|"object"|"array"|"map", name, of, nullable }.
 function M.parse(text)
   local nullable = false
@@ -305,7 +300,7 @@ function M.parse(text)
   elseif ({ string = 1, number = 1, integer = 1, boolean = 1, any = 1, table = 1 })[text] then
     node = { kind = "primitive", name = text }
   else
-    assert(M.types[text], "wemasy.responses: unknown type " .. text)
+    assert(M.types[text], "tools/responses.lua: unknown type " .. text)
     node = { kind = "object", name = text }
   end
   node.nullable = nullable
