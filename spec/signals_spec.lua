@@ -25,12 +25,14 @@ local function write_file(path, text)
   f:close()
 end
 
+-- "" when the file is gone, also between the open and the read (a /proc
+-- entry of a process that exits just then reads as an error).
 local function read_file(path)
   local f = io.open(path)
   if not f then return "" end
   local text = f:read("*a")
   f:close()
-  return text
+  return text or ""
 end
 
 -- Runs `command` (a shell command line, exec'd so that the pid printed is
