@@ -106,37 +106,25 @@ int settings_copy(settings *s, const transport_config *cfg)
                : 0;
 }
 
-#define SETOPT(opt, val)                                                      \
-    do {                                                                      \
-        CURLcode rc_ = curl_easy_setopt(easy, opt, val);                      \
-        if (rc_ != CURLE_OK) {                                                \
-            snprintf(err, errlen, "cannot set " #opt ": %s",                  \
-                     curl_easy_strerror(rc_));                                \
-            return -1;                                                        \
-        }                                                                     \
-    } while (0)
-
 /* Ours: the same for every client. */
 static int apply_fixed(CURL *easy, char *err, size_t errlen)
 {
-    SETOPT(CURLOPT_NOSIGNAL, 1L);      /* timeouts must not use SIGALRM */
-    SETOPT(CURLOPT_NOPROGRESS, 1L);
-    SETOPT(CURLOPT_POST, 1L);
-    SETOPT(CURLOPT_FOLLOWLOCATION, 0L); /* the caller sees 3xx as is */
-    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-    SETOPT(CURLOPT_ACCEPT_ENCODING, ""); /* whatever this libcurl decodes */
-    SETOPT(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    SETTINGS_SET(easy, CURLOPT_NOSIGNAL, 1L);      /* timeouts must not use SIGALRM */
+    SETTINGS_SET(easy, CURLOPT_NOPROGRESS, 1L);
+    SETTINGS_SET(easy, CURLOPT_POST, 1L);
+    SETTINGS_SET(easy, CURLOPT_FOLLOWLOCATION, 0L); /* the caller sees 3xx as is */
+    SETTINGS_SET(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    SETTINGS_SET(easy, CURLOPT_ACCEPT_ENCODING, ""); /* whatever this libcurl decodes */
+    SETTINGS_SET(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
-    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    SETTINGS_SET(easy, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
-    SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    SETTINGS_SET(easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
     if (libcurl_has_http2())
-        SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+        SETTINGS_SET(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     return 0;
 }
-
-#undef SETOPT
 
 /* A caller's value libcurl refuses (e.g. a string over its 8 MB input
  * limit): the error names the caller's option, not libcurl's. */

@@ -10,6 +10,7 @@
 #define WEMASY_SETTINGS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include <curl/curl.h>
 
@@ -30,6 +31,19 @@ typedef struct {
     char *user_agent;
     int interruptible;
 } settings;
+
+/* Sets option opt of a new handle to val, in a function that has `char
+ * *err, size_t errlen` and returns -1 on failure (writing which option it
+ * was to err). */
+#define SETTINGS_SET(easy, opt, val)                                          \
+    do {                                                                      \
+        CURLcode rc_ = curl_easy_setopt(easy, opt, val);                      \
+        if (rc_ != CURLE_OK) {                                                \
+            snprintf(err, errlen, "cannot set " #opt ": %s",                  \
+                     curl_easy_strerror(rc_));                                \
+            return -1;                                                        \
+        }                                                                     \
+    } while (0)
 
 /* Copies cfg into s, which must be all zero.  Returns -1 when out of
  * memory; settings_free(s) is needed either way. */

@@ -412,15 +412,7 @@ const transfer *transport_last(const transport *t)
 
 /* ---- construction ------------------------------------------------------- */
 
-#define SETOPT(opt, val)                                                      \
-    do {                                                                      \
-        CURLcode rc_ = curl_easy_setopt(tr->easy, opt, val);                  \
-        if (rc_ != CURLE_OK) {                                                \
-            snprintf(err, errlen, "cannot set " #opt ": %s",                  \
-                     curl_easy_strerror(rc_));                                \
-            return -1;                                                        \
-        }                                                                     \
-    } while (0)
+#define SETOPT(opt, val) SETTINGS_SET(tr->easy, opt, val)
 
 /* The handle's ties to this transfer: our callbacks and libcurl's message
  * buffer (the rest is settings.c's). */
