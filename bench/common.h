@@ -1,7 +1,7 @@
 /*
  * common.h - what the C benchmark programs (curl_multi.c, speed_easy.c)
  * share: the request they send, clocks, and an easy handle set up with
- * wemasy's headers and options (csrc/transport.c).
+ * wemasy's headers and options (csrc/settings.c).
  */
 #ifndef WEMASY_BENCH_COMMON_H
 #define WEMASY_BENCH_COMMON_H

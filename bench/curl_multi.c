@@ -8,7 +8,7 @@
  * `in_flight` easy handles are made once and reused (a finished handle is
  * removed, refilled and added again), so their connections stay alive in the
  * multi's cache as wemasy's pool does.  Headers and options are wemasy's
- * (transport.c): Accept and Content-Type application/json, "Expect:", the
+ * (csrc/settings.c): Accept and Content-Type application/json, "Expect:", the
  * Bearer token, Accept-Encoding whatever libcurl decodes, keep-alive, no
  * signals; bodies go into a per-handle buffer that is then discarded.
  *

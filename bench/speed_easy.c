@@ -4,7 +4,7 @@
  *
  *   speed_easy <base_url> <token> <calls> [warmup]
  *
- * Headers and options are wemasy's (csrc/transport.c): Accept and
+ * Headers and options are wemasy's (csrc/settings.c): Accept and
  * Content-Type application/json, "Expect:", the Bearer token,
  * Accept-Encoding whatever libcurl decodes, keep-alive, no signals.  The
  * body goes into a reused buffer and is thrown away; the status comes from

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "libcurl.h"
 
 /* ---- client ----------------------------------------------------------------- */
 
@@ -115,14 +116,15 @@ int client_check_path(const char *path, size_t len, const char **why)
  * times for the usual ten headers. */
 void client_push_headers(lua_State *L, const transfer *tr)
 {
+    const headers *h = transfer_headers(tr);
     size_t pos = 0, start;
     const char *name, *value;
     int n = 0;
 
-    while (transfer_header_next(tr, &pos, &value) != NULL)
+    while (headers_next(h, &pos, &value) != NULL)
         n++;
     lua_createtable(L, 0, n);
-    for (pos = 0; (start = pos, name = transfer_header_next(tr, &pos, &value)) != NULL;) {
+    for (pos = 0; (start = pos, name = headers_next(h, &pos, &value)) != NULL;) {
         /* "name\0value\0": both lengths from where the next pair starts */
         lua_pushlstring(L, name, (size_t)(value - name) - 1);
         lua_pushvalue(L, -1);
@@ -490,10 +492,10 @@ static void create_metatable(lua_State *L)
 
 static void push_features(lua_State *L)
 {
-    const char *ssl = transport_ssl_version();
+    const char *ssl = libcurl_ssl_version();
 
     lua_newtable(L);
-    lua_pushboolean(L, transport_has_http2());
+    lua_pushboolean(L, libcurl_has_http2());
     lua_setfield(L, -2, "http2");
     if (ssl != NULL)
         lua_pushstring(L, ssl);
@@ -506,13 +508,13 @@ int luaopen_wemasy_core(lua_State *L);
 
 int luaopen_wemasy_core(lua_State *L)
 {
-    if (transport_global_init() != 0)
+    if (libcurl_global_init() != 0)
         return luaL_error(L, "wemasy.core: curl_global_init failed");
     create_metatable(L);
     compat_newlib(L, module_functions);
     lua_pushliteral(L, WEMASY_VERSION);
     lua_setfield(L, -2, "_VERSION");
-    lua_pushstring(L, transport_curl_version());
+    lua_pushstring(L, libcurl_version());
     lua_setfield(L, -2, "curl_version");
     push_features(L);
     lua_setfield(L, -2, "features");

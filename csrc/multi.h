@@ -41,7 +41,7 @@ int multi_pool_run(multi_pool *p, int timeout_ms, const char **message);
 
 /*
  * The next finished transfer, or NULL.  Its response (*out and
- * transfer_header_next) stays valid until multi_pool_release().
+ * transfer_headers) stays valid until multi_pool_release().
  */
 const transfer *multi_pool_next_done(multi_pool *p, int *tag,
                                      transport_result *out);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "libcurl.h"
 #include "url.h"
 
 #define MiB ((int64_t)1024 * 1024)
@@ -548,7 +549,7 @@ void options_read(lua_State *L, client_options *o)
     read_rows(L, 1, PARENT_TOP, o);
     if (o->transport.user_agent == NULL)
         o->transport.user_agent = lua_pushfstring(L, "wemasy-lua/%s libcurl/%s",
-                                                  WEMASY_VERSION, transport_curl_version());
+                                                  WEMASY_VERSION, libcurl_version());
     /* A retry may wait as long as a slot may: the caller's one bound. */
     o->retry.max_wait = o->rate.max_wait;
     /* Timestamps of a fake clock mean nothing to other processes. */

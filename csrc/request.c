@@ -99,6 +99,7 @@ static void keep_lowest(int *kept, int v)
 void client_learn(client *c, const limiter_group *g, double now, call_outcome *o)
 {
     limiter_news news = {-1, -1, -1};
+    const headers *h;
     const char *name, *value;
     size_t pos = 0;
 
@@ -106,7 +107,8 @@ void client_learn(client *c, const limiter_group *g, double now, call_outcome *o
     o->retry_after = -1;
     if (o->r.kind != TK_OK)
         return;
-    while ((name = transfer_header_next(o->tr, &pos, &value)) != NULL) {
+    h = transfer_headers(o->tr);
+    while ((name = headers_next(h, &pos, &value)) != NULL) {
         if (strcmp(name, "x-ratelimit-limit") == 0) {
             keep_lowest(&o->limit, header_count(value));
         } else if (strcmp(name, "x-ratelimit-remaining") == 0) {

@@ -14,6 +14,7 @@
 
 #include <curl/curl.h>
 
+#include "headers.h"
 #include "interrupt.h"
 
 /* Why a request failed; TK_OK means an HTTP response (any status) arrived. */
@@ -62,10 +63,6 @@ typedef struct transport transport;
 /* One libcurl easy handle configured from a transport, with the buffers of
  * its current response. */
 typedef struct transfer transfer;
-
-/* One-time process-wide libcurl setup; safe to call from any thread, any
- * number of times.  Returns 0 on success. */
-int transport_global_init(void);
 
 /* Room for transport_new()'s error text. */
 #define TRANSPORT_ERRLEN 256
@@ -133,14 +130,9 @@ int transfer_end(transfer *tr, CURLcode rc, transport_result *out);
  * first): TK_INTERRUPTED, `sent` whether request bytes had left. */
 int transfer_stop(transfer *tr, transport_result *out);
 
-/*
- * Response headers of the final response of the last request, one pair at
- * a time: start with *pos = 0; returns the lower-case name and stores the
- * trimmed value, or returns NULL when done.  A header that appeared several
- * times is returned several times, in order.
- */
-const char *transfer_header_next(const transfer *tr, size_t *pos,
-                                 const char **value);
+/* The response headers of the last request (headers_next() reads them);
+ * NULL for a NULL transfer.  After a failure there are none. */
+const headers *transfer_headers(const transfer *tr);
 
 int transport_has_token(const transport *t);
 
@@ -148,10 +140,5 @@ int transport_has_token(const transport *t);
  * SIGINT, no transfer of t sends its request, and transport_perform()'s
  * aborts at libcurl's next look (its progress callback). */
 void transport_watch(transport *t, const interrupt_scope *s);
-
-/* Describes libcurl as loaded at run time (not the headers we built with). */
-const char *transport_curl_version(void);
-const char *transport_ssl_version(void); /* NULL without TLS support */
-int transport_has_http2(void);
 
 #endif /* WEMASY_TRANSPORT_H */

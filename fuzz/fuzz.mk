@@ -11,8 +11,9 @@ FUZZ_FLAGS     = -g -O1 -std=gnu99 -fsanitize=fuzzer,address,undefined -fno-sani
                  $(WARNFLAGS) -Werror -DWEMASY_VERSION='"$(VERSION)"' -Icsrc -I$(LUA54_INC) -I$(CURL_INCDIR)
 FUZZERS       := $(patsubst fuzz/%_fuzz.c,$(FUZZ_DIR)/%,$(wildcard fuzz/*_fuzz.c))
 
-# Response headers and what the limiter learns from them (it includes transport.c).
-FUZZ_LINK_headers = $(filter-out csrc/transport.c,$(CSRC)) -llua5.4 $(LIBS) -lm
+# Response headers (headers.c, fed line by line), the binding's table of them,
+# what the limiter learns from them and the transfer's end: the core's sources.
+FUZZ_LINK_headers = $(CSRC) -llua5.4 $(LIBS) -lm
 # Retry-After and the retry policy.
 FUZZ_LINK_retry   = csrc/retry.c -lcurl
 # JSON bodies, against lua-cjson.
