@@ -43,7 +43,7 @@ build = {
   modules = {
     ["wemasy.core"] = {
       sources = {
-        "csrc/core.c", "csrc/options.c", "csrc/url.c", "csrc/inject.c", "csrc/request.c", "csrc/batch.c",
+        "csrc/core.c", "csrc/options.c", "csrc/url.c", "csrc/inject.c", "csrc/call.c", "csrc/request.c", "csrc/batch.c",
         "csrc/transport.c", "csrc/settings.c", "csrc/headers.c", "csrc/buffer.c", "csrc/sockets.c",
         "csrc/classify.c", "csrc/libcurl.c", "csrc/multi.c", "csrc/retry.c", "csrc/interrupt.c",
         "csrc/limiter.c", "csrc/limiter_shm.c", "csrc/window.c", "csrc/json.c",

@@ -71,7 +71,11 @@ local function client_run(base_url, n, concurrency, mode, warmup)
   local t0, c0 = gettime(), os.clock()
   local results
   if mode == "raw" then
-    results = client._core:batch(list, concurrency)
+    -- The core reports each result only to on_result (as core:request's values).
+    results = {}
+    client._core:batch(list, concurrency, nil, function(k, status, _, message)
+      results[k] = { status = status, message = not status and message or nil }
+    end)
   else
     results = client:batch(list, { concurrency = concurrency })
   end

@@ -1,13 +1,12 @@
 /*
  * batch.c - client:batch(items, concurrency, progress, on_result): many
- * calls at once on one curl multi handle, each with the limiter and the retry
- * policy of client:request, results in input order.
+ * calls at once on one curl multi handle, each through the steps of
+ * client:request (call.c: limiter, learn, retry).
  *
- * With on_result, each result goes to on_result(index, ...) the moment its
- * transfer ends, as the values client:request returns, instead of into the
- * returned table: the Lua layer
- * decodes a body while the other transfers are still in flight, rather than
- * all of them after the last one, when the server has nothing left to do.
+ * Each result goes to on_result(index, ...) the moment its transfer ends, as
+ * the values client:request returns: the Lua layer decodes a body while the
+ * other transfers are still in flight, rather than all of them after the
+ * last one, when the server has nothing left to do.
  *
  * One loop: start what may start (concurrency and limiter permitting), then
  * wait for network activity no longer than until the next item may start,
@@ -73,9 +72,8 @@ typedef struct {
     int total;
     int done;
     int concurrency;
-    int results;  /* stack index of the results table */
-    int progress; /* stack index of the progress function, 0: none */
-    int on_result; /* stack index of the on_result function, 0: none */
+    int progress;  /* stack index of the progress function, 0: none */
+    int on_result; /* stack index of the on_result function */
     int next_fresh;            /* the first item never looked at */
     int *heap;                 /* ITEM_BACKOFF items, by ready_at */
     int nheap;
@@ -87,74 +85,21 @@ typedef struct {
 
 /* ---- results -------------------------------------------------------------------- */
 
-static void set_number(lua_State *L, const char *k, double v)
-{
-    lua_pushnumber(L, (lua_Number)v);
-    lua_setfield(L, -2, k);
-}
-
-static void set_integer(lua_State *L, const char *k, long v)
-{
-    lua_pushinteger(L, (lua_Integer)v);
-    lua_setfield(L, -2, k);
-}
-
-static void push_failure(lua_State *L, const call_outcome *o)
-{
-    lua_createtable(L, 0, 5);
-    lua_pushstring(L, client_kind_name(o->kind));
-    lua_setfield(L, -2, "kind");
-    lua_pushstring(L, o->message != NULL ? o->message : "");
-    lua_setfield(L, -2, "message");
-    lua_pushboolean(L, o->sent);
-    lua_setfield(L, -2, "sent");
-    set_integer(L, "attempts", o->attempts);
-    if (o->retry_after >= 0)
-        set_number(L, "retry_after", o->retry_after);
-}
-
-static void push_success(lua_State *L, const call_outcome *o)
-{
-    lua_createtable(L, 0, 7);
-    set_integer(L, "status", o->r.status);
-    lua_pushlstring(L, o->r.body, o->r.body_len);
-    lua_setfield(L, -2, "body");
-    client_push_headers(L, o->tr);
-    lua_setfield(L, -2, "headers");
-    set_integer(L, "attempts", o->attempts);
-    if (o->retry_after >= 0)
-        set_number(L, "retry_after", o->retry_after);
-    if (o->limit >= 0)
-        set_integer(L, "limit", o->limit);
-    if (o->remaining >= 0)
-        set_integer(L, "remaining", o->remaining);
-}
-
-/* Records item i's result (or hands it to on_result) and tells the
- * progress callback. */
+/* Hands item i's result to on_result and tells the progress callback. */
 static int finish(batch *b, int i)
 {
     lua_State *L = b->L;
     batch_item *it = &b->items[i];
-    int rc = LUA_OK, nargs = 0;
+    int rc, nargs;
 
-    if (b->on_result != 0) {
-        lua_pushvalue(L, b->on_result);
-        lua_pushinteger(L, i + 1);
-        nargs = 1 + client_push_outcome(L, &it->out);
-    } else {
-        if (it->out.kind == TK_OK)
-            push_success(L, &it->out);
-        else
-            push_failure(L, &it->out);
-        lua_rawseti(L, b->results, i + 1);
-    }
+    lua_pushvalue(L, b->on_result);
+    lua_pushinteger(L, i + 1);
+    nargs = 1 + client_push_outcome(L, &it->out);
     /* Done before any Lua code runs: a callback may close the client. */
     it->state = ITEM_DONE;
     it->out.tr = NULL; /* the transfer goes back to the pool */
     b->done++;
-    if (nargs != 0)
-        rc = lua_pcall(L, nargs, 0, 0);
+    rc = lua_pcall(L, nargs, 0, 0);
     if (rc != LUA_OK || b->progress == 0)
         return rc;
     lua_pushvalue(L, b->progress);
@@ -163,23 +108,10 @@ static int finish(batch *b, int i)
     return lua_pcall(L, 2, 0, 0);
 }
 
-static int fail_item(batch *b, int i, int kind, const char *message,
-                     double retry_after)
-{
-    call_outcome *o = &b->items[i].out;
-
-    o->kind = kind;
-    o->message = message;
-    o->sent = 0;
-    o->retry_after = retry_after;
-    o->limit = o->remaining = -1;
-    return finish(b, i);
-}
-
 /* Item i ends as interrupted by SIGINT; its `sent` stays its last try's. */
 static int interrupt_item(batch *b, int i)
 {
-    client_interrupted(b->c, &b->items[i].out);
+    call_interrupted(b->c, &b->items[i].out);
     return finish(b, i);
 }
 
@@ -228,7 +160,7 @@ static const char *item_group(lua_State *L, client *c, int item,
     const char *name;
     size_t len;
 
-    *out = client_group(c, NULL);
+    *out = call_group(c, NULL);
     if (type == LUA_TNIL) {
         lua_pop(L, 1);
         return NULL;
@@ -239,10 +171,10 @@ static const char *item_group(lua_State *L, client *c, int item,
     }
     name = lua_tolstring(L, -1, &len);
     lua_pop(L, 1); /* still referenced by the item while we look */
-    if (len == 0 || len > LIMITER_NAME_MAX || strlen(name) != len)
-        return "item.group must be a name of 1 to 31 characters";
-    *out = client_group(c, name);
-    return *out == NULL ? "item.group: no room for another limiter group" : NULL;
+    if (!call_group_name_ok(name, len))
+        return "item.group " CALL_GROUP_NAME_RULE;
+    *out = call_group(c, name);
+    return *out == NULL ? "item.group: " CALL_GROUPS_FULL : NULL;
 }
 
 /* Reads items[i] into *it; returns NULL or why the item is malformed. */
@@ -375,16 +307,13 @@ static int dequeue(batch *b, group_queue *q)
  */
 static int expire(batch *b, group_queue *q, double now, double wait)
 {
-    client *c = b->c;
-
     while (q->head >= 0) {
-        const batch_item *it = &b->items[q->head];
+        batch_item *it = &b->items[q->head];
         int rc;
 
-        if (c->rate.wait && now + wait - it->wait_since <= c->rate.max_wait)
+        if (call_may_wait(b->c, &it->out, it->wait_since, now, wait))
             return LUA_OK;
-        rc = fail_item(b, dequeue(b, q), KIND_RATE_LIMITED, client_refusal(c), wait);
-        if (rc != LUA_OK)
+        if ((rc = finish(b, dequeue(b, q))) != LUA_OK)
             return rc;
     }
     return LUA_OK;
@@ -396,16 +325,15 @@ static int launch(batch *b, int i)
     batch_item *it = &b->items[i];
     transport_result r;
 
-    /* Closed by a hook or the progress callback: start nothing more. */
-    if (b->c->closing)
-        return fail_item(b, i, TK_CLOSED, "client is closed", -1);
-    /* Nor after a SIGINT (one during a callback of this very pass). */
-    if (interrupt_pending(b->c->interrupt))
-        return interrupt_item(b, i);
+    /* Closed by a hook or the progress callback, or a SIGINT during a
+     * callback of this very pass: start nothing more. */
+    if (!call_may_try(b->c, &it->out))
+        return finish(b, i);
     if (multi_pool_start(b->c->pool, i, it->args.path, it->args.body,
                          it->args.body_len, it->args.with_auth, &r) != TK_OK) {
         it->out.r = r;
-        return fail_item(b, i, (int)r.kind, r.message, -1);
+        call_fail(&it->out, (int)r.kind, r.message, -1);
+        return finish(b, i);
     }
     it->state = ITEM_RUNNING;
     return LUA_OK;
@@ -450,20 +378,22 @@ static int refused_kind(const batch *b, int i)
 
 static int refuse(batch *b, int i, int kind)
 {
-    return fail_item(b, i, kind, kind == KIND_FORBIDDEN ? not_sent_403 : not_sent_401, -1);
+    call_fail(&b->items[i].out, kind, kind == KIND_FORBIDDEN ? not_sent_403 : not_sent_401, -1);
+    return finish(b, i);
 }
 
 typedef enum { SLOT_TAKEN, GROUP_CLOSED, LIMITER_BROKEN } answer;
 
-/* Asks the limiter for a slot of group g (queue q); when it has none,
- * q->until says until when. */
-static answer ask(batch *b, const limiter_group *g, group_queue *q, double now)
+/* Asks the limiter for a slot for item i (of queue q); when it has none,
+ * q->until says until when; when it failed, the item's outcome says so. */
+static answer ask(batch *b, int i, group_queue *q, double now)
 {
+    batch_item *it = &b->items[i];
     double wait;
 
     if (b->c->closing)
         return SLOT_TAKEN; /* launch() fails the item */
-    wait = client_acquire(b->c, g, now);
+    wait = call_acquire(b->c, it->args.group, now, &it->out);
     if (wait < 0)
         return LIMITER_BROKEN;
     if (wait == 0)
@@ -472,12 +402,10 @@ static answer ask(batch *b, const limiter_group *g, group_queue *q, double now)
     return GROUP_CLOSED;
 }
 
-/* Starts item i (not queued) or fails it, after the limiter's answer. */
+/* Starts item i (not queued) or ends it as ask() failed it. */
 static int act(batch *b, int i, answer a)
 {
-    if (a == LIMITER_BROKEN)
-        return fail_item(b, i, TK_INTERNAL, "rate limiter: no room for another group", -1);
-    return launch(b, i);
+    return a == LIMITER_BROKEN ? finish(b, i) : launch(b, i);
 }
 
 /* Starts the waiting items of one group while it gives slots (a closing
@@ -494,7 +422,7 @@ static int serve(batch *b, group_queue *q, double now)
         if (refused != 0) {
             rc = refuse(b, dequeue(b, q), refused);
         } else {
-            answer a = ask(b, b->items[q->head].args.group, q, now);
+            answer a = ask(b, q->head, q, now);
 
             rc = a == GROUP_CLOSED ? expire(b, q, now, q->until - now) : act(b, dequeue(b, q), a);
         }
@@ -516,7 +444,7 @@ static int take_fresh(batch *b, int i, double now)
     if (refused != 0)
         return refuse(b, i, refused);
     /* Others of its group wait already, or the group is closed: behind them. */
-    if (q->head < 0 && q->until <= now && (a = ask(b, it->args.group, q, now)) != GROUP_CLOSED)
+    if (q->head < 0 && q->until <= now && (a = ask(b, i, q, now)) != GROUP_CLOSED)
         return act(b, i, a);
     enqueue(b, i, now);
     return q->until > now ? expire(b, q, now, q->until - now) : LUA_OK;
@@ -564,7 +492,7 @@ static int retry_or_finish(batch *b, int i, double now)
     double delay;
     int rc = LUA_OK;
 
-    if (client_want_retry(b->L, b->c, &it->out, it->args.idempotent, &delay, &rc)) {
+    if (call_want_retry(b->L, b->c, &it->out, it->args.idempotent, &delay, &rc)) {
         /* Back in the queue: other items go on meanwhile. */
         it->state = ITEM_BACKOFF;
         it->ready_at = now + delay;
@@ -582,15 +510,10 @@ static int collect_one(batch *b, const transfer *tr, int i,
     double now;
     int rc;
 
-    it->out.r = *r;
-    it->out.tr = tr;
-    it->out.kind = (int)r->kind;
-    it->out.message = r->message;
-    it->out.sent = r->sent;
-    it->out.attempts++;
+    call_record(&it->out, r, tr);
     if ((rc = inject_now(b->L, b->c, &now)) != LUA_OK)
         return rc;
-    client_learn(b->c, it->args.group, now, &it->out);
+    call_learn(b->c, it->args.group, now, &it->out);
     if (r->kind == TK_OK)
         note_refusal(b, i, r->status);
     return retry_or_finish(b, i, now);
@@ -701,6 +624,8 @@ static int run(batch *b)
 
 /* ---- the method ---------------------------------------------------------------------- */
 
+/* Reads every item into b; a malformed one, or every one when the client
+ * is closed, is done already (run() reports them first). */
 static void read_items(lua_State *L, batch *b, int anchor)
 {
     int i;
@@ -709,49 +634,28 @@ static void read_items(lua_State *L, batch *b, int anchor)
         batch_item *it = &b->items[i];
         const char *why = read_item(L, b->c, anchor, i, it);
 
-        it->out.retry_after = -1;
-        it->out.limit = it->out.remaining = -1;
+        call_begin(&it->out);
         it->wait_since = -1;
-        if (why != NULL) {
-            it->state = ITEM_DONE; /* run() reports it first */
-            it->out.kind = KIND_INVALID;
-            it->out.message = why;
-        }
+        if (why != NULL)
+            call_fail(&it->out, KIND_INVALID, why, -1);
+        else if (!call_closed(b->c, &it->out))
+            continue;
+        it->state = ITEM_DONE;
     }
 }
 
-/* run() under lua_pcall, so client_batch always gets control back (to
- * abort the transfers and clear in_batch), even when Lua raises out of
- * memory.  Arguments: the batch, the results table, the progress or nil,
- * on_result or nil. */
-static int run_protected(lua_State *L)
+/* The arguments (items, concurrency, progress or nil, on_result) into *b,
+ * raising for a wrong one.  Returns 0 when there is nothing to run; else
+ * the items are read, owned by a userdata on the stack, and the pool is
+ * ready. */
+static int prepare(lua_State *L, client *c, batch *b)
 {
-    batch *b = (batch *)lua_touserdata(L, 1);
-
-    b->results = 2;
-    b->progress = lua_isnil(L, 3) ? 0 : 3;
-    b->on_result = lua_isnil(L, 4) ? 0 : 4;
-    if (run(b) != LUA_OK)
-        return lua_error(L);
-    return 0;
-}
-
-int client_batch(lua_State *L)
-{
-    client *c = client_check(L, 1);
-    batch b;
-    interrupt_scope scope;
-    const interrupt_scope *outer;
-    interrupt_end ended;
-    int rc, results;
-
-    memset(&b, 0, sizeof b);
+    memset(b, 0, sizeof *b);
     luaL_checktype(L, 2, LUA_TTABLE);
-    b.concurrency = options_batch_concurrency(L, 3);
+    b->concurrency = options_batch_concurrency(L, 3);
     if (!lua_isnoneornil(L, 4))
         luaL_checktype(L, 4, LUA_TFUNCTION);
-    if (!lua_isnoneornil(L, 5))
-        luaL_checktype(L, 5, LUA_TFUNCTION);
+    luaL_checktype(L, 5, LUA_TFUNCTION);
     /* One multi pool per client: a batch started from the progress callback
      * (or a hook) of another would abort the outer one's transfers. */
     if (c->in_batch)
@@ -759,52 +663,71 @@ int client_batch(lua_State *L)
                              "callback or a hook of a batch in progress on the "
                              "same client");
     lua_settop(L, 5);
-    b.L = L;
-    b.c = c;
+    b->L = L;
+    b->c = c;
     TESTS_RESET(c, batch_visits);
-    b.total = (int)compat_rawlen(L, 2);
-    lua_createtable(L, b.total, 0);
-    results = lua_gettop(L);
-    if (b.total == 0)
-        return 1;
-    lua_createtable(L, 2 * b.total, 0); /* anchor for paths and bodies */
-    b.items = lua_newuserdata(L, (sizeof(batch_item) + sizeof(int)) * (size_t)b.total);
-    memset(b.items, 0, sizeof(batch_item) * (size_t)b.total);
-    b.heap = (int *)(void *)(b.items + b.total);
-    read_items(L, &b, results + 1);
-    if (c->t == NULL || c->closing) {
-        for (rc = 0; rc < b.total; rc++)
-            if (b.items[rc].state != ITEM_DONE) {
-                b.items[rc].state = ITEM_DONE;
-                b.items[rc].out.kind = TK_CLOSED;
-                b.items[rc].out.message = "client is closed";
-            }
-    } else {
+    b->total = (int)compat_rawlen(L, 2);
+    if (b->total == 0)
+        return 0;
+    lua_createtable(L, 2 * b->total, 0); /* anchor for paths and bodies */
+    b->items = lua_newuserdata(L, (sizeof(batch_item) + sizeof(int)) * (size_t)b->total);
+    memset(b->items, 0, sizeof(batch_item) * (size_t)b->total);
+    b->heap = (int *)(void *)(b->items + b->total);
+    read_items(L, b, lua_gettop(L) - 1);
+    if (c->t != NULL && !c->closing) {
         char err[TRANSPORT_ERRLEN];
 
         client_after_fork(c);
         if (c->pool == NULL && (c->pool = multi_pool_new(c->t, err, sizeof err)) == NULL)
             return luaL_error(L, "wemasy.core: batch: %s", err);
     }
+    return 1;
+}
+
+/* run() under lua_pcall, so client_batch always gets control back (to
+ * abort the transfers and clear in_batch), even when Lua raises out of
+ * memory.  Arguments: the batch, the progress or nil, on_result. */
+static int run_protected(lua_State *L)
+{
+    batch *b = (batch *)lua_touserdata(L, 1);
+
+    b->progress = lua_isnil(L, 2) ? 0 : 2;
+    b->on_result = 3;
+    if (run(b) != LUA_OK)
+        return lua_error(L);
+    return 0;
+}
+
+/* client:batch(items, concurrency, progress, on_result): every result goes
+ * to on_result; returns nothing. */
+int client_batch(lua_State *L)
+{
+    client *c = client_check(L, 1);
+    batch b;
+    interrupt_scope scope;
+    const interrupt_scope *outer;
+    interrupt_end ended;
+    int rc;
+
+    if (!prepare(L, c, &b))
+        return 0;
     /* A batch cut short by an error (even out of memory) left transfers
      * behind: start clean. */
     multi_pool_abort(c->pool);
     c->in_batch = 1;
-    client_watch(c, &scope, &outer);
+    call_watch(c, &scope, &outer);
     lua_pushcfunction(L, run_protected);
     lua_pushlightuserdata(L, &b);
-    lua_pushvalue(L, results);
     lua_pushvalue(L, 4); /* progress or nil */
-    lua_pushvalue(L, 5); /* on_result or nil */
-    rc = lua_pcall(L, 4, 0, 0);
+    lua_pushvalue(L, 5); /* on_result */
+    rc = lua_pcall(L, 3, 0, 0);
     c->in_batch = 0;
     multi_pool_abort(c->pool);
-    ended = client_unwatch(c, &scope, outer); /* the host's handler runs here */
+    ended = call_unwatch(c, &scope, outer); /* the host's handler runs here */
     client_close_pending(L, c);
     if (rc != LUA_OK)
         return lua_error(L);
     if (ended == INTERRUPT_RAISE)
         return client_raise_interrupted(L);
-    lua_pushvalue(L, results);
-    return 1;
+    return 0;
 }

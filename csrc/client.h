@@ -1,8 +1,9 @@
 /*
  * client.h - the client userdata and what the binding's files share:
  * core.c (module and methods), options.c (core.new's options), inject.c
- * (clock, sleep, random), request.c (one call with limiter and retries)
- * and batch.c (many calls on a multi handle).
+ * (clock, sleep, random), call.c (the steps of a call: limiter, learn,
+ * retry, outcomes) and its two loops, request.c (one call) and batch.c
+ * (many calls on a multi handle).
  */
 #ifndef WEMASY_CLIENT_H
 #define WEMASY_CLIENT_H
@@ -131,21 +132,70 @@ int inject_now(lua_State *L, client *c, double *now);
 int inject_sleep(lua_State *L, client *c, double seconds);
 int inject_random(lua_State *L, client *c, double *r);
 
-/* ---- request.c ---- */
+/* ---- call.c: the steps of a call, for the loops of request.c and batch.c ---- */
 
-/* Starts (and ends) the SIGINT watch of a call on c; nested calls (a hook
- * using another client) keep the outer one's. */
-void client_watch(client *c, interrupt_scope *s, const interrupt_scope **saved);
-interrupt_end client_unwatch(client *c, interrupt_scope *s,
-                             const interrupt_scope *saved);
+/* What a call fails with when the client is closed, when the limiter's
+ * store has no room for its group, and the name rules of a group. */
+#define CALL_CLOSED "client is closed"
+#define CALL_LIMITER_FULL "rate limiter: no room for another group"
+#define CALL_STR_(x) #x
+#define CALL_STR(x) CALL_STR_(x)
+#define CALL_GROUP_NAME_RULE "must be a name of 1 to " CALL_STR(LIMITER_NAME_MAX) " characters"
+#define CALL_GROUPS_FULL "no room for another limiter group (" CALL_STR(LIMITER_GROUPS_MAX) " at most)"
+
+/* A call that has made no try yet: nothing sent, no headers read. */
+void call_begin(call_outcome *o);
+
+/* Ends *o as `kind` without an answer of its own: nothing sent by it. */
+void call_fail(call_outcome *o, int kind, const char *message, double retry_after);
+
+/* Whether c is closed or closing; if so, *o says so. */
+int call_closed(const client *c, call_outcome *o);
 
 /* Whether a SIGINT came during the call; if so, *o says so (its `sent` is
  * the last try's: an earlier try may have reached the server). */
-int client_interrupted(const client *c, call_outcome *o);
+int call_interrupted(const client *c, call_outcome *o);
+
+/* Whether a call that has its slot may still send: not when the client was
+ * closed or a SIGINT came meanwhile (then *o says which). */
+int call_may_try(const client *c, call_outcome *o);
+
+/* Records a finished try's result (and its transfer, for the headers). */
+void call_record(call_outcome *o, const transport_result *r, const transfer *tr);
+
+/* Starts (and ends) the SIGINT watch of a call on c; nested calls (a hook
+ * using another client) keep the outer one's. */
+void call_watch(client *c, interrupt_scope *s, const interrupt_scope **saved);
+interrupt_end call_unwatch(client *c, interrupt_scope *s,
+                           const interrupt_scope *saved);
+
+/* Whether name (len bytes) may name a limiter group: 1 to LIMITER_NAME_MAX
+ * characters, no NUL. */
+int call_group_name_ok(const char *name, size_t len);
 
 /* The group called `name` (NULL: "default"), added with default's limits
  * on first use; NULL when the table is full. */
-const limiter_group *client_group(client *c, const char *name);
+const limiter_group *call_group(client *c, const char *name);
+
+/* Asks the limiter for a slot at `now`.  Returns 0 (slot taken or no
+ * limiter), the seconds to wait (> 0), or LIMITER_FAILED (< 0: *o says so). */
+double call_acquire(client *c, const limiter_group *g, double now, call_outcome *o);
+
+/* Whether a call waiting for a slot since `since` may wait `wait` more
+ * seconds at `now` (wait on, within max_wait); if not, *o is the refusal. */
+int call_may_wait(const client *c, call_outcome *o, double since, double now,
+                  double wait);
+
+/* Reads a finished try's quota headers (o->r, o->tr) into o->retry_after,
+ * o->limit and o->remaining, and teaches the limiter (if one is on). */
+void call_learn(client *c, const limiter_group *g, double now, call_outcome *o);
+
+/* After a try recorded in *o: 1 and the delay before the next try when the
+ * retry policy wants one, else 0 (*status says whether a hook failed). */
+int call_want_retry(lua_State *L, client *c, const call_outcome *o,
+                    int idempotent, double *delay, int *status);
+
+/* ---- request.c: one call, sleeping while it waits ---- */
 
 /* The name of a failure kind. */
 const char *client_kind_name(int kind);
@@ -153,27 +203,10 @@ const char *client_kind_name(int kind);
 /* Pushes the list of failure kinds' names (core.kinds), in enum order. */
 void client_push_kinds(lua_State *L);
 
-/* Reads a finished try's quota headers (o->r, o->tr) into o->retry_after,
- * o->limit and o->remaining, and teaches the limiter (if one is on). */
-void client_learn(client *c, const limiter_group *g, double now, call_outcome *o);
-
-/* Why the limiter's refusal fails a call: no slot within max_wait, or
- * none free with wait off. */
-const char *client_refusal(const client *c);
-
-/* Asks the limiter for a slot at `now`.  Returns 0 (slot taken or no
- * limiter), the seconds to wait (> 0), or LIMITER_FAILED. */
-double client_acquire(client *c, const limiter_group *g, double now);
-
-/* After a try recorded in *o: 1 and the delay before the next try when the
- * retry policy wants one, else 0 (*status says whether a hook failed). */
-int client_want_retry(lua_State *L, client *c, const call_outcome *o,
-                      int idempotent, double *delay, int *status);
-
 /* One call with limiter and retries; fills *o.  LUA_OK or a hook's error. */
 int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o);
 
-/* ---- batch.c ---- */
+/* ---- batch.c: many calls on the multi pool ---- */
 int client_batch(lua_State *L);
 
 /* ---- json.c ---- */

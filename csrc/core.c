@@ -6,7 +6,7 @@
  * allocation (transport, limiter store, multi pool) is owned by the
  * userdata as soon as it exists, and the idempotent cleanup (close, __gc)
  * frees it.  Options are read in options.c, one call runs in request.c,
- * many in batch.c.
+ * many in batch.c, both over the steps of call.c.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -158,12 +158,12 @@ static const limiter_group *check_group(lua_State *L, client *c, int idx)
 
     if (!lua_isnoneornil(L, idx)) {
         name = check_lstring(L, idx, &len);
-        if (len == 0 || len > LIMITER_NAME_MAX || strlen(name) != len)
-            luaL_argerror(L, idx, "group must be a name of 1 to 31 characters");
+        if (!call_group_name_ok(name, len))
+            luaL_argerror(L, idx, "group " CALL_GROUP_NAME_RULE);
     }
-    g = client_group(c, name);
+    g = call_group(c, name);
     if (g == NULL)
-        luaL_argerror(L, idx, "no room for another limiter group (16 at most)");
+        luaL_argerror(L, idx, CALL_GROUPS_FULL);
     return g;
 }
 
@@ -263,14 +263,14 @@ static int client_request(lua_State *L)
     job.a = &a;
     job.o = &o;
     c->in_request = 1;
-    client_watch(c, &scope, &outer);
+    call_watch(c, &scope, &outer);
     lua_pushcfunction(L, request_protected);
     lua_pushlightuserdata(L, &job);
     status = lua_pcall(L, 1, 0, 0);
     c->in_request = 0;
     /* Here the host's SIGINT handler runs, if a SIGINT came (lua.c's
      * raises "interrupted!" as this function returns). */
-    ended = client_unwatch(c, &scope, outer);
+    ended = call_unwatch(c, &scope, outer);
     if (status != LUA_OK) {
         client_close_pending(L, c);
         return lua_error(L);
@@ -296,15 +296,14 @@ static int client_rate_limit(lua_State *L)
 
     if (c->limiter == NULL || c->closing) {
         lua_pushnil(L);
-        lua_pushstring(L, c->t == NULL || c->closing ? "client is closed"
-                                                     : "rate limiting is off");
+        lua_pushstring(L, c->t == NULL || c->closing ? CALL_CLOSED : "rate limiting is off");
         return 2;
     }
     if (inject_now(L, c, &now) != LUA_OK)
         return lua_error(L);
     if (c->limiter->ops->report(c->limiter, g, now, &rep) != 0) {
         lua_pushnil(L);
-        lua_pushliteral(L, "rate limiter: no room for another group");
+        lua_pushliteral(L, CALL_LIMITER_FULL);
         return 2;
     }
     lua_createtable(L, 0, 4);

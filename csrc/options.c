@@ -466,7 +466,7 @@ static void read_group_table(lua_State *L, rate_config *r, int idx)
             luaL_error(L, NEW_PREFIX "option 'rate_limit.groups' names must be "
                           "strings (got %s)", luaL_typename(L, -2));
         name = lua_tolstring(L, -2, &len);
-        if (len == 0 || len > LIMITER_NAME_MAX || strlen(name) != len)
+        if (!call_group_name_ok(name, len))
             luaL_error(L, NEW_PREFIX "option 'rate_limit.groups' names must have "
                           "1 to %d characters", LIMITER_NAME_MAX);
         if (strcmp(name, "default") != 0)

@@ -4,7 +4,7 @@
  * the headers cap, the end of the final header block), the stored
  * "name\0value\0" pairs and their reader, the Lua table the binding makes
  * of them (client_push_headers), what the limiter learns from them
- * (client_learn: X-RateLimit-*, Retry-After, each read once, the most
+ * (call_learn: X-RateLimit-*, Retry-After, each read once, the most
  * cautious of repeated headers), and what the transfer then comes to
  * (transfer_end, classify.c).
  *
@@ -116,12 +116,12 @@ static void check_learning(const transfer *t, long status, double now)
     strcpy(c.rate.groups[0].name, "default");
     c.rate.groups[0].limit = 60;
     c.rate.groups[0].window = 60;
-    g = client_group(&c, NULL);
+    g = call_group(&c, NULL);
     memset(&o, 0, sizeof o);
     o.r.kind = TK_OK;
     o.r.status = status;
     o.tr = t;
-    client_learn(&c, g, now, &o);
+    call_learn(&c, g, now, &o);
     CHECK(o.retry_after == -1 || (o.retry_after >= 0 && o.retry_after <= 86400));
     CHECK(o.limit >= -1 && o.limit <= 1000000);
     CHECK(o.remaining >= -1 && o.remaining <= 1000000);

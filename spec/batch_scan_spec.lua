@@ -32,7 +32,7 @@ describe("wemasy.core batch scans", function()
     local c = client()
     local visits = {}
     for _, n in ipairs{ 500, 2000 } do
-      local results = c:batch(items(n), 16)
+      local results = h.core_batch(c, items(n), 16)
       for i = 1, n do assert.equal(200, results[i].status) end
       visits[n] = c:_debug_batch_visits()
       -- Each start is one look, plus one per wake-up at most for the item
@@ -51,7 +51,7 @@ describe("wemasy.core batch scans", function()
     local c = client { max_retries = 1, clock = t.clock, sleep = t.sleep, backoff = { base = 0.001, cap = 0.001 } }
     local list = items(400)
     for i = 1, 400, 4 do list[i] = { path = "/status/503", body = "{}", idempotent = true } end
-    local results = c:batch(list, 16)
+    local results = h.core_batch(c, list, 16)
     for i = 1, 400 do
       if i % 4 == 1 then
         assert.equal(503, results[i].status)
@@ -70,7 +70,7 @@ describe("wemasy.core batch scans", function()
       clock = t.clock, sleep = t.sleep,
       rate_limit = { shared = false, margin = 0, groups = { default = { limit = 10, window = 1 } } },
     }
-    local results = c:batch(items(60), 8)
+    local results = h.core_batch(c, items(60), 8)
     for i = 1, 60 do assert.equal(200, results[i].status) end
     -- 10 a second from t = 1000: the last ten start at 1005, nothing waits longer.
     assert.is_true(t.now >= 1005 and t.now < 1006, tostring(t.now))

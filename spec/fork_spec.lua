@@ -36,9 +36,9 @@ local function batch(tag, k)
   for i = 1, k do items[i] = { path = "/id/" .. tag .. "-" .. i, body = "{}" } end
   taken = taken + k
   local wrong = 0
-  for i, r in ipairs(c:batch(items, k)) do
-    if r.status ~= 200 or r.body ~= '{"id":"' .. tag .. "-" .. i .. '"}' or r.attempts ~= 1 then wrong = wrong + 1 end
-  end
+  c:batch(items, k, nil, function(i, status, body, _, attempts)
+    if status ~= 200 or body ~= '{"id":"' .. tag .. "-" .. i .. '"}' or attempts ~= 1 then wrong = wrong + 1 end
+  end)
   return wrong
 end
 

@@ -91,7 +91,7 @@ describe("re-entry from hooks and progress callbacks", function()
 
   it("close() from a batch's progress callback: started calls finish, the rest are closed", function()
     local c = core.new{ base_url = srv.url, rate_limit = false }
-    local results = c:batch(sleeps(12), 2, function(done) if done == 1 then c:close() end end)
+    local results = helpers.core_batch(c, sleeps(12), 2, function(done) if done == 1 then c:close() end end)
     assert.equal(12, #results)
     local ok, closed = 0, 0
     for _, r in ipairs(results) do
@@ -101,26 +101,26 @@ describe("re-entry from hooks and progress callbacks", function()
     assert.equal(12, ok + closed)
     assert.is_true(closed > 0)
     assert.matches("%[closed%]", tostring(c))
-    assert.equal("closed", c:batch({ { path = "/echo", body = "" } })[1].kind)
+    assert.equal("closed", helpers.core_batch(c, { { path = "/echo", body = "" } })[1].kind)
   end)
 
   it("a batch from a batch's progress callback raises; the outer batch and the client stay usable", function()
     local c = core.new{ base_url = srv.url, rate_limit = false }
     local inner
-    local results = c:batch(sleeps(6), 2, function(done)
-      if done == 1 then inner = { pcall(c.batch, c, { { path = "/echo", body = "" } }) } end
+    local results = helpers.core_batch(c, sleeps(6), 2, function(done)
+      if done == 1 then inner = { pcall(helpers.core_batch, c, { { path = "/echo", body = "" } }) } end
     end)
     assert.is_false(inner[1])
     assert.matches("progress callback or a hook of a batch in progress", inner[2])
     for i = 1, 6 do assert.equal(200, results[i].status) end
-    assert.equal(200, c:batch({ { path = "/headers", body = "" } })[1].status)
+    assert.equal(200, helpers.core_batch(c, { { path = "/headers", body = "" } })[1].status)
     c:close()
   end)
 
   it("a plain request from a batch's progress callback works", function()
     local c = core.new{ base_url = srv.url, rate_limit = false }
     local bodies = {}
-    local results = c:batch(sleeps(4), 2, function()
+    local results = helpers.core_batch(c, sleeps(4), 2, function()
       local _, body = c:request("/big/3", "")
       bodies[#bodies + 1] = body
     end)

@@ -248,8 +248,8 @@ describe("the token never appears", function()
       for _, path in ipairs{ "/sleep/1000", "/reset", "/partial" } do
         assert_no_token("core " .. path, c:request(path, "{}"))
       end
-      local results = c:batch({ { path = "/sleep/1000", body = "" }, { path = "/reset", body = "" }, 1,
-                                { path = "no slash", body = "" } }, 2)
+      local results = helpers.core_batch(c, { { path = "/sleep/1000", body = "" }, { path = "/reset", body = "" }, 1,
+                                              { path = "no slash", body = "" } }, 2)
       assert_no_token("core batch", results)
       assert_no_token("core tostring", tostring(c), c:has_token())
       c:close()

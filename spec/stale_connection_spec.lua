@@ -120,7 +120,7 @@ describe("stale kept-alive connections", function()
         local items = {}
         for k = 1, 24 do items[k] = { path = "/id/" .. mode .. "-b" .. round .. "c" .. k, body = "{}" } end
         for _, batch in ipairs { dirty, items } do
-          for k, r in ipairs(c:batch(batch, #dirty)) do
+          for k, r in ipairs(h.core_batch(c, batch, #dirty)) do
             local id = batch[k].path:match("^/%w+/([%w%-]+)")
             check(wrong, id, r.status, r.body or r.kind .. " " .. r.message, r.attempts)
             total = total + 1

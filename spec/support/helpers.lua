@@ -88,6 +88,28 @@ function M.fake_time(start)
   return t
 end
 
+-- core:batch(items, concurrency, progress, on_result) reports each result
+-- only to on_result, as the values core:request returns; this collects them
+-- into one table per item, in input order, for the specs that look at them
+-- together: { status, body, headers, attempts, retry_after, limit, remaining }
+-- or { kind, message, sent, attempts, retry_after }.
+function M.core_batch(c, items, concurrency, progress)
+  local results = {}
+  c:batch(items, concurrency, progress, function(k, status, ...)
+    local r
+    if status then
+      local body, headers, attempts, retry_after, limit, remaining = ...
+      r = { status = status, body = body, headers = headers, attempts = attempts, retry_after = retry_after,
+            limit = limit, remaining = remaining }
+    else
+      local kind, message, sent, attempts, retry_after = ...
+      r = { kind = kind, message = message, sent = sent, attempts = attempts, retry_after = retry_after }
+    end
+    results[k] = r
+  end)
+  return results
+end
+
 local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
