@@ -83,7 +83,7 @@ static int debug_batch_visits(lua_State *L)
 }
 
 /* core._debug_fork() -> fork()'s result (0 in the child), so
- * spec/fork_spec.lua can fork a process that holds a client on Lua 5.4 as
+ * spec/core/fork_spec.lua can fork a process that holds a client on Lua 5.4 as
  * well (Debian's lua-posix is for 5.1 to 5.3). */
 static int debug_fork(lua_State *L)
 {

@@ -1,5 +1,5 @@
 -- A server that answers what no well-behaved server would, for the specs of
--- what the client makes of it (spec/classify_spec.lua), on 127.0.0.1 only.
+-- what the client makes of it (spec/core/classify_spec.lua), on 127.0.0.1 only.
 --
 --   lua5.4 spec/support/odd_server.lua [lifetime_seconds]
 --

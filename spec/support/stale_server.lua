@@ -1,5 +1,5 @@
 -- A server that misbehaves on kept-alive connections, for
--- spec/stale_connection_spec.lua and spec/fork_spec.lua; 127.0.0.1 only.
+-- spec/core/stale_connection_spec.lua and spec/core/fork_spec.lua; 127.0.0.1 only.
 --
 --   lua5.4 spec/support/stale_server.lua [lifetime_seconds [cert.pem key.pem]]
 --

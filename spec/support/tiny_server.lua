@@ -1,4 +1,4 @@
--- A small but real HTTP/1.1 server for spec/core_spec.lua, on 127.0.0.1 only.
+-- A small but real HTTP/1.1 server for spec/core/core_spec.lua, on 127.0.0.1 only.
 --
 --   lua5.4 spec/support/tiny_server.lua [lifetime_seconds [cert.pem key.pem]]
 --

@@ -2,7 +2,7 @@
 -- start/stop and cleanup, every endpoint with every documented status, the
 -- exact Laravel messages, state, rate limiting, several workers.
 --
---   spec/run build/5.4/wemasy/core.so build/jit/wemasy/core.so spec/sandbox_spec.lua
+--   spec/run build/5.4/wemasy/core.so build/jit/wemasy/core.so spec/sandbox/api_spec.lua
 
 local cjson = require "cjson.safe"
 local http = require "socket.http"

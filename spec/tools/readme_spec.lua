@@ -164,7 +164,7 @@ describe("README.md", function()
     return setmetatable(env, { __index = function(_, name)
       if STANDARD[name] then return _G[name] end
       if block.given[name] then
-        assert(given[name] ~= nil, "readme-spec: no stub for given '" .. name .. "' in spec/readme_spec.lua")
+        assert(given[name] ~= nil, "readme-spec: no stub for given '" .. name .. "' in spec/tools/readme_spec.lua")
         return given[name]
       end
       error("reads the global '" .. tostring(name) .. "', which it does not define: define it, or name it in"

@@ -1,12 +1,12 @@
 -- Specs for the C core (wemasy.core), talking to a real local HTTP server
 -- (spec/support/tiny_server.lua, started once for the whole file).
 --
---   LUA_CPATH="build/5.4/?.so;;" lua5.4 /usr/bin/busted spec/core_spec.lua
---   LUA_CPATH="build/jit/?.so;;" luajit /usr/bin/busted spec/core_spec.lua
+--   LUA_CPATH="build/5.4/?.so;;" lua5.4 /usr/bin/busted spec/core/core_spec.lua
+--   LUA_CPATH="build/jit/?.so;;" luajit /usr/bin/busted spec/core/core_spec.lua
 local core = require "wemasy.core"
 local socket = require "socket"
 
-local SPEC_DIR = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")) or "spec"
+local SPEC_DIR = (debug.getinfo(1, "S").source:match("^@(.*)/core/[^/]*$")) or "spec"
 local SERVER_LUA = os.getenv("WEMASY_TEST_LUA") or "lua5.4"
 local TOKEN = "sekrit-TOKEN-4f1d9c"
 

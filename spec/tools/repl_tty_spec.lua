@@ -31,7 +31,7 @@ end
 describe("wemasy repl in a terminal (tmux)", function()
   if not exists("tmux") then
     -- spec/run shows no passing (or pending) line: say it where it is seen.
-    io.stderr:write("spec/repl_tty_spec.lua: SKIPPED, tmux is not installed (apt-get install tmux)\n")
+    io.stderr:write("spec/tools/repl_tty_spec.lua: SKIPPED, tmux is not installed (apt-get install tmux)\n")
     it("is skipped: tmux is not installed (apt-get install tmux, or make deps)", function()
       pending("tmux is not installed: the REPL's terminal spec did not run")
     end)

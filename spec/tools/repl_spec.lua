@@ -1,7 +1,7 @@
 -- The REPL's parts that need no terminal (issue 17 item 2): Tab completion
 -- as a pure function (line, cursor -> candidates), which lines the history
 -- keeps, where the history lives, and `_err`, the last error a client method
--- returned.  spec/repl_tty_spec.lua types at the real prompt in tmux.
+-- returned.  spec/tools/repl_tty_spec.lua types at the real prompt in tmux.
 local core = require("wemasy.core")
 local wemasy = require("wemasy")
 local repl = require("wemasy.repl")
