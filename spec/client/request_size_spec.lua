@@ -16,11 +16,11 @@ local MiB = 1024 * 1024
 local DETAIL_FRAME = #'{"order_number":""}'
 
 describe("max_request_body", function()
-  local base_url, sb
+  local sb = helpers.sandbox()
 
   local function client(opts)
     opts = opts or {}
-    opts.base_url, opts.token = base_url, tokens.merchant
+    opts.base_url, opts.token = sb.base_url, tokens.merchant
     opts.rate_limit, opts.max_retries = { shared = false }, 0
     return wemasy.new(opts)
   end
@@ -37,14 +37,6 @@ describe("max_request_body", function()
     assert.is_table(err.errors[field], "errors has no entry for " .. field)
   end
 
-  lazy_setup(function()
-    base_url, sb = sandbox.start{ window = 60, limits = { default = 1000, sync = 100 } }
-    assert(base_url, sb)
-  end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
-
   describe("the option", function()
     it("is checked by the core, naming it", function()
       for _, bad in ipairs{ 0, -1, 1.5, "4096", true, 2 ^ 53 } do
@@ -55,11 +47,11 @@ describe("max_request_body", function()
     end)
 
     it("defaults to 4 MiB, read from the core (no Lua restates it)", function()
-      local c = core.new{ base_url = base_url, rate_limit = false }
+      local c = core.new{ base_url = sb.base_url, rate_limit = false }
       assert.equal(4 * MiB, c:max_request_body())
       c:close()
       assert.equal(4 * MiB, c:max_request_body()) -- still known once closed
-      c = core.new{ base_url = base_url, rate_limit = false, max_request_body = 1234 }
+      c = core.new{ base_url = sb.base_url, rate_limit = false, max_request_body = 1234 }
       assert.equal(1234, c:max_request_body())
       c:close()
       -- The default bounds a plain client: one byte over 4 MiB is refused, unsent.
@@ -150,7 +142,7 @@ describe("max_request_body", function()
     end)
 
     it("the core itself refuses a body over the bound (a request raises, a batch item fails)", function()
-      local c = core.new{ base_url = base_url, rate_limit = false, max_retries = 0, max_request_body = 10 }
+      local c = core.new{ base_url = sb.base_url, rate_limit = false, max_retries = 0, max_request_body = 10 }
       local before = sb:state().total_requests
       local ok, why = pcall(c.request, c, "/x", string.rep("a", 11))
       assert.is_false(ok)
@@ -163,30 +155,20 @@ describe("max_request_body", function()
     end)
 
     it("the command line: a body over the default bound exits 3 naming the field, nothing sent", function()
-      local function sink()
-        local parts = {}
-        return { write = function(self, ...) for i = 1, select("#", ...) do parts[#parts + 1] = (select(i, ...)) end
-                   return self end,
-                 flush = function() end, text = function() return table.concat(parts) end }
-      end
       local big = string.rep("a", 4 * MiB)
       for _, case in ipairs{
         { argv = { "orders/detail", "order_number=" .. big }, stdin = "" },
         { argv = { "orders/detail", "-" }, stdin = '{"order_number":"' .. big .. '"}' },
       } do
-        local out, errs, pos = sink(), sink(), 1
         local before = sb:state().total_requests
-        local code = cli.main(case.argv, {
-          stdout = out, stderr = errs, isatty = function() return false end,
-          getenv = function(k) return ({ WEMASY_BASE_URL = base_url, WEMASY_TOKEN = tokens.merchant })[k] end,
-          stdin = { read = function() local rest = case.stdin:sub(pos); pos = #case.stdin + 1; return rest end },
-        })
-        assert.equal(cli.EXIT.invalid_argument, code, errs.text())
-        assert.truthy(errs.text():find("order_number", 1, true), errs.text())
-        assert.truthy(errs.text():find("max_request_body", 1, true), errs.text())
+        local code, _, errs = helpers.cli(case.argv, { WEMASY_BASE_URL = sb.base_url, WEMASY_TOKEN = tokens.merchant },
+          case.stdin)
+        assert.equal(cli.EXIT.invalid_argument, code, errs)
+        assert.truthy(errs:find("order_number", 1, true), errs)
+        assert.truthy(errs:find("max_request_body", 1, true), errs)
         assert.equal(0, sent_since(before))
       end
-      core._debug_unlink(base_url, tokens.merchant)
+      core._debug_unlink(sb.base_url, tokens.merchant)
     end)
   end)
 

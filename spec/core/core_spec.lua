@@ -1,25 +1,14 @@
 -- Specs for the C core (wemasy.core), talking to a real local HTTP server
 -- (spec/support/tiny_server.lua, started once for the whole file).
 --
---   LUA_CPATH="build/5.4/?.so;;" lua5.4 /usr/bin/busted spec/core/core_spec.lua
---   LUA_CPATH="build/jit/?.so;;" luajit /usr/bin/busted spec/core/core_spec.lua
+--   spec/run build/5.4/wemasy/core.so build/jit/wemasy/core.so spec/core/core_spec.lua
 local core = require "wemasy.core"
 local socket = require "socket"
+local helpers = require "support.helpers"
 
-local SPEC_DIR = (debug.getinfo(1, "S").source:match("^@(.*)/core/[^/]*$")) or "spec"
-local SERVER_LUA = os.getenv("WEMASY_TEST_LUA") or "lua5.4"
 local TOKEN = "sekrit-TOKEN-4f1d9c"
 
 local server_pipe, base_url
-
--- Returns the pipe (closing it waits for the server) and the port.
-local function spawn_server(extra_args)
-  local pipe = assert(io.popen("exec " .. SERVER_LUA .. " " .. SPEC_DIR
-    .. "/support/tiny_server.lua 300 " .. (extra_args or ""), "r"))
-  local line = pipe:read("*l") or ""
-  local port = assert(line:match("^READY (%d+)$"), "tiny_server did not start: " .. line)
-  return pipe, port
-end
 
 local function quit_server(pipe, opts)
   local c = core.new(opts)
@@ -30,7 +19,7 @@ end
 
 local function start_server()
   local port
-  server_pipe, port = spawn_server()
+  server_pipe, port = helpers.launch("tiny_server")
   base_url = "http://127.0.0.1:" .. port
 end
 
@@ -385,7 +374,7 @@ describe("wemasy.core", function()
     setup(function()
       if not have_tls then return end
       make_cert()
-      pipe, port = spawn_server(cert .. " " .. dir .. "/key.pem")
+      pipe, port = helpers.launch("tiny_server", cert .. " " .. dir .. "/key.pem")
       url = "https://127.0.0.1:" .. port
     end)
 

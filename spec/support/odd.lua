@@ -6,9 +6,7 @@ local M = {}
 
 -- Returns { url = "http://127.0.0.1:<port>", pipe = ... }.
 function M.start()
-  local pipe = assert(io.popen("exec " .. h.LUA .. " " .. h.SPEC_DIR .. "/support/odd_server.lua 300", "r"))
-  local line = pipe:read("*l") or ""
-  local port = assert(line:match("^READY (%d+)$"), "odd_server did not start: " .. line)
+  local pipe, port = h.launch("odd_server")
   return { url = "http://127.0.0.1:" .. port, pipe = pipe }
 end
 

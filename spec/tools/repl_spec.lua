@@ -5,21 +5,12 @@
 local core = require("wemasy.core")
 local wemasy = require("wemasy")
 local repl = require("wemasy.repl")
+local helpers = require("support.helpers")
 
 local CLOSED = "http://127.0.0.1:1/api"
 local LUA = os.getenv("WEMASY_TEST_LUA") or "lua5.4"
 
-local function sink()
-  local parts = {}
-  return {
-    write = function(self, ...)
-      for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
-      return self
-    end,
-    flush = function() end,
-    text = function() return table.concat(parts) end,
-  }
-end
+local sink = helpers.sink
 
 local function lines_of(text)
   local list = {}
