@@ -5,17 +5,10 @@ local core = require "wemasy.core"
 local h = require "support.helpers"
 local socket = require "socket"
 
-local srv
-local names = 0
+local srv = h.tiny_server()
 
-local function counter()
-  names = names + 1
-  return "b" .. names .. "-" .. math.random(1, 1e6)
-end
-
-local function count(name)
-  return tonumber(h.get(srv.url, "/count/" .. name))
-end
+local function counter() return h.counter("b") end
+local function count(name) return h.count(srv, name) end
 
 local function client(opts)
   opts = opts or {}
@@ -38,12 +31,6 @@ local function echoed(result)
 end
 
 describe("wemasy.core batch", function()
-  setup(function() srv = h.start_server() end)
-  teardown(function()
-    h.forget_tokens(srv.url)
-    h.stop_server(srv)
-  end)
-
   it("returns results in input order, whatever order they finish in", function()
     local c = client()
     local items = {}

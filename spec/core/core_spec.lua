@@ -41,14 +41,6 @@ local function client(opts)
   return core.new(opts)
 end
 
--- A port on this machine that nothing listens on (right now).
-local function closed_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
-
 local function request_headers(echo_body)
   return (echo_body:match("^(.-)\r\n\r\n"))
 end
@@ -236,7 +228,7 @@ describe("wemasy.core", function()
 
   describe("failures", function()
     it("reports a refused connection as network, not sent", function()
-      local c = client { base_url = "http://127.0.0.1:" .. closed_port() }
+      local c = client { base_url = "http://127.0.0.1:" .. helpers.closed_port() }
       local status, kind, msg, sent = c:request("/echo", "{}")
       assert.is_nil(status)
       assert.equal("network", kind)

@@ -5,18 +5,11 @@
 local core = require "wemasy.core"
 local h = require "support.helpers"
 
-local srv
-local names = 0
+local srv = h.tiny_server()
 
--- A fresh counter name on the server: "/c/<name>/<route>" counts, "/count/<name>" tells.
-local function counter()
-  names = names + 1
-  return "n" .. names .. "-" .. math.random(1, 1e6)
-end
-
-local function count(name)
-  return tonumber(h.get(srv.url, "/count/" .. name))
-end
+-- A fresh counter name on the server: "/c/<name>/<route>" counts, count(name) tells.
+local function counter() return h.counter("n") end
+local function count(name) return h.count(srv, name) end
 
 -- A client with fake time and a fixed random number.
 local function client(opts, random)
@@ -29,21 +22,7 @@ local function client(opts, random)
   return core.new(opts), t
 end
 
-local function closed_port()
-  local socket = require "socket"
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
-
 describe("wemasy.core retries", function()
-  setup(function() srv = h.start_server() end)
-  teardown(function()
-    h.forget_tokens(srv.url)
-    h.stop_server(srv)
-  end)
-
   describe("of HTTP statuses", function()
     for _, code in ipairs { 502, 503, 504 } do
       it("retries " .. code .. " on an idempotent call up to max_retries", function()
@@ -181,7 +160,7 @@ describe("wemasy.core retries", function()
 
   describe("of transport failures", function()
     it("re-sends a non-idempotent call after connection refused: it never left", function()
-      local c, t = client { base_url = "http://127.0.0.1:" .. closed_port() }
+      local c, t = client { base_url = "http://127.0.0.1:" .. h.closed_port() }
       local status, kind, _, sent, attempts = c:request("/echo", "{}")
       assert.is_nil(status)
       assert.equal("network", kind)

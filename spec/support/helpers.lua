@@ -28,6 +28,44 @@ function M.start_server()
   return { url = "http://127.0.0.1:" .. port, pipe = pipe }
 end
 
+-- The tiny_server of the enclosing block (a describe, or the whole file):
+-- started before its first test, srv.url then.  After the block it is
+-- stopped and the limiter segments of M.token's tokens for it are gone.
+function M.tiny_server()
+  local busted = require "busted"
+  local srv = {}
+  busted.setup(function()
+    local s = M.start_server()
+    srv.url, srv.pipe = s.url, s.pipe
+  end)
+  busted.teardown(function()
+    if not srv.url then return end
+    M.forget_tokens(srv.url)
+    M.stop_server(srv)
+  end)
+  return srv
+end
+
+-- A fresh counter name on tiny_server: "/c/<name>/<route>" counts,
+-- M.count(srv, name) tells how many arrived.
+local names = 0
+function M.counter(tag)
+  names = names + 1
+  return (tag or "n") .. names .. "-" .. math.random(1, 1e6)
+end
+
+function M.count(srv, name)
+  return tonumber(M.get(srv.url, "/count/" .. name))
+end
+
+-- A port on this machine that nothing listens on (right now).
+function M.closed_port()
+  local s = assert(require("socket").bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return port
+end
+
 -- Starts spec/support/stale_server.lua (extra arguments: a certificate and
 -- key for TLS); returns { port = ..., pid = ..., pipe = ... }.
 function M.start_stale_server(args)
