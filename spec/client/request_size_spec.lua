@@ -67,6 +67,12 @@ describe("max_request_body", function()
   describe("on every way to call", function()
     local LIMIT = 1000
 
+    -- A client bounded at LIMIT, and how many requests the sandbox got since.
+    local function bounded()
+      local c, before = client{ max_request_body = LIMIT }, sb:state().total_requests
+      return c, function() return sent_since(before) end
+    end
+
     it("an endpoint method: exactly the bound is sent, one byte more is refused and nothing sent", function()
       local c = client{ max_request_body = LIMIT }
       local before = sb:state().total_requests
@@ -81,8 +87,7 @@ describe("max_request_body", function()
     end)
 
     it("counts the encoded body: escapes that grow it and fields that add up", function()
-      local c = client{ max_request_body = LIMIT }
-      local before = sb:state().total_requests
+      local c, sent = bounded()
       -- 200 control bytes are 200 bytes in Lua and 1200 in JSON (\u0001).
       local _, err = c:orders_detail{ order_number = string.rep("\1", 200) }
       assert_too_large(err, "order_number", "orders/detail")
@@ -90,13 +95,12 @@ describe("max_request_body", function()
       _, err = c:orders_get{ website_id = string.rep("1", 400), order_session = string.rep("s", 400),
                              email = string.rep("e", 400) }
       assert_too_large(err, "email", "orders/get")
-      assert.equal(0, sent_since(before))
+      assert.equal(0, sent())
       c:close()
     end)
 
     it("client:call, to a known endpoint and to any other path (nested fields named by their place)", function()
-      local c = client{ max_request_body = LIMIT }
-      local before = sb:state().total_requests
+      local c, sent = bounded()
       local _, err = c:call("orders/detail", { order_number = string.rep("a", LIMIT) })
       assert_too_large(err, "order_number", "orders/detail")
       local items = { { note = string.rep("n", 10) }, { note = string.rep("n", LIMIT) } }
@@ -104,22 +108,21 @@ describe("max_request_body", function()
       assert.equal("invalid_argument", err.kind)
       assert.truthy(err.message:find("body.items[2].note", 1, true), err.message)
       assert.truthy(err.message:find("max_request_body", 1, true), err.message)
-      assert.equal(0, sent_since(before))
+      assert.equal(0, sent())
       -- At the bound exactly, an unknown path's body goes out.
       local text = '{"a":"' .. string.rep("x", LIMIT - 8) .. '"}'
       assert.equal(LIMIT, #text)
       _, err = c:call("orders/unknown", { a = string.rep("x", LIMIT - 8) })
       assert.is_number(err.status) -- an answer: it was sent
-      assert.equal(1, sent_since(before))
+      assert.equal(1, sent())
       _, err = c:call("orders/unknown", { a = string.rep("x", LIMIT - 7) })
       assert.equal("invalid_argument", err.kind)
-      assert.equal(1, sent_since(before))
+      assert.equal(1, sent())
       c:close()
     end)
 
     it("client:batch: the item over the bound gets its own invalid_argument, the others run", function()
-      local c = client{ max_request_body = LIMIT }
-      local before = sb:state().total_requests
+      local c, sent = bounded()
       local results = c:batch{
         { "orders_detail", { order_number = "ORD-2025-001" } },
         { "orders_detail", { order_number = string.rep("a", LIMIT) } },
@@ -128,7 +131,7 @@ describe("max_request_body", function()
       assert.equal(200, results[1][3].status)
       assert_too_large(results[2][2], "order_number", "orders/detail")
       assert.equal("invalid_argument", results[3][2].kind)
-      assert.equal(1, sent_since(before))
+      assert.equal(1, sent())
       c:close()
     end)
 

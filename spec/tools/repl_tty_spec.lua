@@ -6,6 +6,7 @@
 local core = require("wemasy.core")
 local repl = require("wemasy.repl")
 local sandbox = require("wemasy.sandbox")
+local read_file = require("wemasy.sandbox.proc").read_file
 
 local LUA = os.getenv("WEMASY_TEST_LUA") or "lua5.4"
 
@@ -19,14 +20,6 @@ local function capture(cmd)
 end
 
 local function exists(cmd) return capture("command -v " .. cmd) ~= "" end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
 
 describe("wemasy repl in a terminal (tmux)", function()
   if not exists("tmux") then
