@@ -181,11 +181,17 @@ describe("wemasy.core batch", function()
     c:close()
   end)
 
-  it("cleans up when progress raises, and the client stays usable", function()
-    local c = client()
+  -- c:batch of one quick and five slow items, whose progress or on_result
+  -- raises; pcall's results.
+  local function raising_batch(c, progress, on_result)
     local items = {}
     for i = 1, 6 do items[i] = { path = "/sleep/" .. (i == 1 and 10 or 300), body = "{}" } end
-    local ok, err = pcall(c.batch, c, items, 6, function() error("stop here") end)
+    return pcall(c.batch, c, items, 6, progress, on_result)
+  end
+
+  it("cleans up when progress raises, and the client stays usable", function()
+    local c = client()
+    local ok, err = raising_batch(c, function() error("stop here") end)
     assert.is_false(ok)
     assert.matches("stop here", err)
     -- the next calls see their own responses, not the aborted ones
@@ -237,9 +243,7 @@ describe("wemasy.core batch", function()
 
   it("cleans up when on_result raises, and the client stays usable", function()
     local c = client()
-    local items = {}
-    for i = 1, 6 do items[i] = { path = "/sleep/" .. (i == 1 and 10 or 300), body = "{}" } end
-    local ok, err = pcall(c.batch, c, items, 6, nil, function() error("stop in on_result") end)
+    local ok, err = raising_batch(c, nil, function() error("stop in on_result") end)
     assert.is_false(ok)
     assert.matches("stop in on_result", err)
     local status, body = c:request("/echo", "own")

@@ -5,9 +5,8 @@
 --   spec/run build/5.4/wemasy/core.so build/jit/wemasy/core.so spec/sandbox/api_spec.lua
 
 local cjson = require "cjson.safe"
-local http = require "socket.http"
-local ltn12 = require "ltn12"
 local socket = require "socket"
+local request = require("support.http").request
 
 local sandbox = require "wemasy.sandbox"
 local proc = require "wemasy.sandbox.proc"
@@ -17,25 +16,6 @@ local V1 = "/services/webshop/v1/"
 local SESSION, EMAIL = "abc123def456ghi789", "john@example.com"
 
 ------------------------------------------------------------------ helpers
-
--- One HTTP request on a new connection. Returns { status, body, headers, json }.
-local function request(method, url, body, headers)
-   local h = {}
-   for k, v in pairs(headers or {}) do h[k:lower()] = v end
-   local source
-   if body then
-      h["content-length"] = tostring(#body)
-      source = ltn12.source.string(body)
-   end
-   local chunks = {}
-   local ok, status, rheaders = http.request{
-      url = url, method = method, headers = h, source = source,
-      sink = ltn12.sink.table(chunks),
-   }
-   assert(ok, "request to " .. url .. " failed: " .. tostring(status))
-   local text = table.concat(chunks)
-   return { status = status, body = text, headers = rheaders, json = cjson.decode(text) }
-end
 
 -- POST <base_url>/services/webshop/v1/<path> with a JSON body (a table, or a
 -- string sent as it is).

@@ -10,9 +10,8 @@
 -- reset later), after a reset it cannot (EPIPE).
 
 local cjson = require "cjson.safe"
-local http = require "socket.http"
-local ltn12 = require "ltn12"
 local socket = require "socket"
+local request = require("support.http").request
 
 local sandbox = require "wemasy.sandbox"
 local proc = require "wemasy.sandbox.proc"
@@ -88,17 +87,11 @@ local function detail(sb, opts)
    return call(sb, "orders/detail", opts)
 end
 
--- A control request with a body, through socket.http.
+-- A control request with a body, through socket.http: the status and the decoded answer.
 local function control(sb, method, name, body)
-   local chunks = {}
-   local _, status = http.request{
-      url = "http://127.0.0.1:" .. sb.port .. "/__sandbox/" .. name,
-      method = method,
-      headers = { ["content-type"] = "application/json", ["content-length"] = tostring(#(body or "")) },
-      source = body and ltn12.source.string(body) or nil,
-      sink = ltn12.sink.table(chunks),
-   }
-   return status, cjson.decode(table.concat(chunks))
+   local res = request(method, "http://127.0.0.1:" .. sb.port .. "/__sandbox/" .. name, body,
+      { ["content-type"] = "application/json" })
+   return res.status, res.json
 end
 
 local function worker_pids(master)
