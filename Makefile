@@ -63,7 +63,7 @@ CFLAGS_ALL    = $(OPTFLAGS) -std=gnu99 -fPIC $(WARNFLAGS) $(EXTRA_CFLAGS) \
 LDFLAGS_ALL   = -shared $(EXTRA_LDFLAGS)
 LIBS          = -lcurl -lpthread -lrt
 
-# Every C file in csrc/ (spec/rockspec_spec.lua holds the rockspec's list to it).
+# Every C file in csrc/ (spec/tools/rockspec_spec.lua holds the rockspec's list to it).
 CSRC         := $(wildcard csrc/*.c)
 CHDR         := $(wildcard csrc/*.h)
 
@@ -143,7 +143,7 @@ $(REPRO_FOLD): tools/curl_fold_uaf.c Makefile
 	$(CC) -O1 -g -std=gnu99 $(WARNFLAGS) -I$(CURL_INCDIR) -o $@ tools/curl_fold_uaf.c -lcurl -lpthread
 
 # types/wemasy.lua (LuaLS) and docs/reference.md from the endpoint table and
-# tools/templates/; spec/generated_spec.lua fails when they are stale.
+# tools/templates/; spec/tools/generated_spec.lua fails when they are stale.
 .PHONY: types docs
 types: build
 	@$(LUA54) tools/gen.lua types

@@ -224,50 +224,56 @@ static window_state *seg_group(segment *seg, const char *name)
 
 /* ---- the store operations ---------------------------------------------------- */
 
-static double shm_acquire(limiter_store *base, const limiter_group *g,
-                          double now)
+/* The group's state with the segment locked (the caller unlocks), or NULL
+ * (nothing locked) when the lock failed or there is no room for the group. */
+static window_state *locked_group(limiter_store *base, const limiter_group *g)
 {
     segment *seg = ((shared_store *)base)->seg;
     window_state *w;
-    double wait = LIMITER_FAILED;
 
     if (seg_lock(seg) != 0)
-        return LIMITER_FAILED;
+        return NULL;
     w = seg_group(seg, g->name);
-    if (w != NULL)
-        wait = window_acquire(w, g, base->margin, now);
-    seg_unlock(seg);
+    if (w == NULL)
+        seg_unlock(seg);
+    return w;
+}
+
+static double shm_acquire(limiter_store *base, const limiter_group *g,
+                          double now)
+{
+    window_state *w = locked_group(base, g);
+    double wait;
+
+    if (w == NULL)
+        return LIMITER_FAILED;
+    wait = window_acquire(w, g, base->margin, now);
+    seg_unlock(((shared_store *)base)->seg);
     return wait;
 }
 
 static int shm_learn(limiter_store *base, const limiter_group *g, double now,
                      const limiter_news *news)
 {
-    segment *seg = ((shared_store *)base)->seg;
-    window_state *w;
+    window_state *w = locked_group(base, g);
 
-    if (seg_lock(seg) != 0)
+    if (w == NULL)
         return -1;
-    w = seg_group(seg, g->name);
-    if (w != NULL)
-        window_learn(w, g, base->margin, now, news);
-    seg_unlock(seg);
-    return w != NULL ? 0 : -1;
+    window_learn(w, g, base->margin, now, news);
+    seg_unlock(((shared_store *)base)->seg);
+    return 0;
 }
 
 static int shm_report(limiter_store *base, const limiter_group *g, double now,
                       limiter_report *out)
 {
-    segment *seg = ((shared_store *)base)->seg;
-    window_state *w;
+    window_state *w = locked_group(base, g);
 
-    if (seg_lock(seg) != 0)
+    if (w == NULL)
         return -1;
-    w = seg_group(seg, g->name);
-    if (w != NULL)
-        window_report(w, g, base->margin, now, out);
-    seg_unlock(seg);
-    return w != NULL ? 0 : -1;
+    window_report(w, g, base->margin, now, out);
+    seg_unlock(((shared_store *)base)->seg);
+    return 0;
 }
 
 static void shm_close(limiter_store *base)

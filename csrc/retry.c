@@ -175,15 +175,23 @@ static int gmt_at(const char *p, const char *end)
     return end - p == 4 && memcmp(p, " GMT", 4) == 0;
 }
 
+/* The two forms after the weekday: " DD<sep>Mon<sep>YEAR HH:MM:SS GMT",
+ * the year of `digits` digits (not yet a full year). */
+static int parse_day_month_year(const char *p, const char *end, char sep, int digits, int *year,
+                                http_date *d)
+{
+    return take_char(&p, ' ') && take_digits(&p, 2, &d->day) && take_char(&p, sep) &&
+           (d->month = take_name(&p, months, 12)) >= 0 && take_char(&p, sep) &&
+           take_digits(&p, digits, year) && take_char(&p, ' ') && take_time(&p, &d->secs) &&
+           gmt_at(p, end);
+}
+
 /* IMF-fixdate after "Sun,": " 06 Nov 1994 08:49:37 GMT" */
 static int parse_imf(const char *p, const char *end, http_date *d)
 {
     int year;
 
-    if (!take_char(&p, ' ') || !take_digits(&p, 2, &d->day) || !take_char(&p, ' ') ||
-        (d->month = take_name(&p, months, 12)) < 0 || !take_char(&p, ' ') ||
-        !take_digits(&p, 4, &year) || !take_char(&p, ' ') || !take_time(&p, &d->secs) ||
-        !gmt_at(p, end))
+    if (!parse_day_month_year(p, end, ' ', 4, &year, d))
         return 0;
     d->year = year;
     return 1;
@@ -194,10 +202,7 @@ static int parse_rfc850(const char *p, const char *end, time_t now, http_date *d
 {
     int yy;
 
-    if (!take_char(&p, ' ') || !take_digits(&p, 2, &d->day) || !take_char(&p, '-') ||
-        (d->month = take_name(&p, months, 12)) < 0 || !take_char(&p, '-') ||
-        !take_digits(&p, 2, &yy) || !take_char(&p, ' ') || !take_time(&p, &d->secs) ||
-        !gmt_at(p, end))
+    if (!parse_day_month_year(p, end, '-', 2, &yy, d))
         return 0;
     d->year = full_year(yy, now);
     return 1;

@@ -17,6 +17,21 @@
 /* nil or absent: no token. */
 #define token_arg(L, idx) luaL_optstring((L), (idx), NULL)
 
+/* The shared segment's name of (base_url, token), the arguments 1 and 2. */
+static void segment_arg(lua_State *L, char *name)
+{
+    limiter_segment_name(luaL_checkstring(L, 1), token_arg(L, 2), name);
+}
+
+/* true, or raises "wemasy.core.<fn>: <err>" when the limiter said no (rc). */
+static int true_or_raise(lua_State *L, int rc, const char *fn, const char *err)
+{
+    if (rc != 0)
+        return luaL_error(L, "wemasy.core.%s: %s", fn, err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static void say_locked(void)
 {
     fputs("LOCKED\n", stdout);
@@ -32,11 +47,9 @@ static int debug_hold_lock(lua_State *L)
     const char *token = token_arg(L, 2);
     double seconds = (double)luaL_checknumber(L, 3);
     char err[LIMITER_ERRLEN];
+    int rc = limiter_shared_hold_lock(url, token, seconds, say_locked, err, sizeof err);
 
-    if (limiter_shared_hold_lock(url, token, seconds, say_locked, err, sizeof err) != 0)
-        return luaL_error(L, "wemasy.core._debug_hold_lock: %s", err);
-    lua_pushboolean(L, 1);
-    return 1;
+    return true_or_raise(L, rc, "_debug_hold_lock", err);
 }
 
 /* core._debug_unlink(base_url, token) removes the shared limiter segment of
@@ -45,7 +58,7 @@ static int debug_unlink(lua_State *L)
 {
     char name[LIMITER_SEGMENT_NAME_LEN + 1];
 
-    limiter_segment_name(luaL_checkstring(L, 1), token_arg(L, 2), name);
+    segment_arg(L, name);
     lua_pushboolean(L, shm_unlink(name) == 0 || errno == ENOENT);
     return 1;
 }
@@ -56,11 +69,9 @@ static int debug_stall_init(lua_State *L)
 {
     const char *url = luaL_checkstring(L, 1);
     char err[LIMITER_ERRLEN];
+    int rc = limiter_shared_stall_init(url, token_arg(L, 2), err, sizeof err);
 
-    if (limiter_shared_stall_init(url, token_arg(L, 2), err, sizeof err) != 0)
-        return luaL_error(L, "wemasy.core._debug_stall_init: %s", err);
-    lua_pushboolean(L, 1);
-    return 1;
+    return true_or_raise(L, rc, "_debug_stall_init", err);
 }
 
 /* core._debug_segment(base_url, token) -> the segment name, for specs to
@@ -69,7 +80,7 @@ static int debug_segment(lua_State *L)
 {
     char name[LIMITER_SEGMENT_NAME_LEN + 1];
 
-    limiter_segment_name(luaL_checkstring(L, 1), token_arg(L, 2), name);
+    segment_arg(L, name);
     lua_pushstring(L, name);
     return 1;
 }
@@ -83,7 +94,7 @@ static int debug_batch_visits(lua_State *L)
 }
 
 /* core._debug_fork() -> fork()'s result (0 in the child), so
- * spec/fork_spec.lua can fork a process that holds a client on Lua 5.4 as
+ * spec/core/fork_spec.lua can fork a process that holds a client on Lua 5.4 as
  * well (Debian's lua-posix is for 5.1 to 5.3). */
 static int debug_fork(lua_State *L)
 {

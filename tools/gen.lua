@@ -9,7 +9,7 @@
 --   make types docs                         -- or:
 --   lua5.4 tools/gen.lua types docs         -- from the repository root
 --
--- spec/generated_spec.lua regenerates both in memory and fails when the
+-- spec/tools/generated_spec.lua regenerates both in memory and fails when the
 -- files on disk differ, so they cannot go stale.  Loaded with dofile(), this
 -- file returns its functions and writes nothing.
 local endpoints = require("wemasy.endpoints")

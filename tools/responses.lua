@@ -3,7 +3,7 @@
 -- For the tools, not the client: the LuaLS annotations in types/ and the
 -- reference in docs/ are generated from this and wemasy.endpoints (whose
 -- entries name their response type) by tools/gen.lua;
--- spec/generated_spec.lua checks every field against the sandbox's answers,
+-- spec/tools/generated_spec.lua checks every field against the sandbox's answers,
 -- so a shape here cannot drift from what comes back.
 --
 --   local responses = dofile("tools/responses.lua")

@@ -139,35 +139,36 @@ local function group_text(name)
 end
 
 local function epilog()
-  local lines = { "Commands:" }
-  for _, c in ipairs(M.COMMANDS) do lines[#lines + 1] = string.format("   %-20s %s", c[1], c[2]) end
-  lines[#lines + 1] = "   PATH [field=value ...]  call an endpoint (PATH or method name, e.g. orders/detail or"
-  lines[#lines + 1] = "                           orders_detail); any other path with a '/' goes through client:call"
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = "Endpoints:"
+  local lines = {}
+  local function add(...)
+    for i = 1, select("#", ...) do lines[#lines + 1] = (select(i, ...)) end
+  end
+  add("Commands:")
+  for _, c in ipairs(M.COMMANDS) do add(string.format("   %-20s %s", c[1], c[2])) end
+  add("   PATH [field=value ...]  call an endpoint (PATH or method name, e.g. orders/detail or",
+      "                           orders_detail); any other path with a '/' goes through client:call",
+      "",
+      "Endpoints:")
   for _, ep in ipairs(endpoints) do
     local fields = {}
     for _, f in ipairs(ep.fields) do fields[#fields + 1] = f.name .. (f.required and "*" or "") end
-    lines[#lines + 1] = string.format("   %-30s %-6s %s", ep.path, ep.auth and "Auth" or "Public",
-      table.concat(fields, " "))
+    add(string.format("   %-30s %-6s %s", ep.path, ep.auth and "Auth" or "Public", table.concat(fields, " ")))
   end
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = "Fields: field=value (integer fields parse as integers, string fields stay strings,"
-  lines[#lines + 1] = "true/false/null for booleans), field:=JSON for a raw JSON value, '-' or --json - for a"
-  lines[#lines + 1] = "JSON body on stdin, --json @FILE for one in a file. field=value pairs win over --json."
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = "Environment: WEMASY_TOKEN, WEMASY_BASE_URL (flags win), NO_COLOR. Pass the token in"
-  lines[#lines + 1] = "WEMASY_TOKEN or --token-file: every local user can read --token's value in the process list."
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = "Exit codes:"
-  for _, row in ipairs(M.EXIT_CODES) do
-    lines[#lines + 1] = string.format("  %3d  %-17s %s", row[2], row[1], row[3])
-  end
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = "Examples:"
-  lines[#lines + 1] = "   wemasy --sandbox orders/detail order_number=ORD-2025-001"
-  lines[#lines + 1] = "   WEMASY_TOKEN=... wemasy orders/detail order_number=ORD-2025-001 --raw | jq .data.type"
-  lines[#lines + 1] = "   echo '{\"order_id\": 2502}' | wemasy --sandbox --as customer customer/orders/get -"
+  add("",
+      "Fields: field=value (integer fields parse as integers, string fields stay strings,",
+      "true/false/null for booleans), field:=JSON for a raw JSON value, '-' or --json - for a",
+      "JSON body on stdin, --json @FILE for one in a file. field=value pairs win over --json.",
+      "",
+      "Environment: WEMASY_TOKEN, WEMASY_BASE_URL (flags win), NO_COLOR. Pass the token in",
+      "WEMASY_TOKEN or --token-file: every local user can read --token's value in the process list.",
+      "",
+      "Exit codes:")
+  for _, row in ipairs(M.EXIT_CODES) do add(string.format("  %3d  %-17s %s", row[2], row[1], row[3])) end
+  add("",
+      "Examples:",
+      "   wemasy --sandbox orders/detail order_number=ORD-2025-001",
+      "   WEMASY_TOKEN=... wemasy orders/detail order_number=ORD-2025-001 --raw | jq .data.type",
+      "   echo '{\"order_id\": 2502}' | wemasy --sandbox --as customer customer/orders/get -")
   return table.concat(lines, "\n")
 end
 

@@ -62,9 +62,10 @@ local function is_integral(n)
   return n == n and n > -INT_LIMIT and n < INT_LIMIT and n == math.floor(n)
 end
 
--- Shortest "%.Ng" that reads back as the same double.
-local function format_float(n)
-  for digits = 15, 17 do
+-- The shortest "%.Ng", N from `fewest` (15 unless given) up to 17, that
+-- reads back as the same double.  wemasy.pretty's numbers too.
+function M.shortest_float(n, fewest)
+  for digits = fewest or 15, 17 do
     local s = string.format("%." .. digits .. "g", n)
     if tonumber(s) == n then return s end
   end
@@ -77,7 +78,7 @@ local function encode_number(n)
   end
   if math.type and math.type(n) == "integer" then return string.format("%d", n) end
   if is_integral(n) and math.abs(n) < 2 ^ 53 then return string.format("%d", n) end
-  return format_float(n)
+  return M.shortest_float(n)
 end
 
 -- Valid UTF-8 (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF).

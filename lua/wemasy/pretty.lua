@@ -49,11 +49,7 @@ local function number_text(n)
   if n == math.huge then return "inf" elseif n == -math.huge then return "-inf" end
   if math.type and math.type(n) == "integer" then return string.format("%d", n) end
   if n == math.floor(n) and math.abs(n) < 2 ^ 53 then return string.format("%d", n) end
-  for digits = 14, 17 do
-    local s = string.format("%." .. digits .. "g", n)
-    if tonumber(s) == n then return s end
-  end
-  return string.format("%.17g", n)
+  return json.shortest_float(n, 14)
 end
 
 local function is_client(v)

@@ -1,6 +1,7 @@
--- Shared by the limiter, retry and batch specs: a tiny_server per spec file,
--- unique tokens (so shared limiter state never leaks between tests), a fake
--- clock, and child Lua processes that load the same wemasy.core.
+-- What the specs share: our servers started and stopped (tiny, stale, odd), a
+-- sandbox per describe block, the command run in-process, unique tokens (so
+-- shared limiter state never leaks between tests), a fake clock, and child
+-- Lua processes that load the same wemasy.core.
 local core = require "wemasy.core"
 
 local M = {}
@@ -8,23 +9,67 @@ local M = {}
 M.SPEC_DIR = (debug.getinfo(1, "S").source:match("^@(.*)/support/[^/]*$")) or "spec"
 M.LUA = os.getenv("WEMASY_TEST_LUA") or "lua5.4"
 
+-- Runs spec/support/<name>.lua (arguments: its lifetime, 300 s, then `args`,
+-- a string) and waits for its "READY <port> ..." line.  Returns the pipe
+-- (closing it waits for the server) and the line's words after READY.
+function M.launch(name, args)
+  local pipe = assert(io.popen("exec " .. M.LUA .. " " .. M.SPEC_DIR .. "/support/" .. name .. ".lua 300 "
+    .. (args or ""), "r"))
+  local line = pipe:read("*l") or ""
+  local words = {}
+  for w in line:gmatch("%S+") do words[#words + 1] = w end
+  assert(words[1] == "READY" and tonumber(words[2]), name .. " did not start: " .. line)
+  return pipe, (table.unpack or unpack)(words, 2)
+end
+
 -- Starts spec/support/tiny_server.lua; returns { url = ..., pipe = ... }.
 function M.start_server()
-  local pipe = assert(io.popen("exec " .. M.LUA .. " " .. M.SPEC_DIR
-    .. "/support/tiny_server.lua 300", "r"))
-  local line = pipe:read("*l") or ""
-  local port = assert(line:match("^READY (%d+)$"), "tiny_server did not start: " .. line)
+  local pipe, port = M.launch("tiny_server")
   return { url = "http://127.0.0.1:" .. port, pipe = pipe }
+end
+
+-- The tiny_server of the enclosing block (a describe, or the whole file):
+-- started before its first test, srv.url then.  After the block it is
+-- stopped and the limiter segments of M.token's tokens for it are gone.
+function M.tiny_server()
+  local busted = require "busted"
+  local srv = {}
+  busted.setup(function()
+    local s = M.start_server()
+    srv.url, srv.pipe = s.url, s.pipe
+  end)
+  busted.teardown(function()
+    if not srv.url then return end
+    M.forget_tokens(srv.url)
+    M.stop_server(srv)
+  end)
+  return srv
+end
+
+-- A fresh counter name on tiny_server: "/c/<name>/<route>" counts,
+-- M.count(srv, name) tells how many arrived.
+local names = 0
+function M.counter(tag)
+  names = names + 1
+  return (tag or "n") .. names .. "-" .. math.random(1, 1e6)
+end
+
+function M.count(srv, name)
+  return tonumber(M.get(srv.url, "/count/" .. name))
+end
+
+-- A port on this machine that nothing listens on (right now).
+function M.closed_port()
+  local s = assert(require("socket").bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return port
 end
 
 -- Starts spec/support/stale_server.lua (extra arguments: a certificate and
 -- key for TLS); returns { port = ..., pid = ..., pipe = ... }.
 function M.start_stale_server(args)
-  local pipe = assert(io.popen("exec " .. M.LUA .. " " .. M.SPEC_DIR .. "/support/stale_server.lua 300 "
-    .. (args or ""), "r"))
-  local line = pipe:read("*l") or ""
-  local port, pid = line:match("^READY (%d+) (%d+)$")
-  assert(port, "stale_server did not start: " .. line)
+  local pipe, port, pid = M.launch("stale_server", args)
   return { port = port, pid = pid, pipe = pipe }
 end
 
@@ -58,6 +103,77 @@ function M.stop_server(srv)
     c:close()
     srv.pipe:close()
   end
+end
+
+-- The sandbox of the enclosing describe block: started before its first test
+-- (lazy_setup), stopped after its last (lazy_teardown).  Returns a table that
+-- is the sandbox's handle once it runs (sb.base_url, sb:reset(), sb:state(),
+-- ...).  opts go to sandbox.start; without them, a quota no spec reaches.
+local ROOMY = { window = 60, limits = { default = 1000, sync = 100 } }
+function M.sandbox(opts)
+  local busted = require "busted"
+  local sb = {}
+  busted.lazy_setup(function()
+    local url, handle = require("wemasy.sandbox").start(opts or ROOMY)
+    assert(url, handle)
+    setmetatable(sb, { __index = handle })
+  end)
+  busted.lazy_teardown(function()
+    if getmetatable(sb) then sb:stop() end
+  end)
+  return sb
+end
+
+-- M.sandbox whose counters, tracked flags and faults are reset before each test.
+function M.fresh_sandbox(opts)
+  local sb = M.sandbox(opts)
+  require("busted").before_each(function() sb:reset() end)
+  return sb
+end
+
+-- A stream that keeps what is written to it: text() gives it all.
+function M.sink()
+  local parts = {}
+  return {
+    write = function(self, ...)
+      for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
+      return self
+    end,
+    flush = function() end,
+    text = function() return table.concat(parts) end,
+  }
+end
+
+-- A stdin over `text`: "*a" gives the rest, "*l" one line.
+function M.source(text)
+  local pos = 1
+  return {
+    read = function(_, fmt)
+      if pos > #text then return nil end
+      if fmt == "*a" or fmt == "a" then
+        local rest = text:sub(pos)
+        pos = #text + 1
+        return rest
+      end
+      local nl = text:find("\n", pos, true) or (#text + 1)
+      local line = text:sub(pos, nl - 1)
+      pos = nl + 1
+      return line
+    end,
+  }
+end
+
+-- The `wemasy` command in-process (cli.main), on no terminal, with `env` as
+-- its whole environment and `stdin` (a string) as its input.  Returns the
+-- exit code, stdout and stderr.
+function M.cli(argv, env, stdin)
+  local out, err = M.sink(), M.sink()
+  local code = require("wemasy.cli").main(argv, {
+    stdout = out, stderr = err, stdin = M.source(stdin or ""),
+    getenv = function(k) return (env or {})[k] end,
+    isatty = function() return false end,
+  })
+  return code, out.text(), err.text()
 end
 
 -- Tokens handed out by M.token, so M.forget_tokens can remove their segments.

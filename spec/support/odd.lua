@@ -1,24 +1,16 @@
 -- Starting, asking and stopping spec/support/odd_server.lua from a spec.
-local core = require "wemasy.core"
 local h = require "support.helpers"
 
 local M = {}
 
 -- Returns { url = "http://127.0.0.1:<port>", pipe = ... }.
 function M.start()
-  local pipe = assert(io.popen("exec " .. h.LUA .. " " .. h.SPEC_DIR .. "/support/odd_server.lua 300", "r"))
-  local line = pipe:read("*l") or ""
-  local port = assert(line:match("^READY (%d+)$"), "odd_server did not start: " .. line)
+  local pipe, port = h.launch("odd_server")
   return { url = "http://127.0.0.1:" .. port, pipe = pipe }
 end
 
-function M.stop(srv)
-  if not srv then return end
-  local c = h.plain(srv.url)
-  c:request("/quit", "")
-  c:close()
-  srv.pipe:close()
-end
+-- Asks it to quit (POST /quit) and waits for it.
+M.stop = h.stop_server
 
 function M.hex(s)
   return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
@@ -38,18 +30,7 @@ function M.response(status, header_lines, body)
     .. "Content-Type: application/json\r\nContent-Length: " .. #body .. "\r\nConnection: close\r\n\r\n" .. body
 end
 
-local names = 0
-function M.name(tag)
-  names = names + 1
-  return (tag or "n") .. names .. "-" .. math.random(1, 1e6)
-end
-
-function M.count(srv, name)
-  local c = core.new { base_url = srv.url, rate_limit = false, max_retries = 0 }
-  local status, body = c:request("/count/" .. name, "")
-  c:close()
-  assert(status == 200, "count failed: " .. tostring(body))
-  return tonumber(body)
-end
+-- Counted as on tiny_server: /c/NAME/..., then M.count(srv, NAME).
+M.name, M.count = h.counter, h.count
 
 return M

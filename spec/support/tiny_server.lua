@@ -1,4 +1,4 @@
--- A small but real HTTP/1.1 server for spec/core_spec.lua, on 127.0.0.1 only.
+-- A small but real HTTP/1.1 server for spec/core/core_spec.lua, on 127.0.0.1 only.
 --
 --   lua5.4 spec/support/tiny_server.lua [lifetime_seconds [cert.pem key.pem]]
 --
@@ -49,53 +49,17 @@
 -- there, so that wemasy.new's client:call reaches every route.
 -- A connection that opens with a TLS handshake gets a plain 400 and is closed.
 local socket = require "socket"
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local httpd = require "httpd"
 
-local LIFETIME = tonumber(arg[1]) or 120
-local CERT, KEY = arg[2], arg[3]
-local IDLE_LIMIT = 30
+local srv = httpd.new { lifetime = tonumber(arg[1]) or 120, cert = arg[2], key = arg[3] }
+local response = httpd.response
 
-local ssl, ssl_ctx
-if CERT then
-  ssl = require "ssl"
-  ssl_ctx = assert(ssl.newcontext {
-    mode = "server", protocol = "any", certificate = CERT, key = KEY,
-    options = { "all", "no_sslv3" },
-  })
-end
-
-local server = assert(socket.bind("127.0.0.1", 0))
-server:settimeout(0)
-local _, port = server:getsockname()
-io.stdout:write("READY ", port, "\n")
-io.stdout:flush()
-
-local clients = {}      -- socket -> { id = n, buf = string }
 local pending = {}      -- delayed responses: { at = time, sock = s, data = string }
-local accepted = 0
-local started = socket.gettime()
-local last_activity = started
-local running = true
-
-local REASONS = {
-  [100] = "Continue", [200] = "OK", [204] = "No Content", [302] = "Found",
-  [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found",
-  [422] = "Unprocessable Entity", [429] = "Too Many Requests",
-  [500] = "Internal Server Error", [503] = "Service Unavailable",
-}
 
 local counts = {}       -- NAME -> requests seen under /c/NAME/
 local throttles = {}    -- NAME -> { start = t, n = count in window, passed = n, over = n }
 local conc_now, conc_max = 0, 0
-
-local function response(status, body, extra_headers)
-  return table.concat {
-    "HTTP/1.1 ", status, " ", REASONS[status] or "Status", "\r\n",
-    extra_headers or "",
-    "Content-Type: application/json\r\n",
-    "Content-Length: ", #body, "\r\n\r\n",
-    body,
-  }
-end
 
 local gzip_cache = {}
 local function gzipped_zeros(n)
@@ -105,18 +69,6 @@ local function gzipped_zeros(n)
     p:close()
   end
   return gzip_cache[n]
-end
-
-local function drop(sock)
-  clients[sock] = nil
-  sock:close()
-end
-
-local function send_all(sock, data)
-  sock:settimeout(5)
-  local ok = sock:send(data)
-  sock:settimeout(0)
-  return ok
 end
 
 -- Returns the bytes to send, or nil plus an action name.
@@ -184,7 +136,7 @@ local function route(state, path, head, body)
       .. auth:sub(2 * third + 1) .. "\r\n")
   end
   if path == "/conn" then
-    return response(200, state.id .. " " .. accepted)
+    return response(200, state.id .. " " .. srv.accepted)
   end
   if path == "/quit" then
     return response(200, "bye"), "quit"
@@ -262,46 +214,17 @@ local function route_limits(path)
   return response(404, '{"error":"no route"}')
 end
 
--- Reads the rest of a body whose length is known, blocking briefly: the
--- client sends it right after the head.
-local function read_body(sock, state, length)
-  local have = state.buf
-  if #have < length then
-    sock:settimeout(5)
-    local rest, err, partial = sock:receive(length - #have)
-    sock:settimeout(0)
-    if not rest then
-      return nil, err, partial
-    end
-    have = have .. rest
-  end
-  state.buf = have:sub(length + 1)
-  return have:sub(1, length)
-end
-
-local function serve_one(sock, state)
-  local head_end = state.buf:find("\r\n\r\n", 1, true)
-  if not head_end then
-    return false
-  end
-  local head = state.buf:sub(1, head_end - 1)
-  state.buf = state.buf:sub(head_end + 4)
-  local path = head:match("^%u+ (%S+) HTTP/1%.%d")
-  local length = tonumber(head:match("\r\n[Cc]ontent%-[Ll]ength:%s*(%d+)")) or 0
-  local body = read_body(sock, state, length)
-  if not path or not body then
-    send_all(sock, response(400, "bad request"))
-    drop(sock)
-    return false
-  end
+-- Serves one request; false when the connection is done (closed, or its
+-- answer delayed).
+local function serve(sock, state, req)
   -- wemasy.new's client:call("echoauth/401") reaches /echoauth/401.
-  path = path:gsub("^/services/webshop/v1/", "/")
+  local path = req.path:gsub("^/services/webshop/v1/", "/")
   local counted, rest = path:match("^/c/([^/]+)(/.*)$")
   if counted then
     counts[counted] = (counts[counted] or 0) + 1
     path = rest
   end
-  local data, action, at, later, tag = route(state, path, head, body)
+  local data, action, at, later, tag = route(state, path, req.head, req.body)
   if not data and not action then
     data, action, at, later, tag = route_limits(path)
   end
@@ -309,51 +232,18 @@ local function serve_one(sock, state)
     pending[#pending + 1] = { at = at, sock = sock, data = later, tag = tag }
     return false
   end
-  send_all(sock, data)
+  srv:send(sock, data)
   if action == "close" then
-    drop(sock)
+    srv:drop(sock)
   elseif action == "reset" then
     if sock.setoption then
       sock:setoption("linger", { on = true, timeout = 0 })
     end
-    drop(sock)
+    srv:drop(sock)
   elseif action == "quit" then
-    running = false
+    srv:stop()
   end
   return action == nil
-end
-
-local function on_readable(sock)
-  local state = clients[sock]
-  local data, err, partial = sock:receive(65536)
-  data = data or partial
-  if data and #data > 0 then
-    state.buf = state.buf .. data
-  end
-  if state.buf:byte(1) == 0x16 then -- a TLS ClientHello, not HTTP
-    send_all(sock, response(400, "this is plain http"))
-    drop(sock)
-    return
-  end
-  while clients[sock] and serve_one(sock, state) do
-  end
-  if err == "closed" and clients[sock] then
-    drop(sock)
-  end
-end
-
--- A blocking handshake keeps this simple; the specs connect one at a time.
-local function accept_tls(conn)
-  if not ssl_ctx then
-    return conn
-  end
-  local tls = assert(ssl.wrap(conn, ssl_ctx))
-  tls:settimeout(5)
-  if not tls:dohandshake() then -- e.g. the client rejected our certificate
-    tls:close()
-    return nil
-  end
-  return tls
 end
 
 local function flush_pending(now)
@@ -361,8 +251,8 @@ local function flush_pending(now)
   for _, p in ipairs(pending) do
     if p.at <= now then
       if p.tag == "conc" then conc_now = conc_now - 1 end
-      if clients[p.sock] then
-        send_all(p.sock, p.data)
+      if srv.clients[p.sock] then
+        srv:send(p.sock, p.data)
       end
     else
       keep[#keep + 1] = p
@@ -371,44 +261,4 @@ local function flush_pending(now)
   pending = keep
 end
 
-while running do
-  local now = socket.gettime()
-  if now - started > LIFETIME or now - last_activity > IDLE_LIMIT then
-    break
-  end
-  local readers, buffered = { server }, {}
-  for sock in pairs(clients) do
-    readers[#readers + 1] = sock
-    -- TLS may hold decrypted bytes that select() cannot see
-    if sock.dirty and sock:dirty() then
-      buffered[#buffered + 1] = sock
-    end
-  end
-  local ready = socket.select(readers, nil, #buffered > 0 and 0 or 0.02)
-  for _, sock in ipairs(buffered) do
-    ready[#ready + 1] = sock
-  end
-  for _, sock in ipairs(ready) do
-    last_activity = socket.gettime()
-    if sock == server then
-      local conn = server:accept()
-      if conn then
-        conn:setoption("tcp-nodelay", true)
-        conn = accept_tls(conn)
-      end
-      if conn then
-        conn:settimeout(0)
-        accepted = accepted + 1
-        clients[conn] = { id = accepted, buf = "" }
-      end
-    elseif clients[sock] then
-      on_readable(sock)
-    end
-  end
-  flush_pending(socket.gettime())
-end
-
-for sock in pairs(clients) do
-  sock:close()
-end
-server:close()
+srv:run(serve, flush_pending)

@@ -471,12 +471,20 @@ local function check_tls_files(o)
    return true
 end
 
-function sandbox.start(opts)
+-- Both ways to run one: the options checked, a fresh prefix (o, st), or
+-- nil and a message.
+local function begin(opts)
    local o = check_options(opts)
    local okf, ferr = check_tls_files(o)
    if not okf then return nil, ferr end
    local st, err = prepare()
    if not st then return nil, err end
+   return o, st
+end
+
+function sandbox.start(opts)
+   local o, st = begin(opts)
+   if not o then return nil, st end
 
    local attempts = o.port and 1 or 8
    local failure
@@ -522,11 +530,8 @@ end
 -- prefix. `print_banner(base_url, tokens, https_url)` is called before nginx
 -- starts (https_url only with tls). Returns true, or nil and a message.
 function sandbox.run(opts, print_banner)
-   local o = check_options(opts)
-   local okf, ferr = check_tls_files(o)
-   if not okf then return nil, ferr end
-   local st, err = prepare()
-   if not st then return nil, err end
+   local o, st = begin(opts)
+   if not o then return nil, st end
    local attempts = o.port and 1 or 8
    local result, failure = nil, nil
    for _ = 1, attempts do

@@ -18,23 +18,24 @@ function proc.run(cmd)
    return a == true and (c == nil or c == 0)
 end
 
+-- All that a file (or a pipe) holds, closing it; nil when it did not open.
+local function slurp(f)
+   if not f then return nil end
+   local s = f:read("*a")
+   f:close()
+   return s
+end
+
 -- The command's standard output, trailing newlines removed (nil on failure).
 function proc.capture(cmd)
-   local f = io.popen(cmd, "r")
-   if not f then return nil end
-   local out = f:read("*a")
-   f:close()
+   local out = slurp(io.popen(cmd, "r"))
    out = out and out:gsub("%s+$", "")
    if out == "" then return nil end
    return out
 end
 
 function proc.read_file(path)
-   local f = io.open(path, "rb")
-   if not f then return nil end
-   local s = f:read("*a")
-   f:close()
-   return s
+   return slurp(io.open(path, "rb"))
 end
 
 function proc.write_file(path, text)

@@ -59,50 +59,35 @@ function views.detail(order)
    return O{ "error", false, "data", order.detail }
 end
 
-local function billing(u)
-   return O{
-      "email", u.invoice_email,
-      "firstname", u.invoice_firstname,
-      "lastname", u.invoice_lastname,
-      "phone", u.invoice_phonenumber,
-      "company", u.invoice_company,
-      "tax_number", u.invoice_tax_number,
-      "street", u.invoice_street,
-      "number", u.invoice_number,
-      "postcode", u.invoice_postcode,
-      "city", u.invoice_city,
-      "country", u.invoice_country,
-   }
+-- An address in the API's key order: each key and the user's field under
+-- a prefix (invoice_ or shipping_) that holds it; the tax number is billing's.
+local ADDRESS = {
+   { "email", "email" }, { "firstname", "firstname" }, { "lastname", "lastname" }, { "phone", "phonenumber" },
+   { "company", "company" }, { "tax_number", "tax_number", billing = true }, { "street", "street" },
+   { "number", "number" }, { "postcode", "postcode" }, { "city", "city" }, { "country", "country" },
+}
+
+local function address(u, prefix, is_billing, country)
+   local list, n = {}, 0
+   for _, f in ipairs(ADDRESS) do
+      if is_billing or not f.billing then
+         list[n + 1], list[n + 2] = f[1], u[prefix .. f[2]]
+         n = n + 2
+      end
+   end
+   if country ~= nil then list[n] = country end -- country is the last key
+   return O(list)
 end
 
--- Without a separate shipping address the order ships to the billing address.
+local function billing(u)
+   return address(u, "invoice_", true)
+end
+
+-- Without a separate shipping address the order ships to the billing
+-- address, in the shipping country when one is set.
 local function shipping(u)
-   if u.custom_shipping_information == true then
-      return O{
-         "email", u.shipping_email,
-         "firstname", u.shipping_firstname,
-         "lastname", u.shipping_lastname,
-         "phone", u.shipping_phonenumber,
-         "company", u.shipping_company,
-         "street", u.shipping_street,
-         "number", u.shipping_number,
-         "postcode", u.shipping_postcode,
-         "city", u.shipping_city,
-         "country", u.shipping_country,
-      }
-   end
-   return O{
-      "email", u.invoice_email,
-      "firstname", u.invoice_firstname,
-      "lastname", u.invoice_lastname,
-      "phone", u.invoice_phonenumber,
-      "company", u.invoice_company,
-      "street", u.invoice_street,
-      "number", u.invoice_number,
-      "postcode", u.invoice_postcode,
-      "city", u.invoice_city,
-      "country", u.shipping_country ~= null and u.shipping_country or u.invoice_country,
-   }
+   if u.custom_shipping_information == true then return address(u, "shipping_") end
+   return address(u, "invoice_", false, u.shipping_country ~= null and u.shipping_country or u.invoice_country)
 end
 
 -- customer/orders/get: data.order

@@ -4,29 +4,12 @@
 -- base URL is a closed port, and no call gets past the client's checks).
 local core = require("wemasy.core")
 local cli = require("wemasy.cli")
+local helpers = require("support.helpers")
 
 local CLOSED = "http://127.0.0.1:1/api"
 
-local function sink()
-  local parts = {}
-  return {
-    write = function(self, ...)
-      for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
-      return self
-    end,
-    flush = function() end,
-    text = function() return table.concat(parts) end,
-  }
-end
-
 local function run(argv, env)
-  env = env or { WEMASY_BASE_URL = CLOSED }
-  local out, err = sink(), sink()
-  local code = cli.main(argv, {
-    stdout = out, stderr = err, stdin = { read = function() return nil end },
-    getenv = function(k) return env[k] end, isatty = function() return false end,
-  })
-  return code, out.text(), err.text()
+  return helpers.cli(argv, env or { WEMASY_BASE_URL = CLOSED })
 end
 
 -- A usage error: exit 2, nothing on stdout, one "wemasy: ..." message.

@@ -12,6 +12,7 @@
 --     an array.
 local wemasy = require "wemasy"
 local odd = require "support.odd"
+local h = require "support.helpers"
 
 local MARK = { website_id = "1", order_session = "abc123def456ghi789" }
 local GET = { website_id = "1", order_session = "abc123def456ghi789", email = "john@example.com" }
@@ -26,6 +27,12 @@ describe("what odd replies come to", function()
     local opts = { base_url = base_url, rate_limit = false, max_retries = 2, backoff = { base = 0.001, cap = 0.001 } }
     for k, v in pairs(extra or {}) do opts[k] = v end
     return wemasy.new(opts)
+  end
+
+  -- A client whose every request gets exactly `bytes`, and the name they are counted under.
+  local function answered_by(bytes)
+    local name = odd.name()
+    return client(odd.raw_url(srv, name, bytes)), name
   end
 
   describe("err.sent", function()
@@ -43,8 +50,7 @@ describe("what odd replies come to", function()
       local what, bytes = r[1], r[2]
 
       it(what .. ": network, sent = true, mark-purchase-tracked not sent again", function()
-        local name = odd.name()
-        local c = client(odd.raw_url(srv, name, bytes))
+        local c, name = answered_by(bytes)
         local body, err = c:orders_mark_purchase_tracked(MARK)
         assert.is_nil(body)
         assert.equal("network", err.kind)
@@ -55,8 +61,7 @@ describe("what odd replies come to", function()
       end)
 
       it(what .. ", in a batch: sent = true, not sent again", function()
-        local name = odd.name()
-        local c = client(odd.raw_url(srv, name, bytes))
+        local c, name = answered_by(bytes)
         local results = c:batch { { "orders_mark_purchase_tracked", MARK }, { "orders/mark-purchase-tracked", MARK } }
         for i = 1, 2 do
           local err = results[i][2]
@@ -69,8 +74,7 @@ describe("what odd replies come to", function()
       end)
 
       it(what .. ": a read is retried, as any broken transfer", function()
-        local name = odd.name()
-        local c = client(odd.raw_url(srv, name, bytes))
+        local c, name = answered_by(bytes)
         local _, err = c:orders_get(GET)
         assert.equal("network", err.kind)
         assert.is_true(err.sent)
@@ -81,11 +85,7 @@ describe("what odd replies come to", function()
     end
 
     it("connection refused: sent = false, and even mark-purchase-tracked is tried again", function()
-      local socket = require "socket"
-      local s = assert(socket.bind("127.0.0.1", 0))
-      local _, port = s:getsockname()
-      s:close()
-      local c = client("http://127.0.0.1:" .. port)
+      local c = client("http://127.0.0.1:" .. h.closed_port())
       local _, err = c:orders_mark_purchase_tracked(MARK)
       assert.equal("network", err.kind)
       assert.is_false(err.sent)

@@ -1,25 +1,14 @@
 -- Specs for the C core (wemasy.core), talking to a real local HTTP server
 -- (spec/support/tiny_server.lua, started once for the whole file).
 --
---   LUA_CPATH="build/5.4/?.so;;" lua5.4 /usr/bin/busted spec/core_spec.lua
---   LUA_CPATH="build/jit/?.so;;" luajit /usr/bin/busted spec/core_spec.lua
+--   spec/run build/5.4/wemasy/core.so build/jit/wemasy/core.so spec/core/core_spec.lua
 local core = require "wemasy.core"
 local socket = require "socket"
+local helpers = require "support.helpers"
 
-local SPEC_DIR = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")) or "spec"
-local SERVER_LUA = os.getenv("WEMASY_TEST_LUA") or "lua5.4"
 local TOKEN = "sekrit-TOKEN-4f1d9c"
 
 local server_pipe, base_url
-
--- Returns the pipe (closing it waits for the server) and the port.
-local function spawn_server(extra_args)
-  local pipe = assert(io.popen("exec " .. SERVER_LUA .. " " .. SPEC_DIR
-    .. "/support/tiny_server.lua 300 " .. (extra_args or ""), "r"))
-  local line = pipe:read("*l") or ""
-  local port = assert(line:match("^READY (%d+)$"), "tiny_server did not start: " .. line)
-  return pipe, port
-end
 
 local function quit_server(pipe, opts)
   local c = core.new(opts)
@@ -30,7 +19,7 @@ end
 
 local function start_server()
   local port
-  server_pipe, port = spawn_server()
+  server_pipe, port = helpers.launch("tiny_server")
   base_url = "http://127.0.0.1:" .. port
 end
 
@@ -50,14 +39,6 @@ local function client(opts)
   opts = opts or {}
   opts.base_url = opts.base_url or base_url
   return core.new(opts)
-end
-
--- A port on this machine that nothing listens on (right now).
-local function closed_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
 end
 
 local function request_headers(echo_body)
@@ -150,11 +131,16 @@ describe("wemasy.core", function()
       assert.equal("/echo", h.location)
     end)
 
-    it("returns bodies with NUL bytes intact", function()
-      local status, body = c:request("/nul", "{}")
-      assert.equal(200, status)
-      assert.equal("a\0b\0\0c", body)
-    end)
+    for _, case in ipairs {
+      { "returns bodies with NUL bytes intact", "/nul", "a\0b\0\0c" },
+      { "decodes gzip bodies", "/gzip/5000", string.rep("\0", 5000) },
+    } do
+      it(case[1], function()
+        local status, body = c:request(case[2], "{}")
+        assert.equal(200, status)
+        assert.equal(case[3], body)
+      end)
+    end
 
     it("sends request bodies with NUL bytes intact", function()
       local sent = "{\0\"x\":\0}"
@@ -177,12 +163,6 @@ describe("wemasy.core", function()
       local status, body = c:request("/echo", "")
       assert.equal(200, status)
       assert.matches("\r\nContent%-Length: 0\r\n", body)
-    end)
-
-    it("decodes gzip bodies", function()
-      local status, body = c:request("/gzip/5000", "{}")
-      assert.equal(200, status)
-      assert.equal(string.rep("\0", 5000), body)
     end)
 
     it("reuses one connection for consecutive requests", function()
@@ -246,23 +226,34 @@ describe("wemasy.core", function()
   end)
 
   describe("failures", function()
-    it("reports a refused connection as network, not sent", function()
-      local c = client { base_url = "http://127.0.0.1:" .. closed_port() }
-      local status, kind, msg, sent = c:request("/echo", "{}")
+    -- c:request(path) fails: no status, `kind`, and `sent` says whether a
+    -- byte of it went out.  Returns the message.
+    local function assert_fails(c, path, kind, sent)
+      local status, got, msg, was_sent = c:request(path, "{}")
       assert.is_nil(status)
-      assert.equal("network", kind)
-      assert.is_string(msg)
-      assert.is_false(sent)
+      assert.equal(kind, got)
+      assert.equal(sent, was_sent)
+      return msg
+    end
+
+    -- The next request on c is clean: a whole answer of its own.
+    local function assert_recovers(c)
+      local status, body, h = c:request("/nul", "{}")
+      assert.equal(200, status)
+      assert.equal("a\0b\0\0c", body)
+      assert.equal("6", h["content-length"])
+    end
+
+    it("reports a refused connection as network, not sent", function()
+      local c = client { base_url = "http://127.0.0.1:" .. helpers.closed_port() }
+      assert.is_string(assert_fails(c, "/echo", "network", false))
       c:close()
     end)
 
     it("reports an unresolvable host as network, not sent", function()
       local c = client { base_url = "http://nonexistent.invalid", token = TOKEN,
                          connect_timeout = 5, allow_http = true }
-      local status, kind, msg, sent = c:request("/echo", "{}")
-      assert.is_nil(status)
-      assert.equal("network", kind)
-      assert.is_false(sent)
+      local msg = assert_fails(c, "/echo", "network", false)
       assert.falsy(msg:find(TOKEN, 1, true))
       c:close()
     end)
@@ -270,12 +261,9 @@ describe("wemasy.core", function()
     it("times out within about a second, and the client still works", function()
       local c = client { timeout = 0.3 }
       local t0 = socket.gettime()
-      local status, kind, msg, sent = c:request("/sleep/3000", "{}")
+      local msg = assert_fails(c, "/sleep/3000", "timeout", true)
       local elapsed = socket.gettime() - t0
-      assert.is_nil(status)
-      assert.equal("timeout", kind)
       assert.is_string(msg)
-      assert.is_true(sent)
       assert.is_true(elapsed >= 0.25 and elapsed < 1.0, "took " .. elapsed .. " s")
       local s2, body = c:request("/echo", "after")
       assert.equal(200, s2)
@@ -285,17 +273,10 @@ describe("wemasy.core", function()
 
     it("aborts a body over max_body, and the next request is clean", function()
       local c = client { max_body = 1000 }
-      local status, kind, msg, sent = c:request("/big/5000", "{}")
-      assert.is_nil(status)
-      assert.equal("too_large", kind)
-      assert.matches("max_body", msg)
-      assert.is_true(sent)
-      local s2, body, h = c:request("/nul", "{}")
-      assert.equal(200, s2)
-      assert.equal("a\0b\0\0c", body)
-      assert.equal("6", h["content-length"])
+      assert.matches("max_body", assert_fails(c, "/big/5000", "too_large", true))
+      assert_recovers(c)
       -- exactly max_body is still fine
-      status, body = c:request("/big/1000", "{}")
+      local status, body = c:request("/big/1000", "{}")
       assert.equal(200, status)
       assert.equal(1000, #body)
       c:close()
@@ -303,20 +284,14 @@ describe("wemasy.core", function()
 
     it("applies max_body to the decoded size of a gzip body", function()
       local c = client { max_body = 1000 }
-      local status, kind = c:request("/gzip/100000", "{}")
-      assert.is_nil(status)
-      assert.equal("too_large", kind)
+      assert_fails(c, "/gzip/100000", "too_large", true)
       assert.equal(200, (c:request("/conn", "{}")))
       c:close()
     end)
 
     it("reports oversized response headers as too_large", function()
       local c = client()
-      local status, kind, msg, sent = c:request("/hugeheaders", "{}")
-      assert.is_nil(status)
-      assert.equal("too_large", kind)
-      assert.matches("headers", msg)
-      assert.is_true(sent)
+      assert.matches("headers", assert_fails(c, "/hugeheaders", "too_large", true))
       local s2, _, h = c:request("/headers", "{}")
       assert.equal(200, s2)
       assert.is_nil(h["x-pad"])
@@ -325,44 +300,28 @@ describe("wemasy.core", function()
 
     it("reports a reset mid-response as network, and recovers", function()
       local c = client()
-      local status, kind, _, sent = c:request("/reset", "{}")
-      assert.is_nil(status)
-      assert.equal("network", kind)
-      assert.is_true(sent)
-      local s2, body, h = c:request("/nul", "{}")
-      assert.equal(200, s2)
-      assert.equal("a\0b\0\0c", body)
-      assert.equal("6", h["content-length"])
+      assert_fails(c, "/reset", "network", true)
+      assert_recovers(c)
       c:close()
     end)
 
     it("reports a truncated body as network, and recovers", function()
       local c = client()
-      local status, kind, _, sent = c:request("/partial", "{}")
-      assert.is_nil(status)
-      assert.equal("network", kind)
-      assert.is_true(sent)
+      assert_fails(c, "/partial", "network", true)
       assert.equal(200, (c:request("/nul", "{}")))
       c:close()
     end)
 
     it("reports https to a plain-http port as tls, not sent", function()
       local c = client { base_url = base_url:gsub("^http:", "https:") }
-      local status, kind, msg, sent = c:request("/echo", "{}")
-      assert.is_nil(status)
-      assert.equal("tls", kind)
-      assert.is_string(msg)
-      assert.is_false(sent)
+      assert.is_string(assert_fails(c, "/echo", "tls", false))
       c:close()
     end)
 
     it("reports a missing CA file as tls", function()
       local c = client { base_url = base_url:gsub("^http:", "https:"),
                          ca_file = "/nonexistent/ca.pem" }
-      local status, kind, _, sent = c:request("/echo", "{}")
-      assert.is_nil(status)
-      assert.equal("tls", kind)
-      assert.is_false(sent)
+      assert_fails(c, "/echo", "tls", false)
       c:close()
     end)
   end)
@@ -385,7 +344,7 @@ describe("wemasy.core", function()
     setup(function()
       if not have_tls then return end
       make_cert()
-      pipe, port = spawn_server(cert .. " " .. dir .. "/key.pem")
+      pipe, port = helpers.launch("tiny_server", cert .. " " .. dir .. "/key.pem")
       url = "https://127.0.0.1:" .. port
     end)
 

@@ -6,6 +6,7 @@
 local core = require("wemasy.core")
 local repl = require("wemasy.repl")
 local sandbox = require("wemasy.sandbox")
+local read_file = require("wemasy.sandbox.proc").read_file
 
 local LUA = os.getenv("WEMASY_TEST_LUA") or "lua5.4"
 
@@ -20,18 +21,10 @@ end
 
 local function exists(cmd) return capture("command -v " .. cmd) ~= "" end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
 describe("wemasy repl in a terminal (tmux)", function()
   if not exists("tmux") then
     -- spec/run shows no passing (or pending) line: say it where it is seen.
-    io.stderr:write("spec/repl_tty_spec.lua: SKIPPED, tmux is not installed (apt-get install tmux)\n")
+    io.stderr:write("spec/tools/repl_tty_spec.lua: SKIPPED, tmux is not installed (apt-get install tmux)\n")
     it("is skipped: tmux is not installed (apt-get install tmux, or make deps)", function()
       pending("tmux is not installed: the REPL's terminal spec did not run")
     end)

@@ -60,6 +60,25 @@ local function check(wrong, id, status, body, attempts)
   end
 end
 
+-- n plain calls on c, each tagged prefix..i; every `every`-th goes to a route
+-- that spoils its connection after answering (spoil(id, k) for the k-th, from
+-- 0).  Returns the calls that did not get their own answer and how many
+-- connections were spoilt.
+local function plain_calls(c, control, n, every, prefix, spoil)
+  local wrong, faults = {}, 0
+  for i = 1, n do
+    local id = prefix .. i
+    local faulty = i % every == 0
+    local status, body, _, attempts = c:request(faulty and spoil(id, faults) or ("/id/" .. id), "{}")
+    check(wrong, id, status, body, attempts)
+    if faulty then
+      faults = faults + 1
+      settle(control)
+    end
+  end
+  return wrong, faults
+end
+
 describe("stale kept-alive connections", function()
   local srv, control
 
@@ -85,18 +104,9 @@ describe("stale kept-alive connections", function()
     it("plain calls: a connection that got '" .. mode .. "' after its answer is not reused", function()
       local c = client()
       local before = stats(control)
-      local wrong, faults = {}, 0
-      for i = 1, 200 do
-        local id = mode .. "-p" .. i
-        local faulty = i % 8 == 0
-        local path = faulty and ("/%s/%s/%d"):format(mode, id, DELAY_MS[faults % #DELAY_MS + 1]) or ("/id/" .. id)
-        local status, body, _, attempts = c:request(path, "{}")
-        check(wrong, id, status, body, attempts)
-        if faulty then
-          faults = faults + 1
-          settle(control)
-        end
-      end
+      local wrong, faults = plain_calls(c, control, 200, 8, mode .. "-p", function(id, k)
+        return ("/%s/%s/%d"):format(mode, id, DELAY_MS[k % #DELAY_MS + 1])
+      end)
       c:close()
       local after = stats(control)
       assert.same({}, first(wrong))
@@ -211,17 +221,9 @@ describe("stale kept-alive connections over TLS", function()
     it("a TLS connection that got '" .. mode .. "' after its answer is not reused", function()
       local c = core.new { base_url = srv.url, rate_limit = false, max_retries = 0, timeout = 3, ca_file = ca.ca_file }
       local before = stats(control)
-      local wrong, faults = {}, 0
-      for i = 1, 60 do
-        local id = "tls-" .. mode .. i
-        local faulty = i % 6 == 0
-        local status, body, _, attempts = c:request(faulty and ("/%s/%s/100"):format(mode, id) or ("/id/" .. id), "{}")
-        check(wrong, id, status, body, attempts)
-        if faulty then
-          faults = faults + 1
-          settle(control)
-        end
-      end
+      local wrong, faults = plain_calls(c, control, 60, 6, "tls-" .. mode, function(id)
+        return ("/%s/%s/100"):format(mode, id)
+      end)
       c:close()
       local after = stats(control)
       assert.same({}, first(wrong))

@@ -4,6 +4,7 @@
 -- nil plus an invalid_argument error (bad data).  Nothing reaches the server.
 local wemasy = require("wemasy")
 local sandbox = require("wemasy.sandbox")
+local h = require("support.helpers")
 
 local function hostile_values()
   local cyclic = {}
@@ -54,13 +55,11 @@ local function assert_clean(label, r, name_hint)
 end
 
 describe("bad input", function()
-  local base_url, sb, client
+  local sb = h.sandbox{}
+  local client
   lazy_setup(function()
-    base_url, sb = sandbox.start()
-    assert(base_url, sb)
-    client = wemasy.new{ base_url = base_url, token = sandbox.tokens.merchant, rate_limit = { shared = false } }
+    client = wemasy.new{ base_url = sb.base_url, token = sandbox.tokens.merchant, rate_limit = { shared = false } }
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
 
   it("wemasy.new raises a clear error for every hostile options value or option", function()
     for _, v in ipairs(hostile_values()) do
@@ -73,7 +72,7 @@ describe("bad input", function()
       end
       for _, option in ipairs(OPTIONS) do
         if v[2] ~= nil then
-          local r = outcome(wemasy.new, { [option] = v[2], base_url = option ~= "base_url" and base_url or nil })
+          local r = outcome(wemasy.new, { [option] = v[2], base_url = option ~= "base_url" and sb.base_url or nil })
           -- Some values are valid for some options (a string for ca_file); those build a client.
           if r[1] == false then
             assert_clean("new{" .. option .. "=" .. v[1] .. "}", r, option)

@@ -10,9 +10,8 @@
 -- reset later), after a reset it cannot (EPIPE).
 
 local cjson = require "cjson.safe"
-local http = require "socket.http"
-local ltn12 = require "ltn12"
 local socket = require "socket"
+local request = require("support.http").request
 
 local sandbox = require "wemasy.sandbox"
 local proc = require "wemasy.sandbox.proc"
@@ -88,17 +87,11 @@ local function detail(sb, opts)
    return call(sb, "orders/detail", opts)
 end
 
--- A control request with a body, through socket.http.
+-- A control request with a body, through socket.http: the status and the decoded answer.
 local function control(sb, method, name, body)
-   local chunks = {}
-   local _, status = http.request{
-      url = "http://127.0.0.1:" .. sb.port .. "/__sandbox/" .. name,
-      method = method,
-      headers = { ["content-type"] = "application/json", ["content-length"] = tostring(#(body or "")) },
-      source = body and ltn12.source.string(body) or nil,
-      sink = ltn12.sink.table(chunks),
-   }
-   return status, cjson.decode(table.concat(chunks))
+   local res = request(method, "http://127.0.0.1:" .. sb.port .. "/__sandbox/" .. name, body,
+      { ["content-type"] = "application/json" })
+   return res.status, res.json
 end
 
 local function worker_pids(master)
@@ -134,6 +127,17 @@ describe("wemasy.sandbox faults", function()
    before_each(function()
       sb:reset()
    end)
+
+   -- orders/detail under a fault that answers `bytes` (its Content-Length):
+   -- a 200 that ends in an orderly close.
+   local function sized(kind, bytes)
+      sb:fault{ kind = kind, bytes = bytes }
+      local r = detail(sb)
+      assert.equal("close", r.ended)
+      assert.equal(200, r.res.status)
+      assert.equal(tostring(bytes), r.res.headers["content-length"])
+      return r
+   end
 
    describe("responses", function()
       it("status: answers the status with Laravel's server error body and rate-limit headers, once", function()
@@ -177,30 +181,23 @@ describe("wemasy.sandbox faults", function()
          assert.equal("1", call(sb, "orders/get", { body = GET }).res.headers["retry-after"])
       end)
 
-      it("malformed_json: 200 application/json with a cut-off document", function()
-         sb:fault{ kind = "malformed_json" }
-         local r = detail(sb)
-         assert.equal(200, r.res.status)
-         assert.equal("application/json", r.res.headers["content-type"])
-         assert.equal('{"error":false,"data":{', r.res.body)
-         assert.is_nil(r.res.json)
-      end)
-
-      it("html: 200 text/html maintenance page", function()
-         sb:fault{ kind = "html" }
-         local r = detail(sb)
-         assert.equal(200, r.res.status)
-         assert.equal("text/html", r.res.headers["content-type"])
-         assert.equal("<html><body>Maintenance</body></html>", r.res.body)
-      end)
-
-      it("empty_200: 200 with an empty body", function()
-         sb:fault{ kind = "empty_200" }
-         local r = detail(sb)
-         assert.equal(200, r.res.status)
-         assert.equal("0", r.res.headers["content-length"])
-         assert.equal("", r.res.body)
-      end)
+      -- 200s that are no JSON: the header that says what they are, the body exactly.
+      for _, case in ipairs{
+         { "malformed_json: 200 application/json with a cut-off document", "malformed_json",
+           "content-type", "application/json", '{"error":false,"data":{' },
+         { "html: 200 text/html maintenance page", "html",
+           "content-type", "text/html", "<html><body>Maintenance</body></html>" },
+         { "empty_200: 200 with an empty body", "empty_200", "content-length", "0", "" },
+      } do
+         it(case[1], function()
+            sb:fault{ kind = case[2] }
+            local r = detail(sb)
+            assert.equal(200, r.res.status)
+            assert.equal(case[4], r.res.headers[case[3]])
+            assert.equal(case[5], r.res.body)
+            assert.is_nil(r.res.json)
+         end)
+      end
 
       it("redirect: 302 with the Location as given", function()
          sb:fault{ kind = "redirect" }
@@ -212,11 +209,7 @@ describe("wemasy.sandbox faults", function()
       end)
 
       it("big_body: the given number of bytes of valid JSON, with Content-Length", function()
-         sb:fault{ kind = "big_body", bytes = 300000 }
-         local r = detail(sb)
-         assert.equal("close", r.ended)
-         assert.equal(200, r.res.status)
-         assert.equal("300000", r.res.headers["content-length"])
+         local r = sized("big_body", 300000)
          assert.equal(300000, #r.res.body)
          assert.is_false(r.res.json.error)
          sb:fault{ kind = "big_body", bytes = 5 }
@@ -279,11 +272,7 @@ describe("wemasy.sandbox faults", function()
       end)
 
       it("short_body: Content-Length N, N/2 bytes, then an orderly close", function()
-         sb:fault{ kind = "short_body", bytes = 100 }
-         local r = detail(sb)
-         assert.equal("close", r.ended)
-         assert.equal(200, r.res.status)
-         assert.equal("100", r.res.headers["content-length"])
+         local r = sized("short_body", 100)
          assert.equal(50, #r.res.body)
          assert.equal('{"error":false,', r.res.body:sub(1, 15))
          sb:fault{ kind = "short_body" }
@@ -294,11 +283,7 @@ describe("wemasy.sandbox faults", function()
       end)
 
       it("short_body: a large one is cut at half too", function()
-         sb:fault{ kind = "short_body", bytes = 1000001 }
-         local r = detail(sb)
-         assert.equal("close", r.ended)
-         assert.equal("1000001", r.res.headers["content-length"])
-         assert.equal(500000, #r.res.body)
+         assert.equal(500000, #sized("short_body", 1000001).res.body)
       end)
 
       it("no_headers: nothing at all for `seconds`, then a close; a client timeout fires first", function()

@@ -116,6 +116,22 @@ local function await_line(child, want)
   assert(line == want, "the child said " .. tostring(line) .. " instead of " .. want)
 end
 
+-- SIGINT to a child that must end within BOUND, with exit `status` and
+-- before it prints NOT INTERRUPTED; then the server has counted `sent`
+-- requests under `n` (looked at 0.1 s later when `settle`: a transfer cut
+-- off might still arrive).  Returns the child's stderr.
+local function assert_interrupted(c, what, status, n, sent, settle)
+  local took = interrupt(c, what)
+  local out, err, got = finish(c)
+  assert.is_not_nil(took, "the call went on after SIGINT (" .. what .. ")")
+  assert.is_true(took < BOUND, "took " .. took .. " s")
+  assert.equal(status, got)
+  assert.not_matches("NOT INTERRUPTED", out)
+  if settle then socket.sleep(0.1) end
+  assert.equal(sent, count(n))
+  return err
+end
+
 local unique = 0
 local function name(tag)
   unique = unique + 1
@@ -205,6 +221,21 @@ local function child(body, tag)
   return start_script(PRELUDE .. body, { srv.url, n, sigflag_dir }), n
 end
 
+-- A child whose host has its own SIGINT disposition (sigflag.set(mode)).
+local function host_child(mode, body, tag)
+  return child('local sigflag = require "sigflag"\nassert(sigflag.set("' .. mode .. '"))\n' .. body, tag)
+end
+
+-- Waits until the child is in its call (it says CALLING, its request has
+-- arrived), then sends SIGINT; returns when it was sent.
+local function interrupt_call(c, n)
+  await_line(c, "CALLING")
+  await_count(n, 1)
+  local t0 = core.now()
+  os.execute("kill -INT " .. c.pid)
+  return t0
+end
+
 -- The first line of a Lua error on stderr (lua.c and luajit.c add a traceback).
 local function first_line(err)
   return err:match("^[^\n]*")
@@ -225,111 +256,59 @@ describe("Ctrl-C", function()
     for _, l in ipairs(latencies) do io.stdout:write("#   ", l, "\n") end
   end)
 
+  -- Each script blocks in a call (`ready` says when: a line it prints, or the
+  -- server's count of its requests), gets SIGINT there and must die of Lua's
+  -- "interrupted!" at once, with `sent` requests counted (`settle`: looked at
+  -- a moment later, for a transfer cut off).
   describe("in a script (lua script.lua)", function()
-    it("ends a wait for a rate-limit slot, and the call never goes out", function()
-      local c, n = child([[
+    for _, case in ipairs{
+      { "ends a wait for a rate-limit slot, and the call never goes out", "slot", [[
 local client = wemasy.new{ base_url = url, max_retries = 0,
   rate_limit = { shared = false, max_wait = 120, groups = { default = { limit = 1, window = 60 } } } }
 assert(client:call("c/" .. name .. "/status/200", {}))
 say("WAITING")
 client:call("c/" .. name .. "/status/200", {})
 say("NOT INTERRUPTED")
-]], "slot")
-      await_line(c, "WAITING")
-      socket.sleep(0.2) -- well inside the 60 s wait
-      local took = interrupt(c, "limiter wait")
-      local out, err, status = finish(c)
-      assert.is_not_nil(took, "the wait went on after SIGINT")
-      assert.is_true(took < BOUND, "took " .. took .. " s")
-      assert.matches("interrupted!$", first_line(err))
-      assert.equal(1, status)
-      assert.not_matches("NOT INTERRUPTED", out)
-      assert.equal(1, count(n))
-    end)
-
-    it("ends a retry delay (503 with Retry-After on a read), and the retry never goes out", function()
-      local c, n = child([[
+]], ready = "WAITING", pause = 0.2, what = "limiter wait", sent = 1 }, -- the pause: well inside the 60 s wait
+      { "ends a retry delay (503 with Retry-After on a read), and the retry never goes out", "retry", [[
 local client = core.new{ base_url = url, rate_limit = false, max_retries = 2 }
 client:request("/c/" .. name .. "/503/20", "{}", false, nil, true)
 say("NOT INTERRUPTED")
-]], "retry")
-      await_count(n, 1)
-      socket.sleep(0.2) -- the 503 is back, the 20 s delay is running
-      local took = interrupt(c, "retry delay")
-      local out, err, status = finish(c)
-      assert.is_not_nil(took, "the retry delay went on after SIGINT")
-      assert.is_true(took < BOUND, "took " .. took .. " s")
-      assert.matches("interrupted!$", first_line(err))
-      assert.equal(1, status)
-      assert.not_matches("NOT INTERRUPTED", out)
-      assert.equal(1, count(n))
-    end)
-
-    it("ends a slow transfer, and it is not retried", function()
-      local c, n = child([[
+]], ready = 1, pause = 0.2, what = "retry delay", sent = 1 }, -- the 503 is back, the 20 s delay is running
+      { "ends a slow transfer, and it is not retried", "transfer", [[
 local client = core.new{ base_url = url, rate_limit = false, max_retries = 2 }
 client:request("/c/" .. name .. "/sleep/5000", "{}", false, nil, true)
 say("NOT INTERRUPTED")
-]], "transfer")
-      await_count(n, 1)
-      local took = interrupt(c, "transfer")
-      local out, err, status = finish(c)
-      assert.is_not_nil(took, "the transfer went on after SIGINT")
-      assert.is_true(took < BOUND, "took " .. took .. " s")
-      assert.matches("interrupted!$", first_line(err))
-      assert.equal(1, status)
-      assert.not_matches("NOT INTERRUPTED", out)
-      socket.sleep(0.1)
-      assert.equal(1, count(n))
-    end)
-
-    it("ends a batch: the transfers in flight abort, no further item starts", function()
-      local c, n = child([[
+]], ready = 1, what = "transfer", sent = 1, settle = true },
+      { "ends a batch: the transfers in flight abort, no further item starts", "batch", [[
 local client = wemasy.new{ base_url = url, rate_limit = false, max_retries = 0 }
 local calls = {}
 for i = 1, 6 do calls[i] = { "c/" .. name .. "/sleep/5000", {} } end
 client:batch(calls, { concurrency = 2 })
 say("NOT INTERRUPTED")
-]], "batch")
-      await_count(n, 2)
-      local took = interrupt(c, "batch")
-      local out, err, status = finish(c)
-      assert.is_not_nil(took, "the batch went on after SIGINT")
-      assert.is_true(took < BOUND, "took " .. took .. " s")
-      assert.matches("interrupted!$", first_line(err))
-      assert.equal(1, status)
-      assert.not_matches("NOT INTERRUPTED", out)
-      socket.sleep(0.1)
-      assert.equal(2, count(n))
-    end)
-
-    it("ends a batch whose items wait for limiter slots", function()
-      local c, n = child([[
+]], ready = 2, what = "batch", sent = 2, settle = true },
+      { "ends a batch whose items wait for limiter slots", "batchwait", [[
 local client = wemasy.new{ base_url = url, max_retries = 0,
   rate_limit = { shared = false, max_wait = 120, groups = { default = { limit = 1, window = 60 } } } }
 local calls = {}
 for i = 1, 4 do calls[i] = { "c/" .. name .. "/status/200", {} } end
 client:batch(calls)
 say("NOT INTERRUPTED")
-]], "batchwait")
-      await_count(n, 1)
-      socket.sleep(0.2)
-      local took = interrupt(c, "batch limiter wait")
-      local out, err, status = finish(c)
-      assert.is_not_nil(took, "the batch went on after SIGINT")
-      assert.is_true(took < BOUND, "took " .. took .. " s")
-      assert.matches("interrupted!$", first_line(err))
-      assert.equal(1, status)
-      assert.not_matches("NOT INTERRUPTED", out)
-      assert.equal(1, count(n))
-    end)
+]], ready = 1, pause = 0.2, what = "batch limiter wait", sent = 1 },
+    } do
+      it(case[1], function()
+        local c, n = child(case[3], case[2])
+        if type(case.ready) == "string" then await_line(c, case.ready) else await_count(n, case.ready) end
+        if case.pause then socket.sleep(case.pause) end
+        local err = assert_interrupted(c, case.what, 1, n, case.sent, case.settle)
+        assert.matches("interrupted!$", first_line(err))
+      end)
+    end
   end)
 
   describe("with a handler of the host's", function()
     it("hands the signal on once; the call returns network/interrupted with an honest sent", function()
-      local c, n = child([[
-local sigflag = require "sigflag"
-assert(sigflag.set("count"))
+      local c, n = host_child("count", [[
 local client = wemasy.new{ base_url = url, rate_limit = false, max_retries = 2 }
 say("CALLING")
 local t0 = core.now()
@@ -343,10 +322,7 @@ local t1 = core.now()
 while sigflag.state() < 2 and core.now() - t1 < 3 do end
 say("HITS " .. sigflag.state())
 ]], "host")
-      await_line(c, "CALLING")
-      await_count(n, 1)
-      local t0 = core.now()
-      os.execute("kill -INT " .. c.pid)
+      local t0 = interrupt_call(c, n)
       local line = c.pipe:read("*l")
       latencies[#latencies + 1] = string.format("host handler, call returned: %.3f s", core.now() - t0)
       await_line(c, "AGAIN")
@@ -366,9 +342,7 @@ say("HITS " .. sigflag.state())
     end)
 
     it("reports the batch items it never sent with sent = false", function()
-      local c, n = child([[
-local sigflag = require "sigflag"
-assert(sigflag.set("count"))
+      local c, n = host_child("count", [[
 local client = wemasy.new{ base_url = url, rate_limit = false, max_retries = 0 }
 local calls = {}
 for i = 1, 5 do calls[i] = { "c/" .. name .. "/sleep/5000", {} } end
@@ -394,9 +368,7 @@ say("HITS " .. sigflag.state())
     it("is restored by the last call out, not by a call nested in another's hook", function()
       -- A's clock hook makes a whole call on client B while A is in progress;
       -- B's end must leave wemasy's handler in place for A's slow transfer.
-      local c, n = child([[
-local sigflag = require "sigflag"
-assert(sigflag.set("count"))
+      local c, n = host_child("count", [[
 local b = core.new{ base_url = url, rate_limit = false, max_retries = 0 }
 local nested = 0
 local a = core.new{ base_url = url, max_retries = 0, clock = function()
@@ -409,10 +381,7 @@ local status, kind, _, sent = a:request("/c/" .. name .. "/sleep/5000", "{}")
 say(string.format("%s %s %s NESTED %d HITS %d", tostring(status), tostring(kind), tostring(sent), nested,
   sigflag.state()))
 ]], "nested")
-      await_line(c, "CALLING")
-      await_count(n, 1)
-      local t0 = core.now()
-      os.execute("kill -INT " .. c.pid)
+      local t0 = interrupt_call(c, n)
       local out, err, status = finish(c)
       latencies[#latencies + 1] = string.format("nested calls, call returned: %.3f s", core.now() - t0)
       assert.equal(0, status, err)
@@ -422,53 +391,36 @@ say(string.format("%s %s %s NESTED %d HITS %d", tostring(status), tostring(kind)
     end)
 
     it("leaves SIGINT ignored when the host ignores it", function()
-      local c, n = child([[
-local sigflag = require "sigflag"
-assert(sigflag.set("ignore"))
+      local c, n = host_child("ignore", [[
 local client = core.new{ base_url = url, rate_limit = false, max_retries = 0 }
 say("CALLING")
 say("STATUS " .. tostring(client:request("/c/" .. name .. "/sleep/700", "{}")))
 ]], "ignored")
-      await_line(c, "CALLING")
-      await_count(n, 1)
-      os.execute("kill -INT " .. c.pid)
+      interrupt_call(c, n)
       local out, err, status = finish(c)
       assert.matches("STATUS 200", out)
       assert.equal(0, status, err)
     end)
 
     it("lets SIG_DFL end the process as Ctrl-C would", function()
-      local c, n = child([[
-local sigflag = require "sigflag"
-assert(sigflag.set("default"))
+      local c, n = host_child("default", [[
 local client = core.new{ base_url = url, rate_limit = false, max_retries = 2 }
 client:request("/c/" .. name .. "/sleep/5000", "{}", false, nil, true)
 say("NOT INTERRUPTED")
 ]], "default")
       await_count(n, 1)
-      local took = interrupt(c, "SIG_DFL")
-      local out, _, status = finish(c)
-      assert.is_not_nil(took, "the transfer went on after SIGINT")
-      assert.is_true(took < BOUND, "took " .. took .. " s")
-      assert.equal(128 + 2, status) -- killed by SIGINT, as the shell reports it
-      assert.not_matches("NOT INTERRUPTED", out)
-      socket.sleep(0.1)
-      assert.equal(1, count(n))
+      assert_interrupted(c, "SIG_DFL", 128 + 2, n, 1, true) -- killed by SIGINT, as the shell reports it
     end)
 
     it("is not touched by a client made with interruptible = false (what wemasy.ngx makes)", function()
-      local c, n = child([[
-local sigflag = require "sigflag"
-assert(sigflag.set("count"))
+      local c, n = host_child("count", [[
 local client = core.new{ base_url = url, rate_limit = false, max_retries = 0, interruptible = false }
 say("CALLING")
 local status = client:request("/c/" .. name .. "/sleep/1000", "{}")
 local hits, last = sigflag.state()
 say(string.format("STATUS %s HITS %d EARLY %.3f", tostring(status), hits, core.now() - last))
 ]], "notwatching")
-      await_line(c, "CALLING")
-      await_count(n, 1)
-      os.execute("kill -INT " .. c.pid)
+      interrupt_call(c, n)
       local out, err, status = finish(c)
       assert.equal(0, status, err)
       local got, hits, early = out:match("STATUS (%S+) HITS (%d+) EARLY (%S+)")
@@ -484,14 +436,7 @@ say(string.format("STATUS %s HITS %d EARLY %.3f", tostring(status), hits, core.n
       local n = name("cli")
       local c = start(LUA .. " bin/wemasy --base-url " .. quote(srv.url) .. " c/" .. n .. "/sleep/5000")
       await_count(n, 1)
-      local took = interrupt(c, "CLI")
-      local _, err, status = finish(c)
-      assert.is_not_nil(took, "the CLI went on after SIGINT")
-      assert.is_true(took < BOUND, "took " .. took .. " s")
-      assert.equal(130, status)
-      assert.equal("wemasy: interrupted\n", err)
-      socket.sleep(0.1)
-      assert.equal(1, count(n))
+      assert.equal("wemasy: interrupted\n", assert_interrupted(c, "CLI", 130, n, 1, true))
     end)
 
     it("REPL: each Ctrl-C during a call comes back to the prompt", function()

@@ -2,12 +2,13 @@
 -- documented status, and the contract's promises about what is sent.
 local wemasy = require("wemasy")
 local sandbox = require("wemasy.sandbox")
+local h = require("support.helpers")
 
 local tokens = sandbox.tokens
 local SESSION, EMAIL = "abc123def456ghi789", "john@example.com"
 
 describe("wemasy client against the sandbox", function()
-  local base_url, sb
+  local sb = h.fresh_sandbox()
   local merchant, no_finance, customer, other_customer, anonymous, stranger
 
   -- The client's own limiter is in-process here (no shared segment left
@@ -15,14 +16,12 @@ describe("wemasy client against the sandbox", function()
   -- except where a spec is about the quota.
   local function client(token, opts)
     opts = opts or {}
-    opts.base_url, opts.token, opts.timeout = opts.base_url or base_url, token, opts.timeout or 10
+    opts.base_url, opts.token, opts.timeout = opts.base_url or sb.base_url, token, opts.timeout or 10
     if opts.rate_limit == nil then opts.rate_limit = { shared = false } end
     return wemasy.new(opts)
   end
 
   lazy_setup(function()
-    base_url, sb = sandbox.start{ window = 60, limits = { default = 1000, sync = 100 } }
-    assert(base_url, sb)
     merchant = client(tokens.merchant)
     no_finance = client(tokens.merchant_no_finance)
     customer = client(tokens.customer)
@@ -30,12 +29,6 @@ describe("wemasy client against the sandbox", function()
     anonymous = client(nil)
     stranger = client("not-a-known-token")
   end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function() sb:reset() end)
 
   describe("orders/detail", function()
     it("returns the documented example order with exact numbers and nulls", function()
@@ -260,7 +253,7 @@ describe("wemasy client against the sandbox", function()
     end)
 
     it("returns tls when speaking https to a plain http port", function()
-      local c = wemasy.new{ base_url = base_url:gsub("^http:", "https:"), connect_timeout = 2, timeout = 5,
+      local c = wemasy.new{ base_url = sb.base_url:gsub("^http:", "https:"), connect_timeout = 2, timeout = 5,
                             rate_limit = false }
       local _, err = c:orders_get{ website_id = 1, order_session = "s", email = "e@x.nl" }
       assert.equal("tls", err.kind)
@@ -272,7 +265,7 @@ describe("wemasy client against the sandbox", function()
 
     it("never appears in tostring of the client or of any error", function()
       assert.not_matches(secret, tostring(merchant), 1, true)
-      local insecure = wemasy.new{ base_url = base_url, token = secret, insecure = true, rate_limit = false }
+      local insecure = wemasy.new{ base_url = sb.base_url, token = secret, insecure = true, rate_limit = false }
       assert.matches("INSECURE", tostring(insecure))
       local _, e1 = merchant:orders_detail{ order_number = "NOPE" }
       local _, e2 = merchant:orders_detail{ order_number = {} }
@@ -316,7 +309,7 @@ describe("wemasy client against the sandbox", function()
           end
           return kept
         ]]))
-        local kept = run(wemasy, base_url)
+        local kept = run(wemasy, sb.base_url)
         local _, err = kept:orders_get{ website_id = 1, order_session = SESSION, email = EMAIL }
         assert.equal("invalid_argument", err.kind)
       end)

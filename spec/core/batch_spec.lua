@@ -7,17 +7,10 @@ local socket = require "socket"
 
 local batch = h.core_batch
 
-local srv
-local names = 0
+local srv = h.tiny_server()
 
-local function counter()
-  names = names + 1
-  return "b" .. names .. "-" .. math.random(1, 1e6)
-end
-
-local function count(name)
-  return tonumber(h.get(srv.url, "/count/" .. name))
-end
+local function counter() return h.counter("b") end
+local function count(name) return h.count(srv, name) end
 
 local function client(opts)
   opts = opts or {}
@@ -40,12 +33,6 @@ local function echoed(result)
 end
 
 describe("wemasy.core batch", function()
-  setup(function() srv = h.start_server() end)
-  teardown(function()
-    h.forget_tokens(srv.url)
-    h.stop_server(srv)
-  end)
-
   it("returns results in input order, whatever order they finish in", function()
     local c = client()
     local items = {}
@@ -196,11 +183,19 @@ describe("wemasy.core batch", function()
     c:close()
   end)
 
-  it("cleans up when progress raises, and the client stays usable", function()
-    local c = client()
+  -- c:batch of one quick and five slow items, whose progress or on_result
+  -- raises; pcall's results.
+  local function raising_batch(c, progress, on_result)
     local items = {}
     for i = 1, 6 do items[i] = { path = "/sleep/" .. (i == 1 and 10 or 300), body = "{}" } end
-    local ok, err = pcall(batch, c, items, 6, function() error("stop here") end)
+    -- core:batch reports only through on_result: a no-op one when the spec
+    -- raises from progress.
+    return pcall(c.batch, c, items, 6, progress, on_result or function() end)
+  end
+
+  it("cleans up when progress raises, and the client stays usable", function()
+    local c = client()
+    local ok, err = raising_batch(c, function() error("stop here") end)
     assert.is_false(ok)
     assert.matches("stop here", err)
     -- the next calls see their own responses, not the aborted ones
@@ -253,9 +248,7 @@ describe("wemasy.core batch", function()
 
   it("cleans up when on_result raises, and the client stays usable", function()
     local c = client()
-    local items = {}
-    for i = 1, 6 do items[i] = { path = "/sleep/" .. (i == 1 and 10 or 300), body = "{}" } end
-    local ok, err = pcall(c.batch, c, items, 6, nil, function() error("stop in on_result") end)
+    local ok, err = raising_batch(c, nil, function() error("stop in on_result") end)
     assert.is_false(ok)
     assert.matches("stop in on_result", err)
     local status, body = c:request("/echo", "own")

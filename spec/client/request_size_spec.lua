@@ -16,11 +16,11 @@ local MiB = 1024 * 1024
 local DETAIL_FRAME = #'{"order_number":""}'
 
 describe("max_request_body", function()
-  local base_url, sb
+  local sb = helpers.sandbox()
 
   local function client(opts)
     opts = opts or {}
-    opts.base_url, opts.token = base_url, tokens.merchant
+    opts.base_url, opts.token = sb.base_url, tokens.merchant
     opts.rate_limit, opts.max_retries = { shared = false }, 0
     return wemasy.new(opts)
   end
@@ -37,14 +37,6 @@ describe("max_request_body", function()
     assert.is_table(err.errors[field], "errors has no entry for " .. field)
   end
 
-  lazy_setup(function()
-    base_url, sb = sandbox.start{ window = 60, limits = { default = 1000, sync = 100 } }
-    assert(base_url, sb)
-  end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
-
   describe("the option", function()
     it("is checked by the core, naming it", function()
       for _, bad in ipairs{ 0, -1, 1.5, "4096", true, 2 ^ 53 } do
@@ -55,11 +47,11 @@ describe("max_request_body", function()
     end)
 
     it("defaults to 4 MiB, read from the core (no Lua restates it)", function()
-      local c = core.new{ base_url = base_url, rate_limit = false }
+      local c = core.new{ base_url = sb.base_url, rate_limit = false }
       assert.equal(4 * MiB, c:max_request_body())
       c:close()
       assert.equal(4 * MiB, c:max_request_body()) -- still known once closed
-      c = core.new{ base_url = base_url, rate_limit = false, max_request_body = 1234 }
+      c = core.new{ base_url = sb.base_url, rate_limit = false, max_request_body = 1234 }
       assert.equal(1234, c:max_request_body())
       c:close()
       -- The default bounds a plain client: one byte over 4 MiB is refused, unsent.
@@ -75,6 +67,12 @@ describe("max_request_body", function()
   describe("on every way to call", function()
     local LIMIT = 1000
 
+    -- A client bounded at LIMIT, and how many requests the sandbox got since.
+    local function bounded()
+      local c, before = client{ max_request_body = LIMIT }, sb:state().total_requests
+      return c, function() return sent_since(before) end
+    end
+
     it("an endpoint method: exactly the bound is sent, one byte more is refused and nothing sent", function()
       local c = client{ max_request_body = LIMIT }
       local before = sb:state().total_requests
@@ -89,8 +87,7 @@ describe("max_request_body", function()
     end)
 
     it("counts the encoded body: escapes that grow it and fields that add up", function()
-      local c = client{ max_request_body = LIMIT }
-      local before = sb:state().total_requests
+      local c, sent = bounded()
       -- 200 control bytes are 200 bytes in Lua and 1200 in JSON (\u0001).
       local _, err = c:orders_detail{ order_number = string.rep("\1", 200) }
       assert_too_large(err, "order_number", "orders/detail")
@@ -98,13 +95,12 @@ describe("max_request_body", function()
       _, err = c:orders_get{ website_id = string.rep("1", 400), order_session = string.rep("s", 400),
                              email = string.rep("e", 400) }
       assert_too_large(err, "email", "orders/get")
-      assert.equal(0, sent_since(before))
+      assert.equal(0, sent())
       c:close()
     end)
 
     it("client:call, to a known endpoint and to any other path (nested fields named by their place)", function()
-      local c = client{ max_request_body = LIMIT }
-      local before = sb:state().total_requests
+      local c, sent = bounded()
       local _, err = c:call("orders/detail", { order_number = string.rep("a", LIMIT) })
       assert_too_large(err, "order_number", "orders/detail")
       local items = { { note = string.rep("n", 10) }, { note = string.rep("n", LIMIT) } }
@@ -112,22 +108,21 @@ describe("max_request_body", function()
       assert.equal("invalid_argument", err.kind)
       assert.truthy(err.message:find("body.items[2].note", 1, true), err.message)
       assert.truthy(err.message:find("max_request_body", 1, true), err.message)
-      assert.equal(0, sent_since(before))
+      assert.equal(0, sent())
       -- At the bound exactly, an unknown path's body goes out.
       local text = '{"a":"' .. string.rep("x", LIMIT - 8) .. '"}'
       assert.equal(LIMIT, #text)
       _, err = c:call("orders/unknown", { a = string.rep("x", LIMIT - 8) })
       assert.is_number(err.status) -- an answer: it was sent
-      assert.equal(1, sent_since(before))
+      assert.equal(1, sent())
       _, err = c:call("orders/unknown", { a = string.rep("x", LIMIT - 7) })
       assert.equal("invalid_argument", err.kind)
-      assert.equal(1, sent_since(before))
+      assert.equal(1, sent())
       c:close()
     end)
 
     it("client:batch: the item over the bound gets its own invalid_argument, the others run", function()
-      local c = client{ max_request_body = LIMIT }
-      local before = sb:state().total_requests
+      local c, sent = bounded()
       local results = c:batch{
         { "orders_detail", { order_number = "ORD-2025-001" } },
         { "orders_detail", { order_number = string.rep("a", LIMIT) } },
@@ -136,7 +131,7 @@ describe("max_request_body", function()
       assert.equal(200, results[1][3].status)
       assert_too_large(results[2][2], "order_number", "orders/detail")
       assert.equal("invalid_argument", results[3][2].kind)
-      assert.equal(1, sent_since(before))
+      assert.equal(1, sent())
       c:close()
     end)
 
@@ -150,7 +145,7 @@ describe("max_request_body", function()
     end)
 
     it("the core itself refuses a body over the bound (a request raises, a batch item fails)", function()
-      local c = core.new{ base_url = base_url, rate_limit = false, max_retries = 0, max_request_body = 10 }
+      local c = core.new{ base_url = sb.base_url, rate_limit = false, max_retries = 0, max_request_body = 10 }
       local before = sb:state().total_requests
       local ok, why = pcall(c.request, c, "/x", string.rep("a", 11))
       assert.is_false(ok)
@@ -163,30 +158,20 @@ describe("max_request_body", function()
     end)
 
     it("the command line: a body over the default bound exits 3 naming the field, nothing sent", function()
-      local function sink()
-        local parts = {}
-        return { write = function(self, ...) for i = 1, select("#", ...) do parts[#parts + 1] = (select(i, ...)) end
-                   return self end,
-                 flush = function() end, text = function() return table.concat(parts) end }
-      end
       local big = string.rep("a", 4 * MiB)
       for _, case in ipairs{
         { argv = { "orders/detail", "order_number=" .. big }, stdin = "" },
         { argv = { "orders/detail", "-" }, stdin = '{"order_number":"' .. big .. '"}' },
       } do
-        local out, errs, pos = sink(), sink(), 1
         local before = sb:state().total_requests
-        local code = cli.main(case.argv, {
-          stdout = out, stderr = errs, isatty = function() return false end,
-          getenv = function(k) return ({ WEMASY_BASE_URL = base_url, WEMASY_TOKEN = tokens.merchant })[k] end,
-          stdin = { read = function() local rest = case.stdin:sub(pos); pos = #case.stdin + 1; return rest end },
-        })
-        assert.equal(cli.EXIT.invalid_argument, code, errs.text())
-        assert.truthy(errs.text():find("order_number", 1, true), errs.text())
-        assert.truthy(errs.text():find("max_request_body", 1, true), errs.text())
+        local code, _, errs = helpers.cli(case.argv, { WEMASY_BASE_URL = sb.base_url, WEMASY_TOKEN = tokens.merchant },
+          case.stdin)
+        assert.equal(cli.EXIT.invalid_argument, code, errs)
+        assert.truthy(errs:find("order_number", 1, true), errs)
+        assert.truthy(errs:find("max_request_body", 1, true), errs)
         assert.equal(0, sent_since(before))
       end
-      core._debug_unlink(base_url, tokens.merchant)
+      core._debug_unlink(sb.base_url, tokens.merchant)
     end)
   end)
 

@@ -4,6 +4,7 @@
 -- (when to retry, what closed, which limit).
 local wemasy = require("wemasy")
 local sandbox = require("wemasy.sandbox")
+local h = require("support.helpers")
 
 local tokens = sandbox.tokens
 
@@ -46,22 +47,11 @@ describe("base_url", function()
 end)
 
 describe("against the sandbox", function()
-  local base_url, sb
-
-  lazy_setup(function()
-    base_url, sb = sandbox.start{ window = 60, limits = { default = 2, sync = 100 } }
-    assert(base_url, sb)
-  end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function() sb:reset() end)
+  local sb = h.fresh_sandbox{ window = 60, limits = { default = 2, sync = 100 } }
 
   local function client(opts)
     opts = opts or {}
-    opts.base_url = base_url
+    opts.base_url = sb.base_url
     if opts.token == nil then opts.token = tokens.merchant end
     if opts.rate_limit == nil then opts.rate_limit = { shared = false } end
     return wemasy.new(opts)

@@ -5,17 +5,29 @@
 local core = require "wemasy.core"
 local h = require "support.helpers"
 
-local srv
-local names = 0
+local srv = h.tiny_server()
 
--- A fresh counter name on the server: "/c/<name>/<route>" counts, "/count/<name>" tells.
-local function counter()
-  names = names + 1
-  return "n" .. names .. "-" .. math.random(1, 1e6)
+-- A fresh counter name on the server: "/c/<name>/<route>" counts, count(name) tells.
+local function counter() return h.counter("n") end
+local function count(name) return h.count(srv, name) end
+
+-- c:request's results for a failure: no status, this kind, whether a byte
+-- was sent, how many tries were made.
+local function assert_failure(kind, sent, attempts, status, got_kind, _, got_sent, got_attempts)
+  assert.is_nil(status)
+  assert.equal(kind, got_kind)
+  assert.equal(sent, got_sent)
+  assert.equal(attempts, got_attempts)
 end
 
-local function count(name)
-  return tonumber(h.get(srv.url, "/count/" .. name))
+-- An idempotent request of `route` fails with `kind` after `attempts` tries,
+-- each of which reached the server.
+local function assert_tried(c, route, kind, attempts)
+  local name = counter()
+  local _, got_kind, _, _, got_attempts = c:request("/c/" .. name .. route, "{}", true, nil, true)
+  assert.equal(kind, got_kind)
+  assert.equal(attempts, got_attempts)
+  assert.equal(attempts, count(name))
 end
 
 -- A client with fake time and a fixed random number.
@@ -29,56 +41,35 @@ local function client(opts, random)
   return core.new(opts), t
 end
 
-local function closed_port()
-  local socket = require "socket"
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
-
 describe("wemasy.core retries", function()
-  setup(function() srv = h.start_server() end)
-  teardown(function()
-    h.forget_tokens(srv.url)
-    h.stop_server(srv)
-  end)
-
   describe("of HTTP statuses", function()
+    -- /status/<code>, idempotent or not: the status comes back after
+    -- `attempts` tries, each of which reached the server, with these sleeps.
+    local function assert_status(code, idempotent, attempts, sleeps)
+      local c, t = client()
+      local name = counter()
+      local flag = idempotent or nil
+      local status, _, _, got = c:request("/c/" .. name .. "/status/" .. code, "{}", flag, nil, flag)
+      assert.equal(code, status)
+      assert.equal(attempts, got)
+      assert.equal(attempts, count(name))
+      assert.same(sleeps, t.sleeps)
+      c:close()
+    end
+
     for _, code in ipairs { 502, 503, 504 } do
       it("retries " .. code .. " on an idempotent call up to max_retries", function()
-        local c, t = client()
-        local name = counter()
-        local status, _, _, attempts = c:request("/c/" .. name .. "/status/" .. code, "{}", true, nil, true)
-        assert.equal(code, status)
-        assert.equal(3, attempts)
-        assert.equal(3, count(name))
-        assert.same({ 0.25, 0.5 }, t.sleeps) -- random 0.5 * 0.5, 0.5 * 1.0
-        c:close()
+        assert_status(code, true, 3, { 0.25, 0.5 }) -- random 0.5 * 0.5, 0.5 * 1.0
       end)
 
       it("does not retry " .. code .. " on a non-idempotent call", function()
-        local c, t = client()
-        local name = counter()
-        local status, _, _, attempts = c:request("/c/" .. name .. "/status/" .. code, "{}")
-        assert.equal(code, status)
-        assert.equal(1, attempts)
-        assert.equal(1, count(name))
-        assert.same({}, t.sleeps)
-        c:close()
+        assert_status(code, false, 1, {})
       end)
     end
 
     for _, code in ipairs { 400, 401, 403, 404, 422, 500 } do
       it("never retries " .. code .. ", even when idempotent", function()
-        local c, t = client()
-        local name = counter()
-        local status, _, _, attempts = c:request("/c/" .. name .. "/status/" .. code, "{}", true, nil, true)
-        assert.equal(code, status)
-        assert.equal(1, attempts)
-        assert.equal(1, count(name))
-        assert.same({}, t.sleeps)
-        c:close()
+        assert_status(code, true, 1, {})
       end)
     end
 
@@ -181,12 +172,8 @@ describe("wemasy.core retries", function()
 
   describe("of transport failures", function()
     it("re-sends a non-idempotent call after connection refused: it never left", function()
-      local c, t = client { base_url = "http://127.0.0.1:" .. closed_port() }
-      local status, kind, _, sent, attempts = c:request("/echo", "{}")
-      assert.is_nil(status)
-      assert.equal("network", kind)
-      assert.is_false(sent)
-      assert.equal(3, attempts)
+      local c, t = client { base_url = "http://127.0.0.1:" .. h.closed_port() }
+      assert_failure("network", false, 3, c:request("/echo", "{}"))
       assert.equal(2, #t.sleeps)
       c:close()
     end)
@@ -210,11 +197,7 @@ describe("wemasy.core retries", function()
     it("does not re-send a non-idempotent call after a timeout", function()
       local c, t = client { timeout = 0.2 }
       local name = counter()
-      local status, kind, _, sent, attempts = c:request("/c/" .. name .. "/sleep/1500", "{}")
-      assert.is_nil(status)
-      assert.equal("timeout", kind)
-      assert.is_true(sent)
-      assert.equal(1, attempts)
+      assert_failure("timeout", true, 1, c:request("/c/" .. name .. "/sleep/1500", "{}"))
       assert.equal(1, count(name))
       assert.same({}, t.sleeps)
       c:close()
@@ -222,50 +205,30 @@ describe("wemasy.core retries", function()
 
     it("re-sends an idempotent call after a timeout", function()
       local c = client { timeout = 0.2, max_retries = 1 }
-      local name = counter()
-      local _, kind, _, _, attempts = c:request("/c/" .. name .. "/sleep/1500", "{}", true, nil, true)
-      assert.equal("timeout", kind)
-      assert.equal(2, attempts)
-      assert.equal(2, count(name))
+      assert_tried(c, "/sleep/1500", "timeout", 2)
       c:close()
     end)
 
     it("does not re-send a non-idempotent call after a reset mid-response", function()
       local c = client()
       local name = counter()
-      local status, kind, _, sent, attempts = c:request("/c/" .. name .. "/reset", "{}")
-      assert.is_nil(status)
-      assert.equal("network", kind)
-      assert.is_true(sent)
-      assert.equal(1, attempts)
+      assert_failure("network", true, 1, c:request("/c/" .. name .. "/reset", "{}"))
       assert.equal(1, count(name))
       -- idempotent: it is
-      name = counter()
-      _, kind, _, _, attempts = c:request("/c/" .. name .. "/reset", "{}", true, nil, true)
-      assert.equal("network", kind)
-      assert.equal(3, attempts)
-      assert.equal(3, count(name))
+      assert_tried(c, "/reset", "network", 3)
       c:close()
     end)
 
     it("never retries a TLS failure", function()
       local c, t = client { base_url = srv.url:gsub("^http:", "https:") }
-      local status, kind, _, sent, attempts = c:request("/echo", "{}", true, nil, true)
-      assert.is_nil(status)
-      assert.equal("tls", kind)
-      assert.is_false(sent)
-      assert.equal(1, attempts)
+      assert_failure("tls", false, 1, c:request("/echo", "{}", true, nil, true))
       assert.same({}, t.sleeps)
       c:close()
     end)
 
     it("never retries a response over max_body", function()
       local c = client { max_body = 100 }
-      local name = counter()
-      local _, kind, _, _, attempts = c:request("/c/" .. name .. "/big/5000", "{}", true, nil, true)
-      assert.equal("too_large", kind)
-      assert.equal(1, attempts)
-      assert.equal(1, count(name))
+      assert_tried(c, "/big/5000", "too_large", 1)
       c:close()
     end)
 

@@ -2,12 +2,11 @@
 -- start/stop and cleanup, every endpoint with every documented status, the
 -- exact Laravel messages, state, rate limiting, several workers.
 --
---   spec/run build/5.4/wemasy/core.so build/jit/wemasy/core.so spec/sandbox_spec.lua
+--   spec/run build/5.4/wemasy/core.so build/jit/wemasy/core.so spec/sandbox/api_spec.lua
 
 local cjson = require "cjson.safe"
-local http = require "socket.http"
-local ltn12 = require "ltn12"
 local socket = require "socket"
+local request = require("support.http").request
 
 local sandbox = require "wemasy.sandbox"
 local proc = require "wemasy.sandbox.proc"
@@ -17,25 +16,6 @@ local V1 = "/services/webshop/v1/"
 local SESSION, EMAIL = "abc123def456ghi789", "john@example.com"
 
 ------------------------------------------------------------------ helpers
-
--- One HTTP request on a new connection. Returns { status, body, headers, json }.
-local function request(method, url, body, headers)
-   local h = {}
-   for k, v in pairs(headers or {}) do h[k:lower()] = v end
-   local source
-   if body then
-      h["content-length"] = tostring(#body)
-      source = ltn12.source.string(body)
-   end
-   local chunks = {}
-   local ok, status, rheaders = http.request{
-      url = url, method = method, headers = h, source = source,
-      sink = ltn12.sink.table(chunks),
-   }
-   assert(ok, "request to " .. url .. " failed: " .. tostring(status))
-   local text = table.concat(chunks)
-   return { status = status, body = text, headers = rheaders, json = cjson.decode(text) }
-end
 
 -- POST <base_url>/services/webshop/v1/<path> with a JSON body (a table, or a
 -- string sent as it is).
@@ -57,6 +37,13 @@ end
 local function has_rate_headers(res, limit)
    assert.equal(tostring(limit), res.headers["x-ratelimit-limit"])
    assert.is_truthy(tonumber(res.headers["x-ratelimit-remaining"]))
+end
+
+-- An answer with this status and exactly this body, counted against a quota of `limit`.
+local function assert_answer(res, status, limit, body)
+   assert.equal(status, res.status)
+   assert.equal(body, res.body)
+   has_rate_headers(res, limit)
 end
 
 local LUA = jit and "luajit" or "lua5.4"
@@ -279,35 +266,29 @@ describe("wemasy.sandbox endpoints", function()
          assert.is_truthy(res.body:find('"checkout":{"order":{"products":[]}}', 1, true))
       end)
 
-      it("is 404 for an unknown order number", function()
-         local res = api(sb, "orders/detail", { order_number = "NOPE" }, tokens.merchant)
-         assert.equal(404, res.status)
-         assert.equal('{"error":true,"message":"Order not found"}', res.body)
-         has_rate_headers(res, 60)
-      end)
+      for _, case in ipairs{
+         { "is 404 for an unknown order number", "NOPE", tokens.merchant,
+           404, '{"error":true,"message":"Order not found"}' },
+         { "is 403 for customer tokens", "ORD-2025-001", tokens.customer,
+           403, '{"error":true,"message":"This action is unauthorized."}' },
+      } do
+         it(case[1], function()
+            assert_answer(api(sb, "orders/detail", { order_number = case[2] }, case[3]), case[4], 60, case[5])
+         end)
+      end
 
       it("is 401 without a token or with an unknown one", function()
          for _, token in ipairs{ false, "nope", "" } do
             local res = api(sb, "orders/detail", { order_number = "ORD-2025-001" }, token or nil)
-            assert.equal(401, res.status)
-            assert.equal('{"error":true,"message":"Unauthenticated."}', res.body)
-            has_rate_headers(res, 60)
+            assert_answer(res, 401, 60, '{"error":true,"message":"Unauthenticated."}')
          end
-      end)
-
-      it("is 403 for customer tokens", function()
-         local res = api(sb, "orders/detail", { order_number = "ORD-2025-001" }, tokens.customer)
-         assert.equal(403, res.status)
-         assert.equal('{"error":true,"message":"This action is unauthorized."}', res.body)
-         has_rate_headers(res, 60)
       end)
 
       it("is 422 with Laravel's messages", function()
          local res = api(sb, "orders/detail", {}, tokens.merchant)
-         assert.equal(422, res.status)
-         assert.equal('{"message":"The order number field is required.","errors":'
-            .. '{"order_number":["The order number field is required."]}}', res.body)
-         has_rate_headers(res, 60)
+         assert_answer(res, 422, 60,
+            '{"message":"The order number field is required.","errors":'
+            .. '{"order_number":["The order number field is required."]}}')
          res = api(sb, "orders/detail", { order_number = 8 }, tokens.merchant)
          assert.equal("The order number field must be a string.", res.json.message)
          for _, empty in ipairs{ '{"order_number":""}', '{"order_number":"   "}', '{"order_number":null}' } do
@@ -350,9 +331,7 @@ describe("wemasy.sandbox endpoints", function()
             { website_id = "1", order_session = "nope", email = EMAIL },
          } do
             local res = api(sb, "orders/get", body)
-            assert.equal(404, res.status)
-            assert.equal('{"error":true,"message":"Order not found","data":[]}', res.body)
-            has_rate_headers(res, 60)
+            assert_answer(res, 404, 60, '{"error":true,"message":"Order not found","data":[]}')
          end
       end)
 
@@ -425,9 +404,7 @@ describe("wemasy.sandbox endpoints", function()
 
       it("is 404 for an unknown session and for a quote", function()
          local res = mark{ order_session = "nope" }
-         assert.equal(404, res.status)
-         assert.equal('{"error":true}', res.body)
-         has_rate_headers(res, 60)
+         assert_answer(res, 404, 60, '{"error":true}')
          res = api(sb, "orders/mark-purchase-tracked", { website_id = "2", order_session = "q1w2e3r4t5y6u7i8o9p0" })
          assert.equal(404, res.status)
       end)
@@ -463,18 +440,14 @@ describe("wemasy.sandbox endpoints", function()
       it("is 403 without the finance permission and for customers", function()
          for _, token in ipairs{ tokens.merchant_no_finance, tokens.customer, tokens.other_customer } do
             local res = api(sb, "orders/sync-snelstart-order", { order_id = 2502 }, token)
-            assert.equal(403, res.status)
-            assert.equal('{"error":true,"message":"This action is unauthorized."}', res.body)
-            has_rate_headers(res, 5)
+            assert_answer(res, 403, 5, '{"error":true,"message":"This action is unauthorized."}')
          end
          assert.same({}, keys_of(sb:state().syncs))
       end)
 
       it("is 401 without a valid token", function()
          local res = api(sb, "orders/sync-snelstart-order", { order_id = 2502 }, "x")
-         assert.equal(401, res.status)
-         assert.equal('{"error":true,"message":"Unauthenticated."}', res.body)
-         has_rate_headers(res, 5)
+         assert_answer(res, 401, 5, '{"error":true,"message":"Unauthenticated."}')
       end)
 
       it("is 422 like Laravel's required|integer|exists", function()

@@ -4,28 +4,18 @@
 local wemasy = require("wemasy")
 local sandbox = require("wemasy.sandbox")
 local pretty = require("wemasy.pretty")
+local h = require("support.helpers")
 
 local tokens = sandbox.tokens
 
 describe("client hooks and debug", function()
-  local base_url, sb
-
-  lazy_setup(function()
-    base_url, sb = sandbox.start{ window = 60, limits = { default = 1000, sync = 100 } }
-    assert(base_url, sb)
-  end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function() sb:reset() end)
+  local sb = h.fresh_sandbox()
 
   -- A client whose hooks and debug lines are recorded.
   local function observed(token, extra)
     local rec = { requests = {}, responses = {}, lines = {} }
     local opts = {
-      base_url = base_url, token = token, timeout = 10, rate_limit = { shared = false },
+      base_url = sb.base_url, token = token, timeout = 10, rate_limit = { shared = false },
       hooks = {
         on_request = function(info) rec.requests[#rec.requests + 1] = info end,
         on_response = function(info) rec.responses[#rec.responses + 1] = info end,
@@ -54,7 +44,7 @@ describe("client hooks and debug", function()
     end)
 
     it("accepts debug = false and empty hooks, and then observes nothing", function()
-      local c = wemasy.new{ base_url = base_url, hooks = {}, debug = false, rate_limit = { shared = false } }
+      local c = wemasy.new{ base_url = sb.base_url, hooks = {}, debug = false, rate_limit = { shared = false } }
       local body = c:orders_get{ website_id = 1, order_session = "abc123def456ghi789", email = "john@example.com" }
       assert.is_table(body)
       c:close()
@@ -63,7 +53,7 @@ describe("client hooks and debug", function()
 
   it("calls on_request then on_response once per call, with the call's facts", function()
     local order = {}
-    local c = wemasy.new{ base_url = base_url, token = tokens.merchant, rate_limit = { shared = false },
+    local c = wemasy.new{ base_url = sb.base_url, token = tokens.merchant, rate_limit = { shared = false },
       hooks = {
         on_request = function(info) order[#order + 1] = "request " .. info.endpoint end,
         on_response = function(info) order[#order + 1] = "response " .. info.endpoint end,
@@ -220,7 +210,7 @@ describe("client hooks and debug", function()
       local wemasy = require("wemasy")
       local c = wemasy.new{ base_url = %q, token = %q, debug = true, rate_limit = { shared = false } }
       c:orders_detail{ order_number = "ORD-2025-001" }
-    ]], base_url, tokens.merchant))
+    ]], sb.base_url, tokens.merchant))
     f:close()
     local p = assert(io.popen(lua .. " " .. script .. " 2>&1 >/dev/null"))
     local out = p:read("*a")
@@ -232,7 +222,7 @@ describe("client hooks and debug", function()
 
   it("a hook that raises does not break the call; the debug log says so", function()
     local lines = {}
-    local c = wemasy.new{ base_url = base_url, token = tokens.merchant, rate_limit = { shared = false },
+    local c = wemasy.new{ base_url = sb.base_url, token = tokens.merchant, rate_limit = { shared = false },
       hooks = { on_request = function() error("request hook bug") end,
                 on_response = function() error({ "not even a string" }) end },
       debug = function(line) lines[#lines + 1] = line end }
@@ -248,7 +238,7 @@ describe("client hooks and debug", function()
   end)
 
   it("without debug, a raising hook is ignored", function()
-    local c = wemasy.new{ base_url = base_url, token = tokens.merchant, rate_limit = { shared = false },
+    local c = wemasy.new{ base_url = sb.base_url, token = tokens.merchant, rate_limit = { shared = false },
       hooks = { on_response = function() error("ignored") end } }
     local body, err = c:orders_detail{ order_number = "NOPE" }
     assert.is_nil(body)
@@ -257,7 +247,7 @@ describe("client hooks and debug", function()
   end)
 
   it("a debug function that raises does not break the call either", function()
-    local c = wemasy.new{ base_url = base_url, token = tokens.merchant, rate_limit = { shared = false },
+    local c = wemasy.new{ base_url = sb.base_url, token = tokens.merchant, rate_limit = { shared = false },
       debug = function() error("log sink down") end }
     assert.is_table(c:orders_detail{ order_number = "ORD-2025-001" })
     c:close()

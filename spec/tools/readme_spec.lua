@@ -106,16 +106,10 @@ end
 describe("README.md", function()
   local lines, text = read_lines(README)
   local blocks = lua_blocks(lines)
-  local base_url, sb
+  local sb = helpers.sandbox()
   local segments = {} -- { base_url, token } of every client made: their limiter segments go at the end
 
-  lazy_setup(function()
-    base_url, sb = sandbox.start{ window = 60, limits = { default = 1000, sync = 100 } }
-    assert(base_url, sb)
-  end)
-
   lazy_teardown(function()
-    if sb then sb:stop() end
     for _, s in ipairs(segments) do core._debug_unlink(s[1], s[2]) end
   end)
 
@@ -126,7 +120,7 @@ describe("README.md", function()
       local copy = {}
       for k, v in pairs(opts or {}) do copy[k] = v end
       if type(copy.base_url) ~= "string" or not copy.base_url:find("^http://127%.0%.0%.1[:/]") then
-        copy.base_url = base_url
+        copy.base_url = sb.base_url
       end
       segments[#segments + 1] = { copy.base_url, copy.token }
       return wemasy.new(copy)
@@ -164,7 +158,7 @@ describe("README.md", function()
     return setmetatable(env, { __index = function(_, name)
       if STANDARD[name] then return _G[name] end
       if block.given[name] then
-        assert(given[name] ~= nil, "readme-spec: no stub for given '" .. name .. "' in spec/readme_spec.lua")
+        assert(given[name] ~= nil, "readme-spec: no stub for given '" .. name .. "' in spec/tools/readme_spec.lua")
         return given[name]
       end
       error("reads the global '" .. tostring(name) .. "', which it does not define: define it, or name it in"

@@ -12,6 +12,7 @@
 local socket = require("socket")
 local wemasy = require("wemasy")
 local sandbox = require("wemasy.sandbox")
+local h = require("support.helpers")
 
 local TIMEOUT = 1                        -- seconds, per attempt
 local RETRIES = 2
@@ -71,11 +72,11 @@ local function copy(t)
 end
 
 describe("faults", function()
-  local base_url, sb
+  local sb = h.fresh_sandbox{ limits = { default = 100000, sync = 1000 } }
 
   local function new_client(extra)
     local opts = {
-      base_url = base_url, token = sandbox.tokens.merchant, timeout = TIMEOUT, connect_timeout = TIMEOUT,
+      base_url = sb.base_url, token = sandbox.tokens.merchant, timeout = TIMEOUT, connect_timeout = TIMEOUT,
       max_retries = RETRIES, backoff = BACKOFF,
       -- In-process, and roomy enough that only the server's word (a 429) ever waits.
       rate_limit = { shared = false, groups = { default = { limit = 1000, window = 60 } } },
@@ -110,17 +111,6 @@ describe("faults", function()
   local function bound(f, attempts)
     return attempts * TIMEOUT + (attempts - 1) * math.max(BACKOFF.cap, f.waits or 0) + SLACK
   end
-
-  lazy_setup(function()
-    base_url, sb = sandbox.start{ limits = { default = 100000, sync = 1000 } }
-    assert(base_url, sb)
-  end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function() sb:reset() end)
 
   -- warm: the fault meets a kept-alive connection that served a call before.
   -- libcurl re-sends a request by itself when such a connection dies before

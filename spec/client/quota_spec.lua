@@ -44,23 +44,16 @@ local function run_workers(base_url, token, n, seconds)
 end
 
 describe("one quota for several processes against the sandbox", function()
-  local base_url, sb
-  lazy_setup(function()
-    base_url, sb = sandbox.start{ window = WINDOW, limits = { default = LIMIT, sync = 5 } }
-    assert(base_url, sb)
-  end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
+  local sb = helpers.sandbox{ window = WINDOW, limits = { default = LIMIT, sync = 5 } }
 
   for _, n in ipairs{ 2, 4 } do
     it(n .. " processes on one token get no 429 and use most of the quota", function()
       local token = sandbox.tokens.merchant
-      finally(function() core._debug_unlink(base_url, token) end)
+      finally(function() core._debug_unlink(sb.base_url, token) end)
     sb:reset()
-      core._debug_unlink(base_url, token)
+      core._debug_unlink(sb.base_url, token)
       local seconds = 4
-      local total = run_workers(base_url, token, n, seconds)
+      local total = run_workers(sb.base_url, token, n, seconds)
       local state = sb:state()
       assert.equal(0, total.limited)
       assert.equal(0, total.other)
@@ -79,7 +72,7 @@ describe("one quota for several processes against the sandbox", function()
     sb:reset()
     local control = WORKER:gsub("shared = true", "shared = false")
     local children = {}
-    for i = 1, 4 do children[i] = helpers.spawn(control, { base_url, token, 2, LIMIT, WINDOW }) end
+    for i = 1, 4 do children[i] = helpers.spawn(control, { sb.base_url, token, 2, LIMIT, WINDOW }) end
     local limited = 0
     for _, child in ipairs(children) do
       limited = limited + tonumber(helpers.finish(child):match("limited=(%d+)") or 0)
@@ -89,11 +82,11 @@ describe("one quota for several processes against the sandbox", function()
 
   it("a 429 from the server closes the group for every client sharing the token", function()
     local token = sandbox.tokens.merchant
-    finally(function() core._debug_unlink(base_url, token) end)
-    core._debug_unlink(base_url, token)
+    finally(function() core._debug_unlink(sb.base_url, token) end)
+    core._debug_unlink(sb.base_url, token)
     sb:reset()
     local function shop(wait)
-      return wemasy.new{ base_url = base_url, token = token, max_retries = 0,
+      return wemasy.new{ base_url = sb.base_url, token = token, max_retries = 0,
         rate_limit = { wait = wait, groups = { default = { limit = LIMIT, window = WINDOW } } } }
     end
     local first, second = shop(true), shop(false)
@@ -117,9 +110,9 @@ describe("one quota for several processes against the sandbox", function()
 
   it("reports the quota without sending anything", function()
     local token = sandbox.tokens.customer
-    finally(function() core._debug_unlink(base_url, token) end)
-    core._debug_unlink(base_url, token)
-    local c = wemasy.new{ base_url = base_url, token = token,
+    finally(function() core._debug_unlink(sb.base_url, token) end)
+    core._debug_unlink(sb.base_url, token)
+    local c = wemasy.new{ base_url = sb.base_url, token = token,
       rate_limit = { groups = { default = { limit = LIMIT, window = WINDOW } } } }
     sb:reset()
     assert.same({ limit = LIMIT, remaining = LIMIT, reset_in = 0, closed_for = 0 }, c:rate_limit())

@@ -5,7 +5,7 @@
 local core = require "wemasy.core"
 local h = require "support.helpers"
 
-local srv
+local srv = h.tiny_server()
 
 local function client(opts)
   opts = opts or {}
@@ -22,12 +22,6 @@ local function items(n, path)
 end
 
 describe("wemasy.core batch scans", function()
-  setup(function() srv = h.start_server() end)
-  teardown(function()
-    h.forget_tokens(srv.url)
-    h.stop_server(srv)
-  end)
-
   it("look at each queued item a bounded number of times", function()
     local c = client()
     local visits = {}

@@ -4,22 +4,15 @@
 -- request of the quota.  (issue 17, item 3)
 local wemasy = require("wemasy")
 local sandbox = require("wemasy.sandbox")
+local h = require("support.helpers")
 
 describe("names that are not paths", function()
-  local sb, merchant
+  local sb = h.fresh_sandbox()
+  local merchant
 
   lazy_setup(function()
-    local base_url
-    base_url, sb = sandbox.start{ window = 60, limits = { default = 1000, sync = 100 } }
-    assert(base_url, sb)
-    merchant = wemasy.new{ base_url = base_url, token = sandbox.tokens.merchant, rate_limit = { shared = false } }
+    merchant = wemasy.new{ base_url = sb.base_url, token = sandbox.tokens.merchant, rate_limit = { shared = false } }
   end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function() sb:reset() end)
 
   local function sent() return sb:state().total_requests end
 

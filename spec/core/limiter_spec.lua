@@ -8,7 +8,7 @@
 local core = require "wemasy.core"
 local h = require "support.helpers"
 
-local srv
+local srv = h.tiny_server()
 
 local function limited(opts)
   opts.base_url = opts.base_url or srv.url
@@ -45,12 +45,6 @@ local function at_most(times, limit, span)
 end
 
 describe("wemasy.core rate limiter", function()
-  setup(function() srv = h.start_server() end)
-  teardown(function()
-    h.forget_tokens(srv.url)
-    h.stop_server(srv)
-  end)
-
   describe("options", function()
     local bad = {
       { { rate_limit = 1 }, "rate_limit" },

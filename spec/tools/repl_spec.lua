@@ -1,25 +1,16 @@
 -- The REPL's parts that need no terminal (issue 17 item 2): Tab completion
 -- as a pure function (line, cursor -> candidates), which lines the history
 -- keeps, where the history lives, and `_err`, the last error a client method
--- returned.  spec/repl_tty_spec.lua types at the real prompt in tmux.
+-- returned.  spec/tools/repl_tty_spec.lua types at the real prompt in tmux.
 local core = require("wemasy.core")
 local wemasy = require("wemasy")
 local repl = require("wemasy.repl")
+local helpers = require("support.helpers")
 
 local CLOSED = "http://127.0.0.1:1/api"
 local LUA = os.getenv("WEMASY_TEST_LUA") or "lua5.4"
 
-local function sink()
-  local parts = {}
-  return {
-    write = function(self, ...)
-      for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
-      return self
-    end,
-    flush = function() end,
-    text = function() return table.concat(parts) end,
-  }
-end
+local sink = helpers.sink
 
 local function lines_of(text)
   local list = {}

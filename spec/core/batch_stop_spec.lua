@@ -4,27 +4,17 @@
 -- went out.  (issue 17, item 4)
 local wemasy = require("wemasy")
 local sandbox = require("wemasy.sandbox")
+local h = require("support.helpers")
 
 local tokens = sandbox.tokens
 local SESSION, EMAIL = "abc123def456ghi789", "john@example.com"
 
 describe("a batch refused by the server", function()
-  local base_url, sb
-
-  lazy_setup(function()
-    base_url, sb = sandbox.start{ window = 60, limits = { default = 1000, sync = 100 } }
-    assert(base_url, sb)
-  end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function() sb:reset() end)
+  local sb = h.fresh_sandbox()
 
   local function client(token, opts)
     opts = opts or {}
-    opts.base_url, opts.token, opts.rate_limit = base_url, token, { shared = false }
+    opts.base_url, opts.token, opts.rate_limit = sb.base_url, token, { shared = false }
     return wemasy.new(opts)
   end
 

@@ -348,21 +348,20 @@ local function get_json(url)
 end
 
 describe("the OpenResty example against the sandbox", function()
-  local base_url, sb, shop, dir
+  local sb = helpers.fresh_sandbox{ window = 60, limits = { default = 5000, sync = 3 } }
+  local shop, dir
 
   lazy_setup(function()
-    base_url, sb = sandbox.start{ window = 60, limits = { default = 5000, sync = 3 } }
-    assert(base_url, sb)
     dir = assert(proc.mktemp())
-    local values = { BASE = base_url, merchant = tokens.merchant, no_finance = tokens.merchant_no_finance,
+    local values = { BASE = sb.base_url, merchant = tokens.merchant, no_finance = tokens.merchant_no_finance,
                      customer = tokens.customer, secret = SECRET }
     proc.write_file(dir .. "/ngx_spec.lua", (NGINX_SIDE:gsub("@([%w_]+)@", values)))
     for _, t in ipairs{ tokens.merchant, tokens.merchant_no_finance, tokens.customer, SECRET } do
-      core._debug_unlink(base_url, t)
+      core._debug_unlink(sb.base_url, t)
     end
     local err
     shop, err = launch.start{
-      base_url = base_url, token = tokens.merchant, workers = 2,
+      base_url = sb.base_url, token = tokens.merchant, workers = 2,
       lua_path = dir .. "/?.lua", http = "    lua_shared_dict spec 1m;", server = SPEC_LOCATIONS,
     }
     assert(shop, err)
@@ -370,17 +369,14 @@ describe("the OpenResty example against the sandbox", function()
 
   lazy_teardown(function()
     if shop then shop:stop() end
-    if sb then sb:stop() end
     if dir then proc.remove_tree(dir) end
-    if base_url then
+    if sb.base_url then
       for _, t in ipairs{ tokens.merchant, tokens.merchant_no_finance, tokens.customer, SECRET } do
-        core._debug_unlink(base_url, t)
+        core._debug_unlink(sb.base_url, t)
       end
-      core._debug_unlink(base_url, nil)
+      core._debug_unlink(sb.base_url, nil)
     end
   end)
-
-  before_each(function() sb:reset() end)
 
   describe("the thank-you page", function()
     local function visit(session)
@@ -616,18 +612,11 @@ describe("the OpenResty example against the sandbox", function()
 end)
 
 describe("the OpenResty example misconfigured", function()
-  local base_url, sb
-  lazy_setup(function()
-    base_url, sb = sandbox.start{}
-    assert(base_url, sb)
-  end)
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
+  local sb = helpers.sandbox{}
 
   it("will not start with the Lua 5.4 build of wemasy.core, and says why", function()
     local root = launch.root
-    local shop, err = launch.start{ base_url = base_url, cpath = root .. "/build/5.4" }
+    local shop, err = launch.start{ base_url = sb.base_url, cpath = root .. "/build/5.4" }
     if shop then shop:stop() end
     assert.is_nil(shop)
     assert.matches("wemasy.ngx: " .. root .. "/build/5.4/wemasy/core.so is not built for LuaJIT"
@@ -635,7 +624,7 @@ describe("the OpenResty example misconfigured", function()
   end)
 
   it("fails the first call, not the start, without the thread_pool directive", function()
-    local shop = assert(launch.start{ base_url = base_url,
+    local shop = assert(launch.start{ base_url = sb.base_url,
       replace = { { "thread_pool wemasy threads=16;", "" } } })
     finally(function() shop:stop() end)
     local status = launch.request("GET", shop.url .. "/thank-you?website_id=1&order_session=f3a9c1d27b5e4a60")
@@ -667,15 +656,14 @@ print(table.concat(out, " "))
 
 describe("four nginx workers hammering one token through the example", function()
   local WINDOW, LIMIT = 1, 8
-  local base_url, sb, shop
+  local sb = helpers.sandbox{ window = WINDOW, limits = { default = LIMIT, sync = 5 } }
+  local shop
 
   lazy_setup(function()
-    base_url, sb = sandbox.start{ window = WINDOW, limits = { default = LIMIT, sync = 5 } }
-    assert(base_url, sb)
-    core._debug_unlink(base_url, tokens.merchant)
+    core._debug_unlink(sb.base_url, tokens.merchant)
     local err
     shop, err = launch.start{
-      base_url = base_url, token = tokens.merchant, workers = 4, reuseport = true,
+      base_url = sb.base_url, token = tokens.merchant, workers = 4, reuseport = true,
       configure = ("rate_limit = { groups = { default = { limit = %d, window = %d } } },"):format(LIMIT, WINDOW),
       server = "        add_header X-Worker $pid always;",
     }
@@ -684,8 +672,7 @@ describe("four nginx workers hammering one token through the example", function(
 
   lazy_teardown(function()
     if shop then shop:stop() end
-    if sb then sb:stop() end
-    if base_url then core._debug_unlink(base_url, tokens.merchant) end
+    if sb.base_url then core._debug_unlink(sb.base_url, tokens.merchant) end
   end)
 
   it("gets no 429 from the sandbox: every request that reached it succeeded", function()

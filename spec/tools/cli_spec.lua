@@ -6,40 +6,12 @@ local core = require("wemasy.core")
 local cli = require("wemasy.cli")
 local json = require("wemasy.json")
 local sandbox = require("wemasy.sandbox")
+local helpers = require("support.helpers")
 
 local tokens = sandbox.tokens
 local LUA = os.getenv("WEMASY_TEST_LUA") or "lua5.4"
 
-local function sink()
-  local parts = {}
-  return {
-    write = function(self, ...)
-      for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
-      return self
-    end,
-    flush = function() end,
-    text = function() return table.concat(parts) end,
-  }
-end
-
--- stdin: "*a" gives the rest, "*l" one line.
-local function source(text)
-  local pos = 1
-  return {
-    read = function(_, fmt)
-      if pos > #text then return nil end
-      if fmt == "*a" or fmt == "a" then
-        local rest = text:sub(pos)
-        pos = #text + 1
-        return rest
-      end
-      local nl = text:find("\n", pos, true) or (#text + 1)
-      local line = text:sub(pos, nl - 1)
-      pos = nl + 1
-      return line
-    end,
-  }
-end
+local sink, source = helpers.sink, helpers.source
 
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
@@ -48,15 +20,7 @@ describe("wemasy command line", function()
   local used_urls = {}
 
   -- cli.main with captured streams; env is the whole environment it sees.
-  local function run(argv, env, stdin)
-    local out, err = sink(), sink()
-    local code = cli.main(argv, {
-      stdout = out, stderr = err, stdin = source(stdin or ""),
-      getenv = function(k) return (env or {})[k] end,
-      isatty = function() return false end,
-    })
-    return code, out.text(), err.text()
-  end
+  local run = helpers.cli
 
   local function merchant_env()
     return { WEMASY_BASE_URL = base_url, WEMASY_TOKEN = tokens.merchant }
