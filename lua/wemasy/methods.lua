@@ -91,6 +91,7 @@ local function closest(name)
   end
   return best
 end
+M.closest = closest
 
 local function unknown_name(name)
   local shown = name:sub(1, 80)

@@ -110,4 +110,16 @@ describe("wemasy command line usage errors", function()
     assert.truthy(err:find("--token-file", 1, true), err)
     assert.falsy(err:find("wemasy.new", 1, true), err)
   end)
+
+  -- (A name with a '/' that is not in the table is another path of the API:
+  -- it goes out through client:call, as the README says.)
+  it("a misspelt endpoint name says which one was meant, and sends nothing", function()
+    for _, case in ipairs({
+      { { "orders_detial", "order_number=X" }, "orders_detail" },
+      { { "endpoints", "orders/detial" }, "orders/detail" },
+    }) do
+      local msg = usage(case[1])
+      assert.truthy(msg:find("did you mean '" .. case[2] .. "'", 1, true), msg)
+    end
+  end)
 end)
