@@ -20,7 +20,8 @@ DEB_PACKAGES := gcc make pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-
                   lua-check cppcheck valgrind tmux \
                 lua-argparse lua-readline \
                 lua-curl wrk \
-                clang libclang-rt-14-dev
+                clang libclang-rt-14-dev \
+                redis-server libhiredis-dev
 
 # Expanded when used (not when read), so after `make deps` has installed gcc.
 MULTIARCH     = $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -dumpmachine 2>/dev/null)
