@@ -8,7 +8,8 @@
 
 static const char *const kind_names[] = {
     "ok", "timeout", "network", "tls", "too_large", "closed", "internal",
-    "interrupted", "rate_limited", "invalid_argument", "unauthenticated", "forbidden"};
+    "interrupted", "rate_limited", "invalid_argument", "unauthenticated", "forbidden",
+    "circuit_open"};
 
 const char *client_kind_name(int kind)
 {
@@ -68,12 +69,23 @@ static int try_once(lua_State *L, client *c, const call_args *a,
 
     transport_perform(c->t, a->path, a->body, a->body_len, a->with_auth, &r);
     call_record(o, &r, transport_last(c->t));
-    /* The clock (maybe a Lua hook) only when the limiter has news to learn. */
-    if (r.kind == TK_OK && c->limiter != NULL &&
-        (status = inject_now(L, c, &now)) != LUA_OK)
+    /* The clock (maybe a Lua hook) only when limiter or breaker learn. */
+    if (call_learns(c, o) && (status = inject_now(L, c, &now)) != LUA_OK)
         return status;
     call_learn(c, a->group, now, o);
     return LUA_OK;
+}
+
+/* Asks the breaker (before the slot: a refused try takes none); 1: go. */
+static int admitted(lua_State *L, client *c, call_outcome *o, int *status)
+{
+    double now;
+
+    if (!c->breaker.on)
+        return 1;
+    if ((*status = inject_now(L, c, &now)) != LUA_OK)
+        return 0;
+    return call_admit(c, now, o);
 }
 
 int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o)
@@ -85,10 +97,12 @@ int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o)
     if (call_closed(c, o))
         return LUA_OK;
     for (;;) {
-        if (!wait_for_slot(L, c, a->group, o, &status))
+        if (!admitted(L, c, o, &status))
             return status;
-        if (!call_may_try(c, o))
-            return LUA_OK;
+        if (!wait_for_slot(L, c, a->group, o, &status) || !call_may_try(c, o)) {
+            call_unadmit(c, o); /* not tried after all: a probe goes back */
+            return status;
+        }
         if ((status = try_once(L, c, a, o)) != LUA_OK)
             return status;
         if (!call_want_retry(L, c, o, a->idempotent, &delay, &status))
