@@ -18,7 +18,7 @@ M.kinds = {
   api = "2xx whose body says \"error\": true",
   http = "any other status",
   timeout = "connect or total timeout",
-  network = "resolve, connect, reset, broken transfer",
+  network = "resolve, connect, reset, broken transfer; or the circuit breaker is open (err.reason)",
   tls = "certificate or handshake",
   decode = "body is not the JSON expected (or larger than max_body)",
 }
