@@ -32,16 +32,15 @@ void client_push_kinds(lua_State *L)
 }
 
 /* Waits (by sleeping: nothing else is in flight) until the limiter gives a
- * slot, or says why not in *o.  Returns 1 with a slot, 0 without one. */
+ * slot, asking first at `start`, or says why not in *o.  Returns 1 with a
+ * slot, 0 without one. */
 static int wait_for_slot(lua_State *L, client *c, const limiter_group *g,
-                         call_outcome *o, int *status)
+                         double start, call_outcome *o, int *status)
 {
-    double start, now;
+    double now;
 
     if (c->limiter == NULL)
         return 1;
-    if ((*status = inject_now(L, c, &start)) != LUA_OK)
-        return 0;
     for (now = start;;) {
         double wait;
 
@@ -76,18 +75,6 @@ static int try_once(lua_State *L, client *c, const call_args *a,
     return LUA_OK;
 }
 
-/* Asks the breaker (before the slot: a refused try takes none); 1: go. */
-static int admitted(lua_State *L, client *c, call_outcome *o, int *status)
-{
-    double now;
-
-    if (!c->breaker.on)
-        return 1;
-    if ((*status = inject_now(L, c, &now)) != LUA_OK)
-        return 0;
-    return call_admit(c, now, o);
-}
-
 int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o)
 {
     int status = LUA_OK;
@@ -97,9 +84,16 @@ int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o)
     if (call_closed(c, o))
         return LUA_OK;
     for (;;) {
-        if (!admitted(L, c, o, &status))
+        double now = 0;
+
+        /* One reading for the breaker and the first ask for a slot. */
+        if ((c->breaker.on || c->limiter != NULL) &&
+            (status = inject_now(L, c, &now)) != LUA_OK)
             return status;
-        if (!wait_for_slot(L, c, a->group, o, &status) || !call_may_try(c, o)) {
+        /* The breaker first: a refused try takes no slot. */
+        if (!call_admit(c, now, o))
+            return LUA_OK;
+        if (!wait_for_slot(L, c, a->group, now, o, &status) || !call_may_try(c, o)) {
             call_unadmit(c, o); /* not tried after all: a probe goes back */
             return status;
         }
