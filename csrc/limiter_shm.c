@@ -404,4 +404,33 @@ int limiter_shared_hold_lock(const char *base_url, const char *token,
     return 0;
 }
 
+/* A double as a uint32_t without undefined behaviour (NaN and out of range: 0). */
+static uint32_t as_u32(double v)
+{
+    return v >= 0 && v <= 4294967295.0 ? (uint32_t)v : 0;
+}
+
+int limiter_shared_set_breaker(const char *base_url, const char *token,
+                               double phase, double failures, double open_in,
+                               double probe_in, char *err, size_t errlen)
+{
+    segment *seg = open_ready(base_url, token, err, errlen);
+    double now = limiter_now();
+
+    if (seg == NULL)
+        return -1;
+    if (seg_lock(seg) != 0) {
+        snprintf(err, errlen, "cannot lock the shared segment");
+        munmap(seg, sizeof(segment));
+        return -1;
+    }
+    seg->breaker.phase = as_u32(phase);
+    seg->breaker.failures = as_u32(failures);
+    seg->breaker.open_until = now + open_in;
+    seg->breaker.probe_until = now + probe_in;
+    seg_unlock(seg);
+    munmap(seg, sizeof(segment));
+    return 0;
+}
+
 #endif /* WEMASY_TESTS */

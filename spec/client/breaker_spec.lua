@@ -266,3 +266,53 @@ describe("the circuit breaker", function()
     end
   end)
 end)
+
+-- The breaker's fields in the shared segment are anyone's to write (another
+-- process, another version, a crash mid-update): each use checks them first.
+describe("the shared breaker's state as another process left it", function()
+  local function set(token, phase, failures, open_in, probe_in)
+    core._debug_set_breaker(down.url, token, phase, failures, open_in, probe_in)
+  end
+
+  it("takes an unknown phase as closed, and a run of failures past any bound at the bound", function()
+    mode("503")
+    for _, garbage in ipairs{ { 7, 0 }, { 4294967295, 4294967295 }, { 0, 4294967295 } } do
+      local token = h.token("brk-garbage")
+      local c = client({ token = token, breaker = { failures = 2 } })
+      set(token, garbage[1], garbage[2], 0, 0)
+      local before = count()
+      local _, err = call(c)
+      -- Closed, or at most a run at its bound: never an open breaker out of nowhere.
+      assert.equal("server", err.kind, tostring(err))
+      c:close()
+      assert.equal(1, count() - before)
+    end
+  end)
+
+  it("takes a time out of range (NaN, ages ahead) as now: the next try probes", function()
+    mode("ok")
+    for _, t in ipairs{ 0 / 0, 1e12, -1e12, math.huge } do
+      local token = h.token("brk-time")
+      local c = client({ token = token })
+      set(token, 1, 5, t, t) -- open until t
+      assert.truthy(call(c), "open until now + " .. tostring(t))
+      c:close()
+      token = h.token("brk-time")
+      c = client({ token = token })
+      set(token, 2, 5, t, t) -- half open, a probe out until t
+      assert.truthy(call(c), "probe out until now + " .. tostring(t))
+      c:close()
+    end
+  end)
+
+  it("keeps a valid open state as it is", function()
+    mode("ok")
+    local token = h.token("brk-valid")
+    local c = client({ token = token })
+    set(token, 1, 5, 20, 0)
+    local _, err = call(c)
+    assert_open(err, 20)
+    assert.is_true(err.retry_after > 19, tostring(err.retry_after))
+    c:close()
+  end)
+end)
