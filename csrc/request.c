@@ -77,7 +77,7 @@ static int try_once(lua_State *L, client *c, const call_args *a,
 
 int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o)
 {
-    int status = LUA_OK;
+    int status;
     double delay;
 
     call_begin(o);
@@ -87,8 +87,8 @@ int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o)
         double now = 0;
 
         /* One reading for the breaker and the first ask for a slot. */
-        if ((c->breaker.on || c->limiter != NULL) &&
-            (status = inject_now(L, c, &now)) != LUA_OK)
+        status = c->breaker.on || c->limiter != NULL ? inject_now(L, c, &now) : LUA_OK;
+        if (status != LUA_OK)
             return status;
         /* The breaker first: a refused try takes no slot. */
         if (!call_admit(c, now, o))

@@ -70,7 +70,7 @@ sent?         boolean                  false when the request certainly did not 
 headers?      table<string, string>    response headers, lower-case names
 rate_limit?   wemasy.RateLimitHeaders  the server's X-RateLimit-* headers
 body?         table                    the decoded error body
-reason?       string                   "too_large" for a body over max_body; "interrupted": Ctrl-C stopped the call; "circuit_open": the breaker refused it
+reason?       string                   "too_large" (over max_body), "interrupted" (Ctrl-C), "circuit_open"
 ]]
 
 M.HOOK_FIELDS = rows[[

@@ -9,7 +9,6 @@ if not jit then
   return
 end
 
-local core = require("wemasy.core")
 local proc = require("wemasy.sandbox.proc")
 local helpers = require("support.helpers")
 local launch = dofile((helpers.SPEC_DIR:gsub("/spec$", "")) .. "/examples/openresty/launch.lua")
