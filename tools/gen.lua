@@ -85,7 +85,7 @@ kind?         wemasy.ErrorKind         on_response: the error kind, when it fail
 reason?       string                   on_response: the error's reason, e.g. "circuit_open"
 attempts?     integer                  on_response: tries sent (0 when refused before sending)
 duration?     number                   on_response: seconds, the core's waits and retries included
-retry_after?  number                   on_response: seconds, on rate_limited
+retry_after?  number                   on_response: seconds, on rate_limited and circuit_open
 rate_limit?   wemasy.RateLimitHeaders  on_response: the server's X-RateLimit-* headers
 limiter?      wemasy.QuotaState        on_response: the client's quota state of the group after the call
 ]]

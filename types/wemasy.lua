@@ -86,7 +86,7 @@
 ---@field reason? string on_response: the error's reason, e.g. "circuit_open"
 ---@field attempts? integer on_response: tries sent (0 when refused before sending)
 ---@field duration? number on_response: seconds, the core's waits and retries included
----@field retry_after? number on_response: seconds, on rate_limited
+---@field retry_after? number on_response: seconds, on rate_limited and circuit_open
 ---@field rate_limit? wemasy.RateLimitHeaders on_response: the server's X-RateLimit-* headers
 ---@field limiter? wemasy.QuotaState on_response: the client's quota state of the group after the call
 
