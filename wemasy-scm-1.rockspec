@@ -46,7 +46,7 @@ build = {
         "csrc/core.c", "csrc/options.c", "csrc/url.c", "csrc/inject.c", "csrc/call.c", "csrc/request.c", "csrc/batch.c",
         "csrc/transport.c", "csrc/settings.c", "csrc/headers.c", "csrc/buffer.c", "csrc/sockets.c",
         "csrc/classify.c", "csrc/libcurl.c", "csrc/multi.c", "csrc/retry.c", "csrc/interrupt.c",
-        "csrc/limiter.c", "csrc/limiter_shm.c", "csrc/window.c", "csrc/json.c",
+        "csrc/limiter.c", "csrc/limiter_shm.c", "csrc/window.c", "csrc/breaker.c", "csrc/json.c",
         "csrc/tests.c", -- empty here: the release never defines WEMASY_TESTS (csrc/tests.h)
       },
       defines = { 'WEMASY_VERSION="0.1.0"' },

@@ -327,10 +327,13 @@ static int launch(batch *b, int i)
 
     /* Closed by a hook or the progress callback, or a SIGINT during a
      * callback of this very pass: start nothing more. */
-    if (!call_may_try(b->c, &it->out))
+    if (!call_may_try(b->c, &it->out)) {
+        call_unadmit(b->c, &it->out);
         return finish(b, i);
+    }
     if (multi_pool_start(b->c->pool, i, it->args.path, it->args.body,
                          it->args.body_len, it->args.with_auth, &r) != TK_OK) {
+        call_unadmit(b->c, &it->out);
         it->out.r = r;
         call_fail(&it->out, (int)r.kind, r.message, -1);
         return finish(b, i);
@@ -382,10 +385,11 @@ static int refuse(batch *b, int i, int kind)
     return finish(b, i);
 }
 
-typedef enum { SLOT_TAKEN, GROUP_CLOSED, LIMITER_BROKEN } answer;
+typedef enum { SLOT_TAKEN, GROUP_CLOSED, LIMITER_BROKEN, CIRCUIT_OPEN } answer;
 
-/* Asks the limiter for a slot for item i (of queue q); when it has none,
- * q->until says until when; when it failed, the item's outcome says so. */
+/* Asks the breaker, then the limiter for a slot, for item i (of queue q);
+ * when the group has none, q->until says until when; when the limiter
+ * failed or the breaker refused, the item's outcome says so. */
 static answer ask(batch *b, int i, group_queue *q, double now)
 {
     batch_item *it = &b->items[i];
@@ -393,7 +397,13 @@ static answer ask(batch *b, int i, group_queue *q, double now)
 
     if (b->c->closing)
         return SLOT_TAKEN; /* launch() fails the item */
+    /* Before the slot: a refused item takes none.  A refusal is not a
+     * wait: the breaker frees no one at a known time but its probe. */
+    if (!call_admit(b->c, now, &it->out))
+        return CIRCUIT_OPEN;
     wait = call_acquire(b->c, it->args.group, now, &it->out);
+    if (wait != 0)
+        call_unadmit(b->c, &it->out); /* asked again with its next ask() */
     if (wait < 0)
         return LIMITER_BROKEN;
     if (wait == 0)
@@ -405,7 +415,7 @@ static answer ask(batch *b, int i, group_queue *q, double now)
 /* Starts item i (not queued) or ends it as ask() failed it. */
 static int act(batch *b, int i, answer a)
 {
-    return a == LIMITER_BROKEN ? finish(b, i) : launch(b, i);
+    return a == LIMITER_BROKEN || a == CIRCUIT_OPEN ? finish(b, i) : launch(b, i);
 }
 
 /* Starts the waiting items of one group while it gives slots (a closing

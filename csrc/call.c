@@ -3,7 +3,8 @@
  * them: request.c (one call, sleeping while it waits) and batch.c (many
  * calls on the multi pool, polling while it waits).
  *
- * A call: find its limiter group; take a slot, wait for one or be refused;
+ * A call: find its limiter group; ask the circuit breaker (per try: a retry
+ * asks again); take a slot, wait for one or be refused;
  * check that it may still send (closed client, SIGINT); send; record the
  * try's result and learn the quota headers from it; ask the retry policy.
  * Every way a call ends without a server's answer is a failure outcome
@@ -141,6 +142,77 @@ int call_may_wait(const client *c, call_outcome *o, double since, double now,
     return 0;
 }
 
+/* ---- the circuit breaker ---- */
+
+/* The store's breaker, shared as its quota is; the client's own without. */
+static int store_breaker(const client *c)
+{
+    return c->limiter != NULL && c->limiter->ops->breaker_admit != NULL;
+}
+
+int call_admit(client *c, double now, call_outcome *o)
+{
+    double wait;
+    int sent = o->attempts > 0 ? o->sent : 0;
+
+    o->probe = 0;
+    o->admitted_at = now;
+    if (!c->breaker.on)
+        return 1;
+    wait = store_breaker(c)
+        ? c->limiter->ops->breaker_admit(c->limiter, &c->breaker, now, c->probe_lease, &o->probe)
+        : breaker_admit(&c->own_breaker, &c->breaker, now, c->probe_lease, &o->probe);
+    if (wait <= 0)
+        return 1;
+    call_fail(o, KIND_CIRCUIT_OPEN, CALL_CIRCUIT_OPEN, wait);
+    o->sent = sent; /* a retry refused: whether its call's last try left */
+    return 0;
+}
+
+static void tell_breaker(client *c, double now, call_outcome *o,
+                         breaker_result result)
+{
+    o->breaker_wait = store_breaker(c)
+        ? c->limiter->ops->breaker_record(c->limiter, &c->breaker, now, result, o->probe)
+        : breaker_record(&c->own_breaker, &c->breaker, now, result, o->probe);
+    o->probe = 0;
+}
+
+void call_unadmit(client *c, call_outcome *o)
+{
+    /* At the time it was admitted: a Lua error (a clock hook's) may be
+     * pending, and no later reading is needed to free the probe. */
+    if (c->breaker.on && o->probe)
+        tell_breaker(c, o->admitted_at, o, BREAKER_NEUTRAL);
+}
+
+/*
+ * One failure is one try that got no answer in time or none at all
+ * (timeout, network error: the server is down, hung or unreachable) or a
+ * 5xx.  Any other answer, 4xx and 429 included, shows a server that
+ * answers.  A TLS failure (the certificate, our CA setup), a call stopped
+ * by Ctrl-C or the client itself say nothing about the server either way.
+ */
+static breaker_result try_result(const call_outcome *o)
+{
+    switch (o->r.kind) {
+    case TK_OK:
+        return o->r.status >= 500 ? BREAKER_FAILURE : BREAKER_SUCCESS;
+    case TK_TIMEOUT:
+    case TK_NETWORK:
+        return BREAKER_FAILURE;
+    case TK_TOO_LARGE:
+        return BREAKER_SUCCESS;
+    default:
+        return BREAKER_NEUTRAL;
+    }
+}
+
+int call_learns(const client *c, const call_outcome *o)
+{
+    return c->breaker.on || (o->r.kind == TK_OK && c->limiter != NULL);
+}
+
 /* ---- learning from a try ---- */
 
 /* A whole non-negative number, as X-RateLimit-* carry; -1 otherwise. */
@@ -179,6 +251,8 @@ void call_learn(client *c, const limiter_group *g, double now, call_outcome *o)
 
     o->limit = o->remaining = -1;
     o->retry_after = -1;
+    if (c->breaker.on)
+        tell_breaker(c, now, o, try_result(o));
     if (o->r.kind != TK_OK)
         return;
     h = transfer_headers(o->tr);
@@ -217,6 +291,10 @@ int call_want_retry(lua_State *L, client *c, const call_outcome *o,
     ro.status = o->r.status;
     ro.retry_after = o->retry_after;
     *delay = 0;
+    /* This try opened the breaker, or found it open: a retry would be
+     * refused, so the call ends now, with the try's own result. */
+    if (o->breaker_wait > 0)
+        return 0;
     /* Ask with r = 0 first: no need to call a Lua random hook for the
      * (common) final outcomes. */
     if (!retry_decide(&c->retry, &ro, idempotent, o->attempts, 0, delay))

@@ -31,7 +31,8 @@ enum {
     KIND_RATE_LIMITED = TK_INTERRUPTED + 1, /* our own limiter refused */
     KIND_INVALID,                           /* a malformed batch item */
     KIND_UNAUTHENTICATED,                   /* not sent: the batch had a 401 */
-    KIND_FORBIDDEN                          /* not sent: its endpoint had a 403 */
+    KIND_FORBIDDEN,                         /* not sent: its endpoint had a 403 */
+    KIND_CIRCUIT_OPEN                       /* not sent: the breaker is open */
 };
 
 typedef struct {
@@ -50,6 +51,10 @@ typedef struct {
     limiter_store *limiter; /* NULL when limiting is off or closed */
     rate_config rate;
     retry_policy retry;
+    breaker_config breaker;
+    /* The breaker when the limiter's store keeps none (rate_limit = false). */
+    breaker_state own_breaker;
+    double probe_lease; /* seconds a probe may take: its slot wait and its try */
     size_t max_request_body; /* the longest body a call may send */
     /* Registry references to the caller's hooks; LUA_NOREF: built in. */
     int clock_ref;
@@ -87,6 +92,9 @@ typedef struct {
     const char *message;    /* kind != TK_OK */
     int sent;
     int attempts;           /* tries actually made */
+    int probe;              /* the try admitted is the breaker's probe */
+    double admitted_at;     /* when the breaker admitted it */
+    double breaker_wait;    /* > 0: the last try left the breaker open */
     double retry_after;     /* < 0: none; the server's Retry-After when kind == TK_OK */
     int limit, remaining;   /* X-RateLimit-* when kind == TK_OK, < 0: none */
 } call_outcome;
@@ -106,6 +114,7 @@ typedef struct {
     transport_config transport;
     rate_config rate;
     retry_policy retry;
+    breaker_config breaker;
     size_t max_request_body;
     int allow_http; /* plain http:// to another host (base_url's check) */
     int clock_idx, sleep_idx, random_idx; /* stack slots of hooks, 0: none */
@@ -138,6 +147,8 @@ int inject_random(lua_State *L, client *c, double *r);
  * store has no room for its group, and the name rules of a group. */
 #define CALL_CLOSED "client is closed"
 #define CALL_LIMITER_FULL "rate limiter: no room for another group"
+#define CALL_CIRCUIT_OPEN "circuit breaker open: the last tries to this API failed " \
+    "(timeouts, network errors or 5xx), so calls fail at once until a probe gets an answer"
 #define CALL_STR_(x) #x
 #define CALL_STR(x) CALL_STR_(x)
 #define CALL_GROUP_NAME_RULE "must be a name of 1 to " CALL_STR(LIMITER_NAME_MAX) " characters"
@@ -186,8 +197,21 @@ double call_acquire(client *c, const limiter_group *g, double now, call_outcome 
 int call_may_wait(const client *c, call_outcome *o, double since, double now,
                   double wait);
 
+/* Asks the breaker whether a try may go at `now`: 1 (o->probe says whether
+ * it is the probe), or 0 and *o is circuit_open (retry_after: seconds until
+ * a probe may go; `sent` stays an earlier try's). */
+int call_admit(client *c, double now, call_outcome *o);
+
+/* The try call_admit let go is not made after all (no slot, closed, SIGINT):
+ * a probe is handed back, so the next try probes. */
+void call_unadmit(client *c, call_outcome *o);
+
+/* Whether a try that ended in *o needs the clock for call_learn. */
+int call_learns(const client *c, const call_outcome *o);
+
 /* Reads a finished try's quota headers (o->r, o->tr) into o->retry_after,
- * o->limit and o->remaining, and teaches the limiter (if one is on). */
+ * o->limit and o->remaining, and teaches the limiter (if one is on) and
+ * the breaker what the try came to. */
 void call_learn(client *c, const limiter_group *g, double now, call_outcome *o);
 
 /* After a try recorded in *o: 1 and the delay before the next try when the

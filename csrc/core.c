@@ -69,6 +69,11 @@ static int core_new(lua_State *L)
     c->interruptible = o.transport.interruptible;
     c->rate = o.rate;
     c->retry = o.retry;
+    c->breaker = o.breaker;
+    /* A probe holds the breaker for its slot wait and its try; past that
+     * its process is taken for gone and another may probe. */
+    c->probe_lease = (double)o.transport.timeout_ms / 1000 + 1 +
+                     (o.rate.on && o.rate.wait ? o.rate.max_wait : 0);
     c->max_request_body = o.max_request_body;
     snprintf(c->refusal, sizeof c->refusal,
              "rate limit: the next slot is further away than max_wait (%g s)", o.rate.max_wait);

@@ -58,6 +58,7 @@ void limiter_segment_name(const char *base_url, const char *token,
 typedef struct {
     limiter_store base;
     window_state *groups[LIMITER_GROUPS_MAX];
+    breaker_state breaker;
 } local_store;
 
 static window_state *local_group(local_store *s, const char *name)
@@ -115,8 +116,21 @@ static void local_close(limiter_store *base)
     free(s);
 }
 
+static double local_breaker_admit(limiter_store *base, const breaker_config *cfg,
+                                  double now, double lease, int *probe)
+{
+    return breaker_admit(&((local_store *)base)->breaker, cfg, now, lease, probe);
+}
+
+static double local_breaker_record(limiter_store *base, const breaker_config *cfg,
+                                   double now, breaker_result result, int probe)
+{
+    return breaker_record(&((local_store *)base)->breaker, cfg, now, result, probe);
+}
+
 static const limiter_ops local_ops = {local_acquire, local_learn,
-                                      local_report, local_close};
+                                      local_report, local_close,
+                                      local_breaker_admit, local_breaker_record};
 
 limiter_store *limiter_open_local(double margin, char *err, size_t errlen)
 {

@@ -3,7 +3,7 @@
  * window of W (+ a safety margin) seconds, per limiter group.
  *
  * The state sits behind a small "store" interface (acquire, learn, report,
- * close) so where it lives is a detail of the store: plain memory for one
+ * close; and the API's circuit breaker, breaker.h, kept alongside) so where it lives is a detail of the store: plain memory for one
  * client, shared memory for every process on the host, and later perhaps
  * Redis for several hosts, without the callers changing.
  *
@@ -14,6 +14,8 @@
 #define WEMASY_LIMITER_H
 
 #include <stddef.h>
+
+#include "breaker.h"
 
 #define LIMITER_NAME_MAX 31   /* longest group name */
 #define LIMITER_GROUPS_MAX 16 /* groups one store keeps */
@@ -52,6 +54,10 @@ typedef struct limiter_store limiter_store;
  * learn:   folds a response's headers into the state; 0 or -1.
  * report:  fills *out without taking anything; 0 or -1.
  * close:   frees the store.
+ * breaker_admit, breaker_record: breaker.h's, on the store's breaker (one
+ *          per store, as the quota is); NULL when the store keeps none (the
+ *          client keeps one itself then).  A store that cannot serve lets
+ *          the try go.
  */
 typedef struct {
     double (*acquire)(limiter_store *s, const limiter_group *g, double now);
@@ -60,6 +66,10 @@ typedef struct {
     int (*report)(limiter_store *s, const limiter_group *g, double now,
                   limiter_report *out);
     void (*close)(limiter_store *s);
+    double (*breaker_admit)(limiter_store *s, const breaker_config *cfg,
+                            double now, double lease, int *probe);
+    double (*breaker_record)(limiter_store *s, const breaker_config *cfg,
+                           double now, breaker_result result, int probe);
 } limiter_ops;
 
 /* Every store starts with this; the rest is the store's own. */

@@ -31,7 +31,7 @@
 #include "window.h"
 
 #define SEG_MAGIC 0x57454d53u /* "WEMS" */
-#define SEG_VERSION 1u
+#define SEG_VERSION 2u /* 2: the breaker */
 /* state = generation << 2 | phase */
 #define PHASE_MASK 3u
 #define PHASE_INIT 1u
@@ -47,6 +47,7 @@ typedef struct {
     uint32_t size;
     pthread_mutex_t lock;
     window_state groups[LIMITER_GROUPS_MAX];
+    breaker_state breaker; /* the API's, for every sharer; breaker_repair()ed before use */
 } segment;
 
 typedef struct {
@@ -118,8 +119,10 @@ static int initialise(segment *seg, uint32_t mine)
 
     /* A fresh segment is all zeros already; clearing it anyway would make
      * the kernel back every page of it.  Only a takeover needs the wipe. */
-    if ((mine & ~PHASE_MASK) != 0)
+    if ((mine & ~PHASE_MASK) != 0) {
         memset(seg->groups, 0, sizeof seg->groups);
+        memset(&seg->breaker, 0, sizeof seg->breaker);
+    }
     if (init_lock(&seg->lock) != 0)
         return -1;
     seg->magic = SEG_MAGIC;
@@ -286,8 +289,41 @@ static void shm_close(limiter_store *base)
     free(s);
 }
 
+/* Any process may have written the breaker: it is repaired under the lock
+ * before every use.  When the lock fails the try goes (as without a
+ * breaker), rather than failing every call for a broken lock. */
+static double shm_breaker_admit(limiter_store *base, const breaker_config *cfg,
+                                double now, double lease, int *probe)
+{
+    segment *seg = ((shared_store *)base)->seg;
+    double wait;
+
+    *probe = 0;
+    if (seg_lock(seg) != 0)
+        return 0;
+    breaker_repair(&seg->breaker, now);
+    wait = breaker_admit(&seg->breaker, cfg, now, lease, probe);
+    seg_unlock(seg);
+    return wait;
+}
+
+static double shm_breaker_record(limiter_store *base, const breaker_config *cfg,
+                                 double now, breaker_result result, int probe)
+{
+    segment *seg = ((shared_store *)base)->seg;
+    double wait;
+
+    if (seg_lock(seg) != 0)
+        return 0;
+    breaker_repair(&seg->breaker, now);
+    wait = breaker_record(&seg->breaker, cfg, now, result, probe);
+    seg_unlock(seg);
+    return wait;
+}
+
 static const limiter_ops shm_ops = {shm_acquire, shm_learn, shm_report,
-                                    shm_close};
+                                    shm_close, shm_breaker_admit,
+                                    shm_breaker_record};
 
 static segment *open_ready(const char *base_url, const char *token, char *err,
                            size_t errlen)
@@ -363,6 +399,35 @@ int limiter_shared_hold_lock(const char *base_url, const char *token,
     ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
+    seg_unlock(seg);
+    munmap(seg, sizeof(segment));
+    return 0;
+}
+
+/* A double as a uint32_t without undefined behaviour (NaN and out of range: 0). */
+static uint32_t as_u32(double v)
+{
+    return v >= 0 && v <= 4294967295.0 ? (uint32_t)v : 0;
+}
+
+int limiter_shared_set_breaker(const char *base_url, const char *token,
+                               double phase, double failures, double open_in,
+                               double probe_in, char *err, size_t errlen)
+{
+    segment *seg = open_ready(base_url, token, err, errlen);
+    double now = limiter_now();
+
+    if (seg == NULL)
+        return -1;
+    if (seg_lock(seg) != 0) {
+        snprintf(err, errlen, "cannot lock the shared segment");
+        munmap(seg, sizeof(segment));
+        return -1;
+    }
+    seg->breaker.phase = as_u32(phase);
+    seg->breaker.failures = as_u32(failures);
+    seg->breaker.open_until = now + open_in;
+    seg->breaker.probe_until = now + probe_in;
     seg_unlock(seg);
     munmap(seg, sizeof(segment));
     return 0;

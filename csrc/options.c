@@ -30,7 +30,8 @@
     X(MILLIS, millis) X(SECONDS, seconds)                                     \
     X(POSITIVE_SECONDS, positive_seconds) X(INTEGER, integer) X(BYTES, bytes) \
     X(BOOLEAN, boolean) X(FUNCTION, function) X(TABLE, table)                 \
-    X(RATE_LIMIT, rate_limit) X(GROUPS, groups) X(LUA, lua)
+    X(RATE_LIMIT, rate_limit) X(GROUPS, groups) X(LUA, lua)                 \
+    X(BREAKER, breaker)
 
 typedef enum {
 #define KIND_ENUM(k, s) OPTION_##k,
@@ -58,10 +59,12 @@ enum {
 #define PARENT_RATE_LIMIT OPT_TOP_rate_limit
 #define PARENT_BACKOFF OPT_TOP_backoff
 #define PARENT_GROUP OPT_RATE_LIMIT_groups
+#define PARENT_BREAKER OPT_TOP_breaker
 #define PATH_TOP ""
 #define PATH_RATE_LIMIT "rate_limit."
 #define PATH_BACKOFF "backoff."
 #define PATH_GROUP "rate_limit.groups.<name>."
+#define PATH_BREAKER "breaker."
 
 typedef struct {
     int parent;
@@ -380,8 +383,8 @@ static void read_table(lua_State *L, int id, client_options *o)
     read_rows(L, idx, id, o);
 }
 
-/* rate_limit, on the stack top (left there): false, true or nil (the
- * defaults) or a table.  Returns whether limiting is on. */
+/* rate_limit or breaker, on the stack top (left there): false, true or nil
+ * (the defaults) or a table.  Returns whether it is on. */
 static int read_rate_limit(lua_State *L, int id, client_options *o)
 {
     int type = lua_type(L, -1);
@@ -517,11 +520,13 @@ static void read_groups(lua_State *L, rate_config *r)
 #define READ_TABLE(dst) read_table(L, id, o)
 #define READ_RATE_LIMIT(dst) (dst) = read_rate_limit(L, id, o)
 #define READ_GROUPS(dst) read_groups(L, &o->rate)
+#define READ_BREAKER(dst) (dst) = read_rate_limit(L, id, o)
 #define READ_LUA(dst) lua_pop(L, 1) /* refused by check_known if given */
 /* A group's fields are read by read_group, under the group's name. */
 #define READ_UNDER_TOP(kind, field) READ_##kind(o->field)
 #define READ_UNDER_RATE_LIMIT(kind, field) READ_##kind(o->field)
 #define READ_UNDER_BACKOFF(kind, field) READ_##kind(o->field)
+#define READ_UNDER_BREAKER(kind, field) READ_##kind(o->field)
 #define READ_UNDER_GROUP(kind, field) lua_pop(L, 1)
 
 static void read_option(lua_State *L, int idx, int id, client_options *o)
@@ -687,7 +692,8 @@ static void push_row(lua_State *L, int id)
         bytes_text(row->max, max, sizeof max);
         set_field(L, "max_text", max);
     }
-    if (k == OPTION_TABLE || k == OPTION_RATE_LIMIT || k == OPTION_GROUPS) {
+    if (k == OPTION_TABLE || k == OPTION_RATE_LIMIT || k == OPTION_BREAKER ||
+        k == OPTION_GROUPS) {
         push_rows(L, id);
         lua_setfield(L, -2, "fields");
     }

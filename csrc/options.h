@@ -10,13 +10,13 @@
  * an option is one row here plus its C use (a field and what reads it).
  *
  * OPTION(parent, name, kind, field, default, min, max, type, text, doc)
- *   parent   TOP, or the table it sits in: RATE_LIMIT, BACKOFF, or GROUP
+ *   parent   TOP, or the table it sits in: RATE_LIMIT, BACKOFF, BREAKER, or GROUP
  *            (rate_limit.groups.<name>.*, read by read_group)
  *   kind     the reader (options.c): URL, HEADER (no control bytes),
  *            STRING (non-empty), ANY_STRING ("" allowed), MILLIS (seconds
  *            > min, kept as milliseconds), SECONDS (>= min), POSITIVE_SECONDS
  *            (> min), INTEGER, BYTES (> 0), BOOLEAN, FUNCTION, TABLE (of
- *            the rows under it), RATE_LIMIT (false or a TABLE), GROUPS, or
+ *            the rows under it), RATE_LIMIT or BREAKER (false or a TABLE), GROUPS, or
  *            LUA (read by the Lua layer; core.new does not know it)
  *   field    where core.new keeps it (in client_options); `_` for none
  *   default  a number (0/1 for booleans); strings are given in `text`
@@ -95,6 +95,17 @@ OPTION(BACKOFF, base, SECONDS, retry.base, 0.5, 0, MAX_SECONDS, "number", NULL,
        "the first retry's longest delay, seconds")
 OPTION(BACKOFF, cap, SECONDS, retry.cap, 8, 0, MAX_SECONDS, "number", NULL,
        "the longest delay of any retry, seconds")
+
+/* Per try, so a dead API opens it within two calls (3 tries each by
+ * default), while one call's bad luck (a reset, a 502 from a deploy) and its
+ * retries do not; 10 s gives a restarting server room and still notices the
+ * recovery within seconds.  README "Circuit breaker" says more. */
+OPTION(TOP, breaker, BREAKER, breaker.on, 1, 0, 0, "wemasy.BreakerOptions|false", "on, shared",
+       "the circuit breaker, kept with the limiter's state; false turns it off")
+OPTION(BREAKER, failures, INTEGER, breaker.failures, 5, 1, BREAKER_FAILURES_MAX, "integer", NULL,
+       "failed tries in a row (timeout, network error, 5xx) that open it")
+OPTION(BREAKER, cooldown, POSITIVE_SECONDS, breaker.cooldown, 10, 0, MAX_SECONDS, "number", NULL,
+       "seconds it stays open before one probe may go")
 
 OPTION(TOP, clock, FUNCTION, clock_idx, 0, 0, 0, "fun(): number", "built in",
        "injected clock, seconds (makes the limiter in-process)")

@@ -8,7 +8,8 @@
 
 static const char *const kind_names[] = {
     "ok", "timeout", "network", "tls", "too_large", "closed", "internal",
-    "interrupted", "rate_limited", "invalid_argument", "unauthenticated", "forbidden"};
+    "interrupted", "rate_limited", "invalid_argument", "unauthenticated", "forbidden",
+    "circuit_open"};
 
 const char *client_kind_name(int kind)
 {
@@ -31,16 +32,15 @@ void client_push_kinds(lua_State *L)
 }
 
 /* Waits (by sleeping: nothing else is in flight) until the limiter gives a
- * slot, or says why not in *o.  Returns 1 with a slot, 0 without one. */
+ * slot, asking first at `start`, or says why not in *o.  Returns 1 with a
+ * slot, 0 without one. */
 static int wait_for_slot(lua_State *L, client *c, const limiter_group *g,
-                         call_outcome *o, int *status)
+                         double start, call_outcome *o, int *status)
 {
-    double start, now;
+    double now;
 
     if (c->limiter == NULL)
         return 1;
-    if ((*status = inject_now(L, c, &start)) != LUA_OK)
-        return 0;
     for (now = start;;) {
         double wait;
 
@@ -68,9 +68,8 @@ static int try_once(lua_State *L, client *c, const call_args *a,
 
     transport_perform(c->t, a->path, a->body, a->body_len, a->with_auth, &r);
     call_record(o, &r, transport_last(c->t));
-    /* The clock (maybe a Lua hook) only when the limiter has news to learn. */
-    if (r.kind == TK_OK && c->limiter != NULL &&
-        (status = inject_now(L, c, &now)) != LUA_OK)
+    /* The clock (maybe a Lua hook) only when limiter or breaker learn. */
+    if (call_learns(c, o) && (status = inject_now(L, c, &now)) != LUA_OK)
         return status;
     call_learn(c, a->group, now, o);
     return LUA_OK;
@@ -78,17 +77,26 @@ static int try_once(lua_State *L, client *c, const call_args *a,
 
 int request_call(lua_State *L, client *c, const call_args *a, call_outcome *o)
 {
-    int status = LUA_OK;
+    int status;
     double delay;
 
     call_begin(o);
     if (call_closed(c, o))
         return LUA_OK;
     for (;;) {
-        if (!wait_for_slot(L, c, a->group, o, &status))
+        double now = 0;
+
+        /* One reading for the breaker and the first ask for a slot. */
+        status = c->breaker.on || c->limiter != NULL ? inject_now(L, c, &now) : LUA_OK;
+        if (status != LUA_OK)
             return status;
-        if (!call_may_try(c, o))
+        /* The breaker first: a refused try takes no slot. */
+        if (!call_admit(c, now, o))
             return LUA_OK;
+        if (!wait_for_slot(L, c, a->group, now, o, &status) || !call_may_try(c, o)) {
+            call_unadmit(c, o); /* not tried after all: a probe goes back */
+            return status;
+        }
         if ((status = try_once(L, c, a, o)) != LUA_OK)
             return status;
         if (!call_want_retry(L, c, o, a->idempotent, &delay, &status))

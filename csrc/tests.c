@@ -74,6 +74,20 @@ static int debug_stall_init(lua_State *L)
     return true_or_raise(L, rc, "_debug_stall_init", err);
 }
 
+/* core._debug_set_breaker(base_url, token, phase, failures, open_in,
+ * probe_in) writes the segment's breaker fields unchecked (times: seconds
+ * from now), for a spec of what the next user makes of them. */
+static int debug_set_breaker(lua_State *L)
+{
+    const char *url = luaL_checkstring(L, 1);
+    char err[LIMITER_ERRLEN];
+    int rc = limiter_shared_set_breaker(url, token_arg(L, 2), luaL_checknumber(L, 3),
+                                        luaL_checknumber(L, 4), luaL_checknumber(L, 5),
+                                        luaL_checknumber(L, 6), err, sizeof err);
+
+    return true_or_raise(L, rc, "_debug_set_breaker", err);
+}
+
 /* core._debug_segment(base_url, token) -> the segment name, for specs to
  * check it. */
 static int debug_segment(lua_State *L)
@@ -126,6 +140,7 @@ static const luaL_Reg module_functions[] = {
     {"_debug_unlink", debug_unlink},
     {"_debug_stall_init", debug_stall_init},
     {"_debug_segment", debug_segment},
+    {"_debug_set_breaker", debug_set_breaker},
     {"_debug_fork", debug_fork},
     {"_debug_wait", debug_wait},
     {NULL, NULL}};

@@ -44,6 +44,13 @@ int limiter_shared_hold_lock(const char *base_url, const char *token,
                              double seconds, void (*locked)(void),
                              char *err, size_t errlen);
 
+/* Writes the segment's breaker fields as given, unchecked (as a stray or
+ * hostile writer could): phase, failures, and the two times as seconds
+ * from now on limiter_now().  0 on success. */
+int limiter_shared_set_breaker(const char *base_url, const char *token,
+                               double phase, double failures, double open_in,
+                               double probe_in, char *err, size_t errlen);
+
 #else /* the release */
 
 #define TESTS_CLIENT_FIELDS

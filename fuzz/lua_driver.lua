@@ -274,6 +274,7 @@ function option_value(o)
     return rl
   end
   if k == "table" then return table_for(o) end
+  if k == "breaker" then return chance(0.3) and pick{ false, true } or table_for(o) end
   error("fuzz: no values for option kind " .. tostring(k))
 end
 

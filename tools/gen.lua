@@ -53,6 +53,7 @@ local function option_rows(declared)
 end
 M.OPTIONS = option_rows(core.options)
 M.RATE_LIMIT_OPTIONS = option_rows(core.options.rate_limit.fields)
+M.BREAKER_OPTIONS = option_rows(core.options.breaker.fields)
 
 -- Fields of an error and of a hook's info; "?" marks an optional one.
 M.ERROR_FIELDS = rows[[
@@ -61,7 +62,7 @@ message       string                   one line, for people
 status?       integer                  the HTTP status, when a response came back
 endpoint?     string                   the path, e.g. "orders/detail"
 errors?       table<string, string[]>  field -> messages (validation, invalid_argument)
-retry_after?  number                   seconds (rate_limited)
+retry_after?  number                   seconds (rate_limited; network with reason circuit_open: until the probe)
 group?        string                   the limiter group (rate_limited)
 closed_for?   number                   seconds the server's Retry-After closed the group for every caller (rate_limited)
 attempts?     integer                  tries sent (0: nothing was sent)
@@ -69,7 +70,7 @@ sent?         boolean                  false when the request certainly did not 
 headers?      table<string, string>    response headers, lower-case names
 rate_limit?   wemasy.RateLimitHeaders  the server's X-RateLimit-* headers
 body?         table                    the decoded error body
-reason?       string                   "too_large" for a body over max_body; "interrupted": Ctrl-C stopped the call
+reason?       string                   "too_large" (over max_body), "interrupted" (Ctrl-C), "circuit_open"
 ]]
 
 M.HOOK_FIELDS = rows[[
@@ -81,9 +82,10 @@ batch         boolean                  part of client:batch (duration then spans
 ok?           boolean                  on_response: the call succeeded
 status?       integer                  on_response: the HTTP status, when a response came back
 kind?         wemasy.ErrorKind         on_response: the error kind, when it failed
+reason?       string                   on_response: the error's reason, e.g. "circuit_open"
 attempts?     integer                  on_response: tries sent (0 when refused before sending)
 duration?     number                   on_response: seconds, the core's waits and retries included
-retry_after?  number                   on_response: seconds, on rate_limited
+retry_after?  number                   on_response: seconds, on rate_limited and circuit_open
 rate_limit?   wemasy.RateLimitHeaders  on_response: the server's X-RateLimit-* headers
 limiter?      wemasy.QuotaState        on_response: the client's quota state of the group after the call
 ]]
@@ -252,6 +254,7 @@ local function scope(cli_help)
     end),
     error_fields = map(M.ERROR_FIELDS, field_row), hook_fields = map(M.HOOK_FIELDS, field_row),
     options = map(M.OPTIONS, field_row), rate_limit_options = map(M.RATE_LIMIT_OPTIONS, field_row),
+    breaker_options = map(M.BREAKER_OPTIONS, field_row),
     endpoints = map(endpoints, endpoint), response_types = map(responses.types, response_type),
   }
 end

@@ -19,7 +19,7 @@
 ---| "api" # 2xx whose body says "error": true
 ---| "http" # any other status
 ---| "timeout" # connect or total timeout
----| "network" # resolve, connect, reset, broken transfer
+---| "network" # resolve, connect, reset, broken transfer; or the circuit breaker is open (err.reason)
 ---| "tls" # certificate or handshake
 ---| "decode" # body is not the JSON expected (or larger than max_body)
 
@@ -31,7 +31,7 @@
 ---@field status? integer the HTTP status, when a response came back
 ---@field endpoint? string the path, e.g. "orders/detail"
 ---@field errors? table<string, string[]> field -> messages (validation, invalid_argument)
----@field retry_after? number seconds (rate_limited)
+---@field retry_after? number seconds (rate_limited; network with reason circuit_open: until the probe)
 ---@field group? string the limiter group (rate_limited)
 ---@field closed_for? number seconds the server's Retry-After closed the group for every caller (rate_limited)
 ---@field attempts? integer tries sent (0: nothing was sent)
@@ -39,7 +39,7 @@
 ---@field headers? table<string, string> response headers, lower-case names
 ---@field rate_limit? wemasy.RateLimitHeaders the server's X-RateLimit-* headers
 ---@field body? table the decoded error body
----@field reason? string "too_large" for a body over max_body; "interrupted": Ctrl-C stopped the call
+---@field reason? string "too_large" (over max_body), "interrupted" (Ctrl-C), "circuit_open"
 
 ---The server's X-RateLimit-* headers, when present.
 ---@class wemasy.RateLimitHeaders
@@ -68,6 +68,11 @@
 ---@field margin? number seconds added to every window for network delay (default 0.25)
 ---@field groups? table<string, { limit: integer, window: number }> overrides of the group quotas, per field
 
+---`breaker` option of wemasy.new.
+---@class wemasy.BreakerOptions
+---@field failures? integer failed tries in a row (timeout, network error, 5xx) that open it (default 5)
+---@field cooldown? number seconds it stays open before one probe may go (default 10)
+
 ---What hooks receive (never the token, nor a request or response body).
 ---@class wemasy.HookInfo
 ---@field endpoint string the path, e.g. "orders/detail"
@@ -78,9 +83,10 @@
 ---@field ok? boolean on_response: the call succeeded
 ---@field status? integer on_response: the HTTP status, when a response came back
 ---@field kind? wemasy.ErrorKind on_response: the error kind, when it failed
+---@field reason? string on_response: the error's reason, e.g. "circuit_open"
 ---@field attempts? integer on_response: tries sent (0 when refused before sending)
 ---@field duration? number on_response: seconds, the core's waits and retries included
----@field retry_after? number on_response: seconds, on rate_limited
+---@field retry_after? number on_response: seconds, on rate_limited and circuit_open
 ---@field rate_limit? wemasy.RateLimitHeaders on_response: the server's X-RateLimit-* headers
 ---@field limiter? wemasy.QuotaState on_response: the client's quota state of the group after the call
 
@@ -106,6 +112,7 @@
 ---@field rate_limit? wemasy.RateLimitOptions|false the client-side limiter; false turns it off
 ---@field max_retries? integer retries after a failure that is safe to retry (default 2)
 ---@field backoff? { base: number, cap: number } full-jitter backoff, seconds (default `{ base = 0.5, cap = 8 }`)
+---@field breaker? wemasy.BreakerOptions|false the circuit breaker, kept with the limiter's state; false turns it off
 ---@field clock? fun(): number injected clock, seconds (makes the limiter in-process)
 ---@field sleep? fun(seconds: number) injected sleep
 ---@field random? fun(): number injected random source, [0, 1)

@@ -18,7 +18,7 @@ M.kinds = {
   api = "2xx whose body says \"error\": true",
   http = "any other status",
   timeout = "connect or total timeout",
-  network = "resolve, connect, reset, broken transfer",
+  network = "resolve, connect, reset, broken transfer; or the circuit breaker is open (err.reason)",
   tls = "certificate or handshake",
   decode = "body is not the JSON expected (or larger than max_body)",
 }
@@ -75,6 +75,10 @@ function Error.__tostring(e)
   local message = (field_text(e, "message") or ""):gsub("[\r\n]+", " ")
   local kind = field_text(e, "kind")
   if kind == "rate_limited" then message = message .. rate_limit_note(e) end
+  local wait = rawget(e, "retry_after")
+  if rawget(e, "reason") == "circuit_open" and type(wait) == "number" and wait >= 0 and wait < math.huge then
+    message = message .. "; the next probe in " .. seconds(wait)
+  end
   return "wemasy " .. (kind or "?") .. status .. where .. ": " .. message
 end
 
@@ -183,10 +187,11 @@ end
 -- contract themselves, and the contract's kind each one is reported as.
 local CONTRACT_KIND_OF = {
   too_large = "decode", closed = "invalid_argument", internal = "network", interrupted = "network",
+  circuit_open = "network",
 }
 
 -- Core kinds that live on as err.reason under the contract's kind.
-local CORE_REASONS = { too_large = true, interrupted = true }
+local CORE_REASONS = { too_large = true, interrupted = true, circuit_open = true }
 
 -- Core kind -> contract kind, for every kind the core names (the others are
 -- the contract's own: timeout, rate_limited, invalid_argument, ...).  Made

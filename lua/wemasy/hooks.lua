@@ -11,7 +11,8 @@
 -- The info tables hold no token, no request body and no response body:
 --
 --   endpoint, method, group, idempotent, batch          both hooks
---   ok, status, kind (nil when ok), attempts, duration,  on_response
+--   ok, status, kind (nil when ok), reason, attempts,    on_response
+--   duration,
 --   retry_after, rate_limit {limit, remaining}           (the server's headers, as the core read them)
 --   limiter {limit, remaining, reset_in, closed_for}     (the client's own quota state)
 --
@@ -109,7 +110,7 @@ local function describe_line(i)
   if i.ok then
     parts[#parts + 1] = tostring(i.status)
   else
-    parts[#parts + 1] = i.kind .. (i.status and (" " .. i.status) or "")
+    parts[#parts + 1] = i.kind .. (i.reason and (" " .. i.reason) or "") .. (i.status and (" " .. i.status) or "")
   end
   parts[#parts + 1] = string.format(" in %.1f ms (%d %s", (i.duration or 0) * 1000, i.attempts or 0,
     i.attempts == 1 and "attempt" or "attempts")
@@ -134,7 +135,7 @@ function Observer:finish(ctx, body, err, res, limiter)
   for k, v in pairs(ctx.info) do info[k] = v end
   info.duration = math.max(0, self:now() - ctx.started)
   if err then
-    info.ok, info.kind, info.status = false, err.kind, err.status
+    info.ok, info.kind, info.status, info.reason = false, err.kind, err.status, err.reason
     info.attempts = err.attempts or 0
     info.retry_after = err.retry_after
     info.rate_limit = copy_rate_limit(err.rate_limit)
