@@ -227,44 +227,149 @@ local function no_pool(msg, pool)
     and not msg:find("module", 1, true) and pool
 end
 
-local BUSY = {}
+------------------------------------------------------------------ the wait for a thread VM
 
--- Runs wemasy.ngx.thread's `method` with the arguments on the pool.  Returns
--- its results, or BUSY when no thread VM freed up within the client's
--- timeout.  Raises what the thread side raised, and misconfiguration.
-local function on_pool(self, st, method, ...)
-  local deadline, delay
-  while true do
-    local ok, tag, x, y, z = ngx.run_worker_thread(self.thread_pool, M.THREAD_MODULE, "run", st.key, nil, method, ...)
-    if ok and tag == "miss" then
-      ok, tag, x, y, z = ngx.run_worker_thread(self.thread_pool, M.THREAD_MODULE, "run", st.key, st.opts, method, ...)
-    end
-    if ok then
-      if tag == "ok" then return x, y, z end
-      local msg = errors.redact_text(tostring(x), st.token)
-      if tag == "raise" then raise(strip_position(msg)) end
-      raise(load_failure(msg))
-    end
-    local msg = errors.redact_text(tostring(tag), st.token)
-    if is_busy(msg) then
-      ngx.update_time()
-      deadline = deadline or (ngx.now() + st.timeout)
-      if ngx.now() >= deadline then return BUSY, msg end
-      delay = math.min((delay or 0.0005) * 2, 0.05)
-      ngx.sleep(delay)
-    elseif no_pool(msg, self.thread_pool) then
-      raise("wemasy.ngx: no thread pool '" .. self.thread_pool .. "' in nginx.conf: add `thread_pool "
-        .. self.thread_pool .. " threads=16;` to the main context (outside http {}), and"
-        .. " `lua_worker_thread_vm_pool_size 16;` to http {} (" .. msg .. ")")
-    else
-      raise(load_failure(msg))
-    end
+-- A worker's thread VMs (lua_worker_thread_vm_pool_size) serve all of its
+-- clients and thread pools, so the wait for one is per worker (this module's
+-- state, after the fork).  Calls take a slot first: while the number of VMs
+-- is unknown every call goes straight through; the first "no available Lua
+-- vm" shows that the calls holding one are all there are, and from then on
+-- a call that finds no slot waits in ngx.semaphore's queue, first come first
+-- served, and each call that ends hands its slot to the oldest waiter.  (The
+-- old sleep-and-poll let new arrivals overtake old waiters: p99 0.35-0.74 s.)
+-- At most max_queue calls wait; one more is refused at once.
+local gate = { held = 0, queued = 0, sema = nil }
+
+M.DEFAULT_MAX_QUEUE = 256
+
+-- nginx's graceful shutdown (reload, quit) lets a worker exit once no timer
+-- is pending but cancelable ones, and a request waiting on
+-- ngx.run_worker_thread has none: the worker exited under such pages, with
+-- "open socket left in connection" alerts, and their browsers got an empty
+-- reply although the call completed.  (A call waiting in the queue or in a
+-- backoff holds a timer of its own.)  So while calls hold a slot, a timer
+-- callback sleeps in short steps: its sleep is the pending timer that keeps
+-- the worker until the last page is answered, at most KEEP_STEP s later.
+local KEEP_STEP = 0.05
+local keeping = false
+
+local function keep_worker()
+  while gate.held > 0 do ngx.sleep(KEEP_STEP) end
+  keeping = false
+end
+
+local function held()
+  gate.held = gate.held + 1
+  if not keeping then
+    -- A delay of 0 is allowed even while the worker shuts down.
+    keeping = ngx.timer.at(0, keep_worker) and true or false
   end
 end
 
-local function busy_error(endpoint, msg, timeout)
-  return errors.new("timeout", { endpoint = endpoint, attempts = 0, sent = false,
-    message = string.format("no worker-thread Lua VM came free within %g s (%s): raise"
+local QUEUE_FULL, QUEUE_TIMEOUT = {}, {}
+
+-- Takes a slot for a call, waiting up to `timeout` s in the queue.  Returns
+-- true, or QUEUE_FULL / QUEUE_TIMEOUT.
+local function acquire(max_queue, timeout)
+  if gate.sema == nil then
+    held()
+    return true
+  end
+  if gate.sema:count() <= 0 and gate.queued >= max_queue then return QUEUE_FULL end
+  gate.queued = gate.queued + 1
+  local ok = gate.sema:wait(timeout)
+  gate.queued = gate.queued - 1
+  if not ok then return QUEUE_TIMEOUT end
+  held()
+  return true
+end
+
+local function release()
+  gate.held = gate.held - 1
+  if gate.sema then gate.sema:post(1) end
+end
+
+-- The slot of a call found no VM: there are fewer VMs than slots.  Drops the
+-- slot (no post) and returns true: the call waits in the queue again.  When
+-- it is the only call of ours, the VMs are held by something else: false,
+-- keep the slot and try again after a nap.
+local function lost_slot()
+  if gate.held <= 1 then return false end
+  gate.held = gate.held - 1
+  if gate.sema == nil then gate.sema = require("ngx.semaphore").new(0) end
+  return true
+end
+
+local BUSY, RAISE = {}, {}
+
+-- One trip to the pool: ngx.run_worker_thread's results, or false and the
+-- message if it raised (the slot is given back whatever happens).
+local function trip(pool, ...)
+  local ok, a, b, c, d, e = pcall(ngx.run_worker_thread, pool, ...)
+  if not ok then return false, a end
+  return a, b, c, d, e
+end
+
+-- Runs wemasy.ngx.thread's `method` with the arguments on the pool, on a
+-- slot.  Returns its results, BUSY and the message when the slot had no VM,
+-- or RAISE and what to raise (what the thread side raised, misconfiguration).
+local function on_slot(self, st, method, ...)
+  local ok, tag, x, y, z = trip(self.thread_pool, M.THREAD_MODULE, "run", st.key, nil, method, ...)
+  if ok and tag == "miss" then
+    ok, tag, x, y, z = trip(self.thread_pool, M.THREAD_MODULE, "run", st.key, st.opts, method, ...)
+  end
+  if ok then
+    if tag == "ok" then return x, y, z end
+    local msg = errors.redact_text(tostring(x), st.token)
+    if tag == "raise" then return RAISE, strip_position(msg) end
+    return RAISE, load_failure(msg)
+  end
+  local msg = errors.redact_text(tostring(tag), st.token)
+  if is_busy(msg) then return BUSY, msg end
+  if no_pool(msg, self.thread_pool) then
+    return RAISE, "wemasy.ngx: no thread pool '" .. self.thread_pool .. "' in nginx.conf: add `thread_pool "
+      .. self.thread_pool .. " threads=16;` to the main context (outside http {}), and"
+      .. " `lua_worker_thread_vm_pool_size 16;` to http {} (" .. msg .. ")"
+  end
+  return RAISE, load_failure(msg)
+end
+
+-- Takes a slot, runs the call on it, gives the slot back; when the slot had
+-- no VM behind it, drops it (or naps) and waits again, until the timeout.
+-- Returns the call's results, or BUSY, QUEUE_FULL / QUEUE_TIMEOUT and the
+-- last message; raises what on_slot says to.
+local function on_pool(self, st, method, ...)
+  ngx.update_time()
+  local deadline = ngx.now() + st.timeout
+  local msg = "no available Lua vm"
+  while true do
+    local got = acquire(self.max_queue, math.max(deadline - ngx.now(), 0.001))
+    if got ~= true then return BUSY, got, msg end
+    local x, y, z = on_slot(self, st, method, ...)
+    if x ~= BUSY then
+      release()
+      if x == RAISE then raise(y) end
+      return x, y, z
+    end
+    msg = y
+    if not lost_slot() then
+      release()
+      ngx.sleep(0.005)
+    end
+    ngx.update_time()
+    if ngx.now() >= deadline then return BUSY, QUEUE_TIMEOUT, msg end
+  end
+end
+
+local function busy_error(endpoint, why, msg, self, timeout)
+  if why == QUEUE_FULL then
+    return errors.new("network", { endpoint = endpoint, attempts = 0, sent = false, reason = "queue_full",
+      message = string.format("%d calls of this nginx worker already wait for a worker-thread Lua VM"
+        .. " (max_queue): nothing was sent; raise lua_worker_thread_vm_pool_size and the thread_pool's threads,"
+        .. " or max_queue", self.max_queue) })
+  end
+  return errors.new("timeout", { endpoint = endpoint, attempts = 0, sent = false, reason = "queue_timeout",
+    message = string.format("no worker-thread Lua VM came free within %g s (%s): nothing was sent; raise"
       .. " lua_worker_thread_vm_pool_size and the thread_pool's threads", timeout, msg) })
 end
 
@@ -304,7 +409,7 @@ end
 function backend.send(self, st, path, text, group, idempotent)
   if self.closed then return nil, closed_error(path, st.token) end
   local x, y, z = on_pool(self, st, "send", path, text, group, idempotent)
-  if x == BUSY then return nil, busy_error(path, y, st.timeout) end
+  if x == BUSY then return nil, busy_error(path, y, z, self, st.timeout) end
   return answer(x, y, z)
 end
 
@@ -314,17 +419,17 @@ function backend.batch(self, st, items, concurrency, _, on_result)
     for k, item in ipairs(items) do on_result(k, nil, closed_error(item.endpoint, st.token)) end
     return
   end
-  local done, why = on_pool(self, st, "batch", items, concurrency)
+  local done, why, msg = on_pool(self, st, "batch", items, concurrency)
   for k = 1, #items do
-    local r = done ~= BUSY and done[k] or { nil, busy_error(nil, why, st.timeout) }
+    local r = done ~= BUSY and done[k] or { nil, busy_error(nil, why, msg, self, st.timeout) }
     on_result(k, r[1], revive(r[2]), r[3])
   end
 end
 
 function backend.rate_limit(self, st, group)
   if self.closed then return nil, errors.new("invalid_argument", { message = CLOSED }) end
-  local state, err = on_pool(self, st, "rate_limit", group)
-  if state == BUSY then return nil, busy_error(nil, err, st.timeout) end
+  local state, err, msg = on_pool(self, st, "rate_limit", group)
+  if state == BUSY then return nil, busy_error(nil, err, msg, self, st.timeout) end
   if state == nil then return nil, revive(err) end
   return state
 end
@@ -369,6 +474,13 @@ function M.new(opts)
     error("wemasy.ngx.new: option 'thread_pool' must be the name of a thread_pool of nginx.conf (got "
       .. args.describe(pool) .. ")", 2)
   end
+  local max_queue = given.max_queue
+  given.max_queue = nil
+  if max_queue == nil then max_queue = M.DEFAULT_MAX_QUEUE end
+  if type(max_queue) ~= "number" or max_queue < 0 or max_queue > 1e6 or max_queue ~= math.floor(max_queue) then
+    error("wemasy.ngx.new: option 'max_queue' must be an integer from 0 to 1000000, the calls that may wait"
+      .. " for a thread VM in one worker (got " .. args.describe(max_queue) .. ")", 2)
+  end
 
   -- The client wemasy.new makes to check the options is closed at once.
   local ok, checked = pcall(wemasy.new, checking_copy(given))
@@ -386,7 +498,8 @@ function M.new(opts)
   -- nginx owns the worker's signals, and a thread of its pool must not change
   -- a process-wide disposition: these clients never watch for SIGINT.
   plain.interruptible = false
-  return methods.new(Client, { base_url = checked.base_url, insecure = checked.insecure, thread_pool = pool }, {
+  return methods.new(Client, { base_url = checked.base_url, insecure = checked.insecure, thread_pool = pool,
+    max_queue = max_queue }, {
     token = plain.token,
     opts = plain,
     key = options_key(plain),
