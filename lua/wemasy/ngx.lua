@@ -453,11 +453,49 @@ function backend.where(self)
   return " on thread pool '" .. self.thread_pool .. "'"
 end
 
+-- A page waits for its calls, and a shopper does not wait 90 s (the plain
+-- client's 30 s timeout and 2 retries against a hung API): the options a
+-- caller leaves out default to these, so a hung API holds a call at most
+-- about 5 s, limiter wait and retry included: a slot within max_wait
+-- (0.5 s), a try of at most `timeout` (2 s; connect within 1 s), one retry
+-- (a read's, or anything not sent) after at most 0.25 s of backoff or
+-- max_wait for its slot, and its try: 0.5 + 2 + 0.5 + 2 = 5 s.  max_wait is
+-- set here whatever the plain client's default is.  A caller's own value
+-- wins, field by field (backoff.cap alone keeps base = 0.25).
+M.HANDLER_DEFAULTS = {
+  timeout = 2,
+  connect_timeout = 1,
+  max_retries = 1,
+  backoff = { base = 0.25, cap = 0.5 },
+  rate_limit = { max_wait = 0.5 },
+}
+
+-- given with the handler defaults where it has nothing; the caller's tables
+-- are copied, not changed.  A value of the wrong type stays, for wemasy.new
+-- to name.
+local function with_handler_defaults(given)
+  for k, v in next, M.HANDLER_DEFAULTS do
+    local mine = given[k]
+    if mine == nil then
+      given[k] = copy_plain(v, 0)
+    elseif type(mine) == "table" and type(v) == "table" then
+      local merged = {}
+      for f, x in next, mine do merged[f] = x end
+      for f, x in next, v do
+        if merged[f] == nil then merged[f] = x end
+      end
+      given[k] = merged
+    end
+  end
+  return given
+end
+
 local Client = methods.class("wemasy.ngx.client", backend)
 
 -- Returns a client with the plain client's methods whose calls run on the
 -- thread pool.  Options: wemasy.new's (checked by wemasy.new itself, so the
--- errors are its own), plus thread_pool.  Options must be plain data:
+-- errors are its own), plus thread_pool and max_queue; what is left out
+-- takes M.HANDLER_DEFAULTS, then the plain client's.  Options must be plain data:
 -- functions (clock, sleep, random, hooks) cannot reach the thread VMs.
 function M.new(opts)
   need_nginx()
@@ -483,6 +521,7 @@ function M.new(opts)
   end
 
   -- The client wemasy.new makes to check the options is closed at once.
+  with_handler_defaults(given)
   local ok, checked = pcall(wemasy.new, checking_copy(given))
   if not ok then error(strip_position(checked), 2) end
   local max_request_body = methods.state(checked).max_request_body

@@ -54,6 +54,31 @@ function M.arrivals()
   ngx.say(cjson.encode{ order = order, results = results })
 end
 
+-- One call with the handler defaults (only base_url and the token given),
+-- to `url`: how it ended and how long it took.
+local function timed(opts, n)
+  local c = wngx.new(opts)
+  local out = {}
+  for i = 1, n or 1 do
+    ngx.update_time()
+    local t0 = ngx.now()
+    local body, err = c:orders_detail{ order_number = "ORD-2025-001" }
+    ngx.update_time()
+    out[i] = { ok = body ~= nil, kind = err and err.kind, attempts = err and err.attempts,
+               message = err and tostring(err), took = ngx.now() - t0 }
+  end
+  ngx.say(cjson.encode(out))
+end
+
+function M.hung()
+  timed{ base_url = ngx.var.arg_url, token = "@TOKEN@", rate_limit = false }
+end
+
+-- The sandbox allows one call per 3 s: the second call would wait ~3 s for its slot.
+function M.quota()
+  timed({ base_url = "@BASE@", token = "@TOKEN@", rate_limit = { shared = false } }, 2)
+end
+
 return M
 ]=]
 
@@ -233,4 +258,57 @@ describe("wemasy.ngx waiting for a thread VM", function()
     end
     assert.same({ 4, 5, 1, 2, 3 }, r.order)
   end)
+end)
+
+describe("wemasy.ngx's handler defaults", function()
+  local sb = helpers.sandbox{ window = 3, limits = { default = 1, sync = 1 } }
+  local shop, dir
+
+  lazy_setup(function()
+    dir = assert(proc.mktemp())
+    proc.write_file(dir .. "/ngx_ops.lua", (NGINX_SIDE:gsub("@([%w_]+)@", { BASE = sb.base_url,
+      TOKEN = tokens.merchant })))
+    local err
+    shop, err = launch.start{ base_url = sb.base_url, token = tokens.merchant, workers = 1, lua_path = dir .. "/?.lua",
+      server = [[
+        location /t/ {
+            content_by_lua_block { require("ngx_ops")[ngx.var.uri:match("^/t/(%w+)$")]() }
+        }
+]] }
+    assert(shop, err)
+  end)
+
+  lazy_teardown(function()
+    if shop then shop:stop() end
+    if dir then proc.remove_tree(dir) end
+  end)
+
+  local function get(path)
+    local status, body = launch.request("GET", shop.url .. path, nil, nil, 30)
+    assert.equal(200, status, tostring(body))
+    return cjson.decode(body)
+  end
+
+  it("hold a page at most ~5 s against an API that accepts and never answers", function()
+    -- Listening, never accepting: the kernel completes the handshakes and
+    -- takes the requests; no answer ever comes.
+    local hung = assert(socket.bind("127.0.0.1", 0, 16))
+    finally(function() hung:close() end)
+    local _, port = hung:getsockname()
+    local r = get("/t/hung?url=http://127.0.0.1:" .. port .. "/api")[1]
+    assert.is_false(r.ok)
+    assert.equal("timeout", r.kind, r.message)
+    assert.equal(2, r.attempts) -- a read is retried once
+    assert.is_true(r.took >= 3.5 and r.took <= 5.5, "the call took " .. r.took .. " s")
+  end)
+
+  it("wait at most 0.5 s for a limiter slot", function()
+    local r = get("/t/quota")
+    assert.is_true(r[1].ok, r[1].message)
+    assert.is_false(r[2].ok)
+    assert.equal("rate_limited", r[2].kind, r[2].message)
+    assert.matches("max_wait (0.5 s)", r[2].message, 1, true)
+    assert.is_true(r[2].took < 1, "the refused call took " .. r[2].took .. " s")
+  end)
+
 end)
