@@ -21,11 +21,54 @@
 -- for them: each VM keeps its clients, keyed by a salted hash of the options
 -- (keep-alive per VM; the limiter is the C core's shared memory, one quota
 -- for every worker, thread and cron script on the host).
-local args = require("wemasy.args")
-local errors = require("wemasy.errors")
-local hooks = require("wemasy.hooks")
-local json = require("wemasy.json")
-local methods = require("wemasy.methods")
+
+------------------------------------------------------------------ loading wemasy itself
+
+-- Says what a failed require of wemasy (or of this module, in a thread VM) means.
+local function load_failure(msg)
+  msg = tostring(msg)
+  local symbol = msg:match("undefined symbol: (lua[%w_]*)")
+  if symbol then
+    local file = msg:match("from file '([^']+)'") or "wemasy.core"
+    local head = "wemasy.ngx: " .. file .. " is not built for LuaJIT (undefined symbol " .. symbol
+      .. "): it is a Lua 5.4 build. nginx's Lua is LuaJIT: "
+    if file:find("wemasy/core", 1, true) or file == "wemasy.core" then
+      return head .. "point lua_package_cpath at the LuaJIT build"
+        .. " (build/jit/?.so of `make build`, or `luarocks --lua-version=5.1 make`)"
+    end
+    -- Another module (lua-cjson): ";;" in lua_package_cpath is LuaJIT's
+    -- default, or the LUA_CPATH nginx was started with (a shell that ran
+    -- `eval "$(luarocks path)"` for Lua 5.4).
+    local env = os.getenv("LUA_CPATH")
+    return head .. (env and ("nginx was started with LUA_CPATH=" .. env .. ", which ';;' in lua_package_cpath"
+      .. " brings in") or "';;' in lua_package_cpath brought in a Lua 5.4 directory")
+      .. ": start nginx without it (`env -u LUA_CPATH -u LUA_PATH nginx ...`; systemd's nginx.service"
+      .. " does not pass it), or list LuaJIT's directories (/usr/local/lib/lua/5.1/?.so;"
+      .. "/usr/lib/x86_64-linux-gnu/lua/5.1/?.so) instead of ';;'"
+  end
+  local missing = msg:match("module '([^']+)' not found")
+  if missing then
+    local which = missing == "wemasy.core" and "lua_package_cpath" or "lua_package_path"
+    return "wemasy.ngx: module '" .. missing .. "' not found: add its directory to " .. which
+      .. " in nginx.conf (the worker threads' VMs use the same paths) — "
+      .. (msg:gsub("%s+", " "):sub(1, 600))
+  end
+  return "wemasy.ngx: " .. msg:gsub("[\r\n]+", " ")
+end
+
+-- wemasy's own modules load here, in the master (init_by_lua) or a worker:
+-- a wrong build among them (lua-cjson's) is named, not only reported.
+local function need(name)
+  local ok, mod = pcall(require, name)
+  if not ok then error(load_failure(mod), 2) end
+  return mod
+end
+
+local args = need("wemasy.args")
+local errors = need("wemasy.errors")
+local hooks = need("wemasy.hooks")
+local json = need("wemasy.json")
+local methods = need("wemasy.methods")
 
 local M = {}
 
@@ -42,28 +85,6 @@ local MAX_DEPTH = 100
 
 -- What the plain client answers once closed (the core's words, csrc/request.c).
 local CLOSED = "client is closed"
-
------------------------------------------------------------------- loading wemasy itself
-
--- Says what a failed require of wemasy (or of this module, in a thread VM) means.
-local function load_failure(msg)
-  msg = tostring(msg)
-  local symbol = msg:match("undefined symbol: (lua[%w_]*)")
-  if symbol then
-    local file = msg:match("from file '([^']+)'") or "wemasy.core"
-    return "wemasy.ngx: " .. file .. " is not built for LuaJIT (undefined symbol " .. symbol
-      .. "): it is a Lua 5.4 build. nginx's Lua is LuaJIT: point lua_package_cpath at the LuaJIT build"
-      .. " (build/jit/?.so of `make build`, or `luarocks --lua-version=5.1 make`)"
-  end
-  local missing = msg:match("module '([^']+)' not found")
-  if missing then
-    local which = missing == "wemasy.core" and "lua_package_cpath" or "lua_package_path"
-    return "wemasy.ngx: module '" .. missing .. "' not found: add its directory to " .. which
-      .. " in nginx.conf (the worker threads' VMs use the same paths) — "
-      .. (msg:gsub("%s+", " "):sub(1, 600))
-  end
-  return "wemasy.ngx: " .. msg:gsub("[\r\n]+", " ")
-end
 
 local function need_nginx()
   if type(ngx) == "table" and type(ngx.run_worker_thread) == "function" then return end

@@ -312,3 +312,22 @@ describe("wemasy.ngx's handler defaults", function()
   end)
 
 end)
+
+describe("wemasy.ngx started from a shell with a Lua 5.4 LUA_CPATH", function()
+  local sb = helpers.sandbox{}
+
+  it("names the Lua 5.4 module that ';;' brought in, and what to do", function()
+    -- `eval "$(luarocks path)"` for Lua 5.4 exports such a LUA_CPATH; nginx's
+    -- ";;" in lua_package_cpath then means it, and Lua 5.4's cjson.so is found first.
+    local dir = "/usr/lib/x86_64-linux-gnu/lua/5.4"
+    if not proc.exists(dir .. "/cjson.so") then
+      return pending("no Lua 5.4 cjson.so in " .. dir)
+    end
+    local shop, err = launch.start{ base_url = sb.base_url, env = { LUA_CPATH = dir .. "/?.so" } }
+    if shop then shop:stop() end
+    assert.is_nil(shop)
+    assert.matches("wemasy.ngx: " .. dir .. "/cjson.so is not built for LuaJIT (undefined symbol lua_", err, 1, true)
+    assert.matches("LUA_CPATH", err, 1, true)
+    assert.matches("env -u LUA_CPATH", err, 1, true)
+  end)
+end)
