@@ -143,8 +143,52 @@ local function alerts(log)
   return out
 end
 
+-- One worker with `vms` thread VMs serves 16 pages on a slow API while nginx
+-- reloads three times and quits: every page must get its answer.
+local function reload_during_pages(sb, vms)
+  core._debug_unlink(sb.base_url, tokens.merchant)
+  local shop = assert(launch.start{ base_url = sb.base_url, token = tokens.merchant, workers = 1,
+    replace = { { "thread_pool wemasy threads=16;", "thread_pool wemasy threads=" .. vms .. ";" },
+                { "lua_worker_thread_vm_pool_size 16;", "lua_worker_thread_vm_pool_size " .. vms .. ";" } } })
+  finally(function() shop:stop() end)
+  -- Every orders/get takes 1.2 s: four pages go out before each of three
+  -- reloads and the quit, so each page waits through at least one of them.
+  sb:fault{ kind = "delay", seconds = 1.2, path = "orders/get", count = -1 }
+  local pages, signals = {}, { { 0.3, "HUP" }, { 0.6, "HUP" }, { 0.9, "HUP" }, { 1.2, "QUIT" } }
+  local function send4()
+    for _ = 1, 4 do pages[#pages + 1] = open_page(shop.url, "POST", "/order", ORDER_FORM) end
+  end
+  send4()
+  local replies = read_pages(pages, 20, function(t)
+    local nxt = signals[1]
+    if nxt and t >= nxt[1] then
+      table.remove(signals, 1)
+      -- After a reload the new workers take the next pages; after the quit nothing more.
+      if nxt[2] == "HUP" then
+        assert(proc.signal(shop.pid, "HUP"))
+        proc.sleep(0.05)
+        send4()
+      else
+        assert(proc.signal(shop.pid, "QUIT"))
+      end
+    end
+  end)
+  assert.is_true(proc.wait_gone(shop.pid, 10), "nginx did not quit")
+  local log = shop:error_log()
+  local dropped = {}
+  for i, r in ipairs(replies) do
+    if not (r:match("^HTTP/1%.1 200") and r:find("Order for John Doe", 1, true)) then
+      dropped[#dropped + 1] = i .. ": " .. (r == "" and "(empty reply)" or r:sub(1, 80))
+    end
+  end
+  assert.equal(16, #replies)
+  assert.same({}, dropped, "dropped pages; error log:\n" .. log:sub(-3000))
+  assert.same({}, alerts(log))
+  assert.equal(16, sb:state().requests["orders/get"])
+end
+
 describe("wemasy.ngx through nginx -s reload and -s quit", function()
-  local sb = helpers.sandbox{}
+  local sb = helpers.fresh_sandbox{}
 
   after_each(function()
     if sb.base_url then
@@ -154,43 +198,13 @@ describe("wemasy.ngx through nginx -s reload and -s quit", function()
   end)
 
   it("answers every page that waits on a call (0 dropped, 0 [alert])", function()
-    core._debug_unlink(sb.base_url, tokens.merchant)
-    local shop = assert(launch.start{ base_url = sb.base_url, token = tokens.merchant, workers = 2 })
-    finally(function() shop:stop() end)
-    -- Every orders/get takes 1.2 s: four pages go out before each of three
-    -- reloads and the quit, so each page waits through at least one of them.
-    sb:fault{ kind = "delay", seconds = 1.2, path = "orders/get", count = -1 }
-    local pages, signals = {}, { { 0.3, "HUP" }, { 0.6, "HUP" }, { 0.9, "HUP" }, { 1.2, "QUIT" } }
-    local function send4()
-      for _ = 1, 4 do pages[#pages + 1] = open_page(shop.url, "POST", "/order", ORDER_FORM) end
-    end
-    send4()
-    local replies = read_pages(pages, 20, function(t)
-      local nxt = signals[1]
-      if nxt and t >= nxt[1] then
-        table.remove(signals, 1)
-        -- After a reload the new workers take the next pages; after the quit nothing more.
-        if nxt[2] == "HUP" then
-          assert(proc.signal(shop.pid, "HUP"))
-          proc.sleep(0.05)
-          send4()
-        else
-          assert(proc.signal(shop.pid, "QUIT"))
-        end
-      end
-    end)
-    assert.is_true(proc.wait_gone(shop.pid, 10), "nginx did not quit")
-    local log = shop:error_log()
-    local dropped = {}
-    for i, r in ipairs(replies) do
-      if not (r:match("^HTTP/1%.1 200") and r:find("Order for John Doe", 1, true)) then
-        dropped[#dropped + 1] = i .. ": " .. (r == "" and "(empty reply)" or r:sub(1, 80))
-      end
-    end
-    assert.equal(16, #replies)
-    assert.same({}, dropped, "dropped pages; error log:\n" .. log:sub(-3000))
-    assert.same({}, alerts(log))
-    assert.equal(16, sb:state().requests["orders/get"])
+    reload_during_pages(sb, 16)
+  end)
+
+  it("answers the pages waiting in the queue for a thread VM too", function()
+    -- Two thread VMs: of the four pages a worker gets, two wait on a VM and
+    -- two in the queue for one.
+    reload_during_pages(sb, 2)
   end)
 end)
 
