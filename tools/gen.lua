@@ -98,7 +98,7 @@ sent?         boolean                  false when the request certainly did not 
 headers?      table<string, string>    response headers, lower-case names
 rate_limit?   wemasy.RateLimitHeaders  the server's X-RateLimit-* headers
 body?         table                    the decoded error body
-reason?       string                   "too_large" for a body over max_body; "interrupted": Ctrl-C stopped the call; "queue_full", "queue_timeout": waiting for a thread VM in nginx
+reason?       string                   "too_large" for a body over max_body; "interrupted": Ctrl-C stopped the call
 ]]
 
 M.HOOK_FIELDS = rows[[

@@ -39,7 +39,7 @@
 ---@field headers? table<string, string> response headers, lower-case names
 ---@field rate_limit? wemasy.RateLimitHeaders the server's X-RateLimit-* headers
 ---@field body? table the decoded error body
----@field reason? string "too_large" for a body over max_body; "interrupted": Ctrl-C stopped the call; "queue_full", "queue_timeout": waiting for a thread VM in nginx
+---@field reason? string "too_large" for a body over max_body; "interrupted": Ctrl-C stopped the call
 
 ---The server's X-RateLimit-* headers, when present.
 ---@class wemasy.RateLimitHeaders
