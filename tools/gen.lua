@@ -55,6 +55,35 @@ M.OPTIONS = option_rows(core.options)
 M.RATE_LIMIT_OPTIONS = option_rows(core.options.rate_limit.fields)
 M.BREAKER_OPTIONS = option_rows(core.options.breaker.fields)
 
+-- What wemasy.ngx.new gives the options a caller leaves out (its handler
+-- defaults, lua/wemasy/ngx.lua), dotted names in order, beside the plain client's.
+local function ngx_default_rows()
+  local wngx = require("wemasy.ngx")
+  local out = {}
+  local function add(name, value, plain)
+    out[#out + 1] = { name = name, value = tostring(value), plain = plain }
+  end
+  add("thread_pool", '"' .. wngx.DEFAULT_THREAD_POOL .. '"', "-")
+  add("max_queue", wngx.DEFAULT_MAX_QUEUE, "-")
+  local names = {}
+  for k in pairs(wngx.HANDLER_DEFAULTS) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local v = wngx.HANDLER_DEFAULTS[k]
+    if type(v) == "table" then
+      local fields = {}
+      for f in pairs(v) do fields[#fields + 1] = f end
+      table.sort(fields)
+      local declared = core.options[k].fields
+      for _, f in ipairs(fields) do add(k .. "." .. f, v[f], declared[f].default_text) end
+    else
+      add(k, v, core.options[k].default_text)
+    end
+  end
+  return out
+end
+M.NGX_DEFAULTS = ngx_default_rows()
+
 -- Fields of an error and of a hook's info; "?" marks an optional one.
 M.ERROR_FIELDS = rows[[
 kind          wemasy.ErrorKind         what went wrong, from a closed list
@@ -255,6 +284,7 @@ local function scope(cli_help)
     error_fields = map(M.ERROR_FIELDS, field_row), hook_fields = map(M.HOOK_FIELDS, field_row),
     options = map(M.OPTIONS, field_row), rate_limit_options = map(M.RATE_LIMIT_OPTIONS, field_row),
     breaker_options = map(M.BREAKER_OPTIONS, field_row),
+    ngx_defaults = M.NGX_DEFAULTS,
     endpoints = map(endpoints, endpoint), response_types = map(responses.types, response_type),
   }
 end

@@ -17,6 +17,7 @@
 --   replace              { {from, to}, ... } more literal replacements (each must match)
 --   cpath                directory holding wemasy/core.so                    [build/jit]
 --   reuseport            listen with reuseport (spreads connections over workers)
+--   env                  { NAME = value } more of nginx's environment (e.g. the LUA_CPATH of a shell)
 -- Processes and files go through the sandbox launcher's helpers.
 local proc = require("wemasy.sandbox.proc")
 
@@ -207,6 +208,7 @@ function launch.start(o)
     local env = "env -u LUA_PATH -u LUA_CPATH -u LUA_INIT -u WEMASY_BASE_URL -u WEMASY_TOKEN"
       .. (o.base_url and (" WEMASY_BASE_URL=" .. proc.quote(o.base_url)) or "")
       .. (o.token and (" WEMASY_TOKEN=" .. proc.quote(o.token)) or "")
+    for name, value in pairs(o.env or {}) do env = env .. " " .. name .. "=" .. proc.quote(value) end
     local cmd = env .. " " .. proc.quote(nginx) .. " -p " .. proc.quote(prefix .. "/")
       .. " -c " .. proc.quote(prefix .. "/conf/nginx.conf") .. " -e " .. proc.quote(prefix .. "/logs/error.log")
       .. " -g " .. proc.quote(globals)

@@ -21,11 +21,54 @@
 -- for them: each VM keeps its clients, keyed by a salted hash of the options
 -- (keep-alive per VM; the limiter is the C core's shared memory, one quota
 -- for every worker, thread and cron script on the host).
-local args = require("wemasy.args")
-local errors = require("wemasy.errors")
-local hooks = require("wemasy.hooks")
-local json = require("wemasy.json")
-local methods = require("wemasy.methods")
+
+------------------------------------------------------------------ loading wemasy itself
+
+-- Says what a failed require of wemasy (or of this module, in a thread VM) means.
+local function load_failure(msg)
+  msg = tostring(msg)
+  local symbol = msg:match("undefined symbol: (lua[%w_]*)")
+  if symbol then
+    local file = msg:match("from file '([^']+)'") or "wemasy.core"
+    local head = "wemasy.ngx: " .. file .. " is not built for LuaJIT (undefined symbol " .. symbol
+      .. "): it is a Lua 5.4 build. nginx's Lua is LuaJIT: "
+    if file:find("wemasy/core", 1, true) or file == "wemasy.core" then
+      return head .. "point lua_package_cpath at the LuaJIT build"
+        .. " (build/jit/?.so of `make build`, or `luarocks --lua-version=5.1 make`)"
+    end
+    -- Another module (lua-cjson): ";;" in lua_package_cpath is LuaJIT's
+    -- default, or the LUA_CPATH nginx was started with (a shell that ran
+    -- `eval "$(luarocks path)"` for Lua 5.4).
+    local env = os.getenv("LUA_CPATH")
+    return head .. (env and ("nginx was started with LUA_CPATH=" .. env .. ", which ';;' in lua_package_cpath"
+      .. " brings in") or "';;' in lua_package_cpath brought in a Lua 5.4 directory")
+      .. ": start nginx without it (`env -u LUA_CPATH -u LUA_PATH nginx ...`; systemd's nginx.service"
+      .. " does not pass it), or list LuaJIT's directories (/usr/local/lib/lua/5.1/?.so;"
+      .. "/usr/lib/x86_64-linux-gnu/lua/5.1/?.so) instead of ';;'"
+  end
+  local missing = msg:match("module '([^']+)' not found")
+  if missing then
+    local which = missing == "wemasy.core" and "lua_package_cpath" or "lua_package_path"
+    return "wemasy.ngx: module '" .. missing .. "' not found: add its directory to " .. which
+      .. " in nginx.conf (the worker threads' VMs use the same paths) — "
+      .. (msg:gsub("%s+", " "):sub(1, 600))
+  end
+  return "wemasy.ngx: " .. msg:gsub("[\r\n]+", " ")
+end
+
+-- wemasy's own modules load here, in the master (init_by_lua) or a worker:
+-- a wrong build among them (lua-cjson's) is named, not only reported.
+local function need(name)
+  local ok, mod = pcall(require, name)
+  if not ok then error(load_failure(mod), 2) end
+  return mod
+end
+
+local args = need("wemasy.args")
+local errors = need("wemasy.errors")
+local hooks = need("wemasy.hooks")
+local json = need("wemasy.json")
+local methods = need("wemasy.methods")
 
 local M = {}
 
@@ -42,28 +85,6 @@ local MAX_DEPTH = 100
 
 -- What the plain client answers once closed (the core's words, csrc/request.c).
 local CLOSED = "client is closed"
-
------------------------------------------------------------------- loading wemasy itself
-
--- Says what a failed require of wemasy (or of this module, in a thread VM) means.
-local function load_failure(msg)
-  msg = tostring(msg)
-  local symbol = msg:match("undefined symbol: (lua[%w_]*)")
-  if symbol then
-    local file = msg:match("from file '([^']+)'") or "wemasy.core"
-    return "wemasy.ngx: " .. file .. " is not built for LuaJIT (undefined symbol " .. symbol
-      .. "): it is a Lua 5.4 build. nginx's Lua is LuaJIT: point lua_package_cpath at the LuaJIT build"
-      .. " (build/jit/?.so of `make build`, or `luarocks --lua-version=5.1 make`)"
-  end
-  local missing = msg:match("module '([^']+)' not found")
-  if missing then
-    local which = missing == "wemasy.core" and "lua_package_cpath" or "lua_package_path"
-    return "wemasy.ngx: module '" .. missing .. "' not found: add its directory to " .. which
-      .. " in nginx.conf (the worker threads' VMs use the same paths) — "
-      .. (msg:gsub("%s+", " "):sub(1, 600))
-  end
-  return "wemasy.ngx: " .. msg:gsub("[\r\n]+", " ")
-end
 
 local function need_nginx()
   if type(ngx) == "table" and type(ngx.run_worker_thread) == "function" then return end
@@ -227,44 +248,149 @@ local function no_pool(msg, pool)
     and not msg:find("module", 1, true) and pool
 end
 
-local BUSY = {}
+------------------------------------------------------------------ the wait for a thread VM
 
--- Runs wemasy.ngx.thread's `method` with the arguments on the pool.  Returns
--- its results, or BUSY when no thread VM freed up within the client's
--- timeout.  Raises what the thread side raised, and misconfiguration.
-local function on_pool(self, st, method, ...)
-  local deadline, delay
-  while true do
-    local ok, tag, x, y, z = ngx.run_worker_thread(self.thread_pool, M.THREAD_MODULE, "run", st.key, nil, method, ...)
-    if ok and tag == "miss" then
-      ok, tag, x, y, z = ngx.run_worker_thread(self.thread_pool, M.THREAD_MODULE, "run", st.key, st.opts, method, ...)
-    end
-    if ok then
-      if tag == "ok" then return x, y, z end
-      local msg = errors.redact_text(tostring(x), st.token)
-      if tag == "raise" then raise(strip_position(msg)) end
-      raise(load_failure(msg))
-    end
-    local msg = errors.redact_text(tostring(tag), st.token)
-    if is_busy(msg) then
-      ngx.update_time()
-      deadline = deadline or (ngx.now() + st.timeout)
-      if ngx.now() >= deadline then return BUSY, msg end
-      delay = math.min((delay or 0.0005) * 2, 0.05)
-      ngx.sleep(delay)
-    elseif no_pool(msg, self.thread_pool) then
-      raise("wemasy.ngx: no thread pool '" .. self.thread_pool .. "' in nginx.conf: add `thread_pool "
-        .. self.thread_pool .. " threads=16;` to the main context (outside http {}), and"
-        .. " `lua_worker_thread_vm_pool_size 16;` to http {} (" .. msg .. ")")
-    else
-      raise(load_failure(msg))
-    end
+-- A worker's thread VMs (lua_worker_thread_vm_pool_size) serve all of its
+-- clients and thread pools, so the wait for one is per worker (this module's
+-- state, after the fork).  Calls take a slot first: while the number of VMs
+-- is unknown every call goes straight through; the first "no available Lua
+-- vm" shows that the calls holding one are all there are, and from then on
+-- a call that finds no slot waits in ngx.semaphore's queue, first come first
+-- served, and each call that ends hands its slot to the oldest waiter.  (The
+-- old sleep-and-poll let new arrivals overtake old waiters: p99 0.35-0.74 s.)
+-- At most max_queue calls wait; one more is refused at once.
+local gate = { held = 0, queued = 0, sema = nil }
+
+M.DEFAULT_MAX_QUEUE = 256
+
+-- nginx's graceful shutdown (reload, quit) lets a worker exit once no timer
+-- is pending but cancelable ones, and a request waiting on
+-- ngx.run_worker_thread has none: the worker exited under such pages, with
+-- "open socket left in connection" alerts, and their browsers got an empty
+-- reply although the call completed.  (A call waiting in the queue or in a
+-- backoff holds a timer of its own.)  So while calls hold a slot, a timer
+-- callback sleeps in short steps: its sleep is the pending timer that keeps
+-- the worker until the last page is answered, at most KEEP_STEP s later.
+local KEEP_STEP = 0.05
+local keeping = false
+
+local function keep_worker()
+  while gate.held > 0 do ngx.sleep(KEEP_STEP) end
+  keeping = false
+end
+
+local function held()
+  gate.held = gate.held + 1
+  if not keeping then
+    -- A delay of 0 is allowed even while the worker shuts down.
+    keeping = ngx.timer.at(0, keep_worker) and true or false
   end
 end
 
-local function busy_error(endpoint, msg, timeout)
-  return errors.new("timeout", { endpoint = endpoint, attempts = 0, sent = false,
-    message = string.format("no worker-thread Lua VM came free within %g s (%s): raise"
+local QUEUE_FULL, QUEUE_TIMEOUT = {}, {}
+
+-- Takes a slot for a call, waiting up to `timeout` s in the queue.  Returns
+-- true, or QUEUE_FULL / QUEUE_TIMEOUT.
+local function acquire(max_queue, timeout)
+  if gate.sema == nil then
+    held()
+    return true
+  end
+  if gate.sema:count() <= 0 and gate.queued >= max_queue then return QUEUE_FULL end
+  gate.queued = gate.queued + 1
+  local ok = gate.sema:wait(timeout)
+  gate.queued = gate.queued - 1
+  if not ok then return QUEUE_TIMEOUT end
+  held()
+  return true
+end
+
+local function release()
+  gate.held = gate.held - 1
+  if gate.sema then gate.sema:post(1) end
+end
+
+-- The slot of a call found no VM: there are fewer VMs than slots.  Drops the
+-- slot (no post) and returns true: the call waits in the queue again.  When
+-- it is the only call of ours, the VMs are held by something else: false,
+-- keep the slot and try again after a nap.
+local function lost_slot()
+  if gate.held <= 1 then return false end
+  gate.held = gate.held - 1
+  if gate.sema == nil then gate.sema = require("ngx.semaphore").new(0) end
+  return true
+end
+
+local BUSY, RAISE = {}, {}
+
+-- One trip to the pool: ngx.run_worker_thread's results, or false and the
+-- message if it raised (the slot is given back whatever happens).
+local function trip(pool, ...)
+  local ok, a, b, c, d, e = pcall(ngx.run_worker_thread, pool, ...)
+  if not ok then return false, a end
+  return a, b, c, d, e
+end
+
+-- Runs wemasy.ngx.thread's `method` with the arguments on the pool, on a
+-- slot.  Returns its results, BUSY and the message when the slot had no VM,
+-- or RAISE and what to raise (what the thread side raised, misconfiguration).
+local function on_slot(self, st, method, ...)
+  local ok, tag, x, y, z = trip(self.thread_pool, M.THREAD_MODULE, "run", st.key, nil, method, ...)
+  if ok and tag == "miss" then
+    ok, tag, x, y, z = trip(self.thread_pool, M.THREAD_MODULE, "run", st.key, st.opts, method, ...)
+  end
+  if ok then
+    if tag == "ok" then return x, y, z end
+    local msg = errors.redact_text(tostring(x), st.token)
+    if tag == "raise" then return RAISE, strip_position(msg) end
+    return RAISE, load_failure(msg)
+  end
+  local msg = errors.redact_text(tostring(tag), st.token)
+  if is_busy(msg) then return BUSY, msg end
+  if no_pool(msg, self.thread_pool) then
+    return RAISE, "wemasy.ngx: no thread pool '" .. self.thread_pool .. "' in nginx.conf: add `thread_pool "
+      .. self.thread_pool .. " threads=16;` to the main context (outside http {}), and"
+      .. " `lua_worker_thread_vm_pool_size 16;` to http {} (" .. msg .. ")"
+  end
+  return RAISE, load_failure(msg)
+end
+
+-- Takes a slot, runs the call on it, gives the slot back; when the slot had
+-- no VM behind it, drops it (or naps) and waits again, until the timeout.
+-- Returns the call's results, or BUSY, QUEUE_FULL / QUEUE_TIMEOUT and the
+-- last message; raises what on_slot says to.
+local function on_pool(self, st, method, ...)
+  ngx.update_time()
+  local deadline = ngx.now() + st.timeout
+  local msg = "no available Lua vm"
+  while true do
+    local got = acquire(self.max_queue, math.max(deadline - ngx.now(), 0.001))
+    if got ~= true then return BUSY, got, msg end
+    local x, y, z = on_slot(self, st, method, ...)
+    if x ~= BUSY then
+      release()
+      if x == RAISE then raise(y) end
+      return x, y, z
+    end
+    msg = y
+    if not lost_slot() then
+      release()
+      ngx.sleep(0.005)
+    end
+    ngx.update_time()
+    if ngx.now() >= deadline then return BUSY, QUEUE_TIMEOUT, msg end
+  end
+end
+
+local function busy_error(endpoint, why, msg, self, timeout)
+  if why == QUEUE_FULL then
+    return errors.new("network", { endpoint = endpoint, attempts = 0, sent = false, reason = "queue_full",
+      message = string.format("%d calls of this nginx worker already wait for a worker-thread Lua VM"
+        .. " (max_queue): nothing was sent; raise lua_worker_thread_vm_pool_size and the thread_pool's threads,"
+        .. " or max_queue", self.max_queue) })
+  end
+  return errors.new("timeout", { endpoint = endpoint, attempts = 0, sent = false, reason = "queue_timeout",
+    message = string.format("no worker-thread Lua VM came free within %g s (%s): nothing was sent; raise"
       .. " lua_worker_thread_vm_pool_size and the thread_pool's threads", timeout, msg) })
 end
 
@@ -304,7 +430,7 @@ end
 function backend.send(self, st, path, text, group, idempotent)
   if self.closed then return nil, closed_error(path, st.token) end
   local x, y, z = on_pool(self, st, "send", path, text, group, idempotent)
-  if x == BUSY then return nil, busy_error(path, y, st.timeout) end
+  if x == BUSY then return nil, busy_error(path, y, z, self, st.timeout) end
   return answer(x, y, z)
 end
 
@@ -314,17 +440,17 @@ function backend.batch(self, st, items, concurrency, _, on_result)
     for k, item in ipairs(items) do on_result(k, nil, closed_error(item.endpoint, st.token)) end
     return
   end
-  local done, why = on_pool(self, st, "batch", items, concurrency)
+  local done, why, msg = on_pool(self, st, "batch", items, concurrency)
   for k = 1, #items do
-    local r = done ~= BUSY and done[k] or { nil, busy_error(nil, why, st.timeout) }
+    local r = done ~= BUSY and done[k] or { nil, busy_error(nil, why, msg, self, st.timeout) }
     on_result(k, r[1], revive(r[2]), r[3])
   end
 end
 
 function backend.rate_limit(self, st, group)
   if self.closed then return nil, errors.new("invalid_argument", { message = CLOSED }) end
-  local state, err = on_pool(self, st, "rate_limit", group)
-  if state == BUSY then return nil, busy_error(nil, err, st.timeout) end
+  local state, err, msg = on_pool(self, st, "rate_limit", group)
+  if state == BUSY then return nil, busy_error(nil, err, msg, self, st.timeout) end
   if state == nil then return nil, revive(err) end
   return state
 end
@@ -348,11 +474,49 @@ function backend.where(self)
   return " on thread pool '" .. self.thread_pool .. "'"
 end
 
+-- A page waits for its calls, and a shopper does not wait 90 s (the plain
+-- client's 30 s timeout and 2 retries against a hung API): the options a
+-- caller leaves out default to these, so a hung API holds a call at most
+-- about 5 s, limiter wait and retry included: a slot within max_wait
+-- (0.5 s), a try of at most `timeout` (2 s; connect within 1 s), one retry
+-- (a read's, or anything not sent) after at most 0.25 s of backoff or
+-- max_wait for its slot, and its try: 0.5 + 2 + 0.5 + 2 = 5 s.  max_wait is
+-- set here whatever the plain client's default is.  A caller's own value
+-- wins, field by field (backoff.cap alone keeps base = 0.25).
+M.HANDLER_DEFAULTS = {
+  timeout = 2,
+  connect_timeout = 1,
+  max_retries = 1,
+  backoff = { base = 0.25, cap = 0.5 },
+  rate_limit = { max_wait = 0.5 },
+}
+
+-- given with the handler defaults where it has nothing; the caller's tables
+-- are copied, not changed.  A value of the wrong type stays, for wemasy.new
+-- to name.
+local function with_handler_defaults(given)
+  for k, v in next, M.HANDLER_DEFAULTS do
+    local mine = given[k]
+    if mine == nil then
+      given[k] = copy_plain(v, 0)
+    elseif type(mine) == "table" and type(v) == "table" then
+      local merged = {}
+      for f, x in next, mine do merged[f] = x end
+      for f, x in next, v do
+        if merged[f] == nil then merged[f] = x end
+      end
+      given[k] = merged
+    end
+  end
+  return given
+end
+
 local Client = methods.class("wemasy.ngx.client", backend)
 
 -- Returns a client with the plain client's methods whose calls run on the
 -- thread pool.  Options: wemasy.new's (checked by wemasy.new itself, so the
--- errors are its own), plus thread_pool.  Options must be plain data:
+-- errors are its own), plus thread_pool and max_queue; what is left out
+-- takes M.HANDLER_DEFAULTS, then the plain client's.  Options must be plain data:
 -- functions (clock, sleep, random, hooks) cannot reach the thread VMs.
 function M.new(opts)
   need_nginx()
@@ -369,8 +533,16 @@ function M.new(opts)
     error("wemasy.ngx.new: option 'thread_pool' must be the name of a thread_pool of nginx.conf (got "
       .. args.describe(pool) .. ")", 2)
   end
+  local max_queue = given.max_queue
+  given.max_queue = nil
+  if max_queue == nil then max_queue = M.DEFAULT_MAX_QUEUE end
+  if type(max_queue) ~= "number" or max_queue < 0 or max_queue > 1e6 or max_queue ~= math.floor(max_queue) then
+    error("wemasy.ngx.new: option 'max_queue' must be an integer from 0 to 1000000, the calls that may wait"
+      .. " for a thread VM in one worker (got " .. args.describe(max_queue) .. ")", 2)
+  end
 
   -- The client wemasy.new makes to check the options is closed at once.
+  with_handler_defaults(given)
   local ok, checked = pcall(wemasy.new, checking_copy(given))
   if not ok then error(strip_position(checked), 2) end
   local max_request_body = methods.state(checked).max_request_body
@@ -386,7 +558,8 @@ function M.new(opts)
   -- nginx owns the worker's signals, and a thread of its pool must not change
   -- a process-wide disposition: these clients never watch for SIGINT.
   plain.interruptible = false
-  return methods.new(Client, { base_url = checked.base_url, insecure = checked.insecure, thread_pool = pool }, {
+  return methods.new(Client, { base_url = checked.base_url, insecure = checked.insecure, thread_pool = pool,
+    max_queue = max_queue }, {
     token = plain.token,
     opts = plain,
     key = options_key(plain),

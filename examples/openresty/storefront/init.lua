@@ -23,14 +23,13 @@ end
 -- opts: wemasy.new's options shared by both clients (base_url, token, ...).
 function storefront.configure(opts)
   opts = opts or {}
-  -- Pages a shopper waits for: wait for a limiter slot, but not long; a
-  -- thank-you page still renders when the API is slow or the quota is spent.
-  storefront.shop = wemasy_ngx.new(merged({ timeout = 10, connect_timeout = 3,
-    rate_limit = { wait = true, max_wait = 2 } }, opts))
+  -- Pages a shopper waits for: wemasy.ngx's handler defaults (a call ends
+  -- within ~5 s, a limiter slot within 0.5 s); a thank-you page still renders
+  -- when the API is slow or the quota is spent.
+  storefront.shop = wemasy_ngx.new(merged({}, opts))
   -- The admin hook: never wait for a slot (fail fast, answer at once) and
   -- never re-send a sync (it is not idempotent).
-  storefront.admin = wemasy_ngx.new(merged({ timeout = 10, connect_timeout = 3, max_retries = 0,
-    rate_limit = { wait = false } }, opts))
+  storefront.admin = wemasy_ngx.new(merged({ max_retries = 0, rate_limit = { wait = false } }, opts))
 end
 
 local ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
