@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "url.h"
 #include "window.h"
 
 double limiter_now(void)
@@ -41,16 +43,25 @@ static uint64_t fnv1a(uint64_t h, const char *s)
     return h;
 }
 
+static void fnv1a_put(void *ctx, char c)
+{
+    uint64_t *h = ctx;
+
+    *h = (*h ^ (unsigned char)c) * 0x100000001b3ULL;
+}
+
 void limiter_segment_name(const char *base_url, const char *token,
                           char out[LIMITER_SEGMENT_NAME_LEN + 1])
 {
     uint64_t h = 0xcbf29ce484222325ULL;
 
-    h = fnv1a(h, base_url);
+    /* One quota per API however its URL is spelled; the uid keeps every
+     * user's segments apart (and out of each other's way). */
+    url_normalise(base_url, fnv1a_put, &h);
     h = fnv1a(h, "\n");
     h = fnv1a(h, token != NULL ? token : "");
-    snprintf(out, LIMITER_SEGMENT_NAME_LEN + 1, "/wemasy-%016llx",
-             (unsigned long long)h);
+    snprintf(out, LIMITER_SEGMENT_NAME_LEN + 1, LIMITER_SEGMENT_PREFIX "%lu-%016llx",
+             (unsigned long)geteuid(), (unsigned long long)h);
 }
 
 /* ---- the in-process store ------------------------------------------------ */

@@ -85,9 +85,12 @@ limiter_store *limiter_open_shared(const char *base_url, const char *token,
 /* NULL is fine. */
 void limiter_close(limiter_store *s);
 
-/* "/wemasy-" + 16 hex digits of a 64-bit FNV-1a hash of base_url "\n" token:
- * the token never appears in the name. */
-#define LIMITER_SEGMENT_NAME_LEN 25
+/* "/wemasy-<euid>-" + 16 hex digits of a 64-bit FNV-1a hash of the
+ * normalised base_url (url_normalise), "\n" and the token: one quota per
+ * user, API and token; the token never appears in the name.  At most
+ * LIMITER_SEGMENT_NAME_LEN characters (a uid has at most 10 digits). */
+#define LIMITER_SEGMENT_PREFIX "/wemasy-"
+#define LIMITER_SEGMENT_NAME_LEN 35
 void limiter_segment_name(const char *base_url, const char *token,
                           char out[LIMITER_SEGMENT_NAME_LEN + 1]);
 

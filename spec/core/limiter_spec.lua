@@ -320,8 +320,8 @@ describe("wemasy.core rate limiter", function()
     it("names the segment by a hash, never the token, with mode 0600", function()
       local token = h.token("name")
       local name = core._debug_segment(srv.url, token)
-      assert.matches("^/wemasy%-%x+$", name)
-      assert.equal(#"/wemasy-" + 16, #name)
+      assert.matches("^/wemasy%-%d+%-%x+$", name)
+      assert.equal(16, #name:match("%x+$"))
       assert.falsy(name:find(token, 1, true))
       assert.not_equal(name, core._debug_segment(srv.url, token .. "x"))
       assert.not_equal(name, core._debug_segment(srv.url .. "/x", token))
@@ -332,6 +332,39 @@ describe("wemasy.core rate limiter", function()
       p:close()
       assert.equal("600", mode)
       c:close()
+    end)
+
+    it("is one quota however the base URL is spelled (scheme and host case, default port, slashes)", function()
+      local token = h.token("spelling")
+      local host = srv.url:gsub("^http://", "")
+      local spellings = { srv.url .. "/api", "HTTP://" .. host .. "/api", srv.url .. "/api/", srv.url .. "//api" }
+      local rate = { wait = false, groups = { default = { limit = 5, window = 30 } } }
+      local sent = 0
+      for _, url in ipairs(spellings) do
+        local c = core.new { base_url = url, token = token, max_retries = 0, rate_limit = rate }
+        for _ = 1, 5 do
+          if c:request("/echo", "{}") then sent = sent + 1 end
+        end
+        c:close()
+      end
+      for _, url in ipairs(spellings) do core._debug_unlink(url, token) end
+      assert.equal(5, sent)
+      local function same(a, b) assert.equal(core._debug_segment(a, token), core._debug_segment(b, token)) end
+      same("http://example.com/api", "http://EXAMPLE.com:80/api")
+      same("https://example.com/api", "hTTps://example.COM:443//api//")
+      same("http://[::1]:8080/api", "http://[::1]:08080/api")
+      local function differ(a, b) assert.not_equal(core._debug_segment(a, token), core._debug_segment(b, token)) end
+      differ("http://example.com/api", "https://example.com/api")
+      differ("http://example.com/api", "http://example.com:8080/api")
+      differ("http://localhost:8080/api", "http://127.0.0.1:8080/api")
+      differ("http://example.com/api", "http://example.com/API")
+    end)
+
+    it("names the segment by the user: /wemasy-<uid>-<hash>", function()
+      local p = io.popen("id -u")
+      local uid = p:read("*l")
+      p:close()
+      assert.matches("^/wemasy%-" .. uid .. "%-%x+$", core._debug_segment(srv.url, h.token("uid")))
     end)
 
     it("is one quota for every client on the same base_url and token", function()
