@@ -286,6 +286,14 @@ static int client_request(lua_State *L)
     return n;
 }
 
+/* nil, why: a closed client or one with limiting off has no limiter. */
+static int no_limiter(lua_State *L, const client *c)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, c->t == NULL || c->closing ? CALL_CLOSED : "rate limiting is off");
+    return 2;
+}
+
 /* client:rate_limit([group]) -> { limit, remaining, reset_in, closed_for } */
 static int client_rate_limit(lua_State *L)
 {
@@ -294,11 +302,8 @@ static int client_rate_limit(lua_State *L)
     limiter_report rep;
     double now;
 
-    if (c->limiter == NULL || c->closing) {
-        lua_pushnil(L);
-        lua_pushstring(L, c->t == NULL || c->closing ? CALL_CLOSED : "rate limiting is off");
-        return 2;
-    }
+    if (c->limiter == NULL || c->closing)
+        return no_limiter(L, c);
     if (inject_now(L, c, &now) != LUA_OK)
         return lua_error(L);
     if (c->limiter->ops->report(c->limiter, g, now, &rep) != 0) {
@@ -315,6 +320,23 @@ static int client_rate_limit(lua_State *L)
     lua_setfield(L, -2, "reset_in");
     lua_pushnumber(L, (lua_Number)rep.closed_for);
     lua_setfield(L, -2, "closed_for");
+    return 1;
+}
+
+/* client:rate_limit_reset() -> true: forgets this host's record of the
+ * token's quota, for every client that shares it; or nil, why. */
+static int client_rate_limit_reset(lua_State *L)
+{
+    client *c = client_check(L, 1);
+
+    if (c->limiter == NULL || c->closing)
+        return no_limiter(L, c);
+    if (c->limiter->ops->reset(c->limiter) != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "rate limiter: cannot lock the shared segment");
+        return 2;
+    }
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -462,6 +484,7 @@ static const luaL_Reg client_methods[] = {
     {"request", client_request},
     {"batch", client_batch},
     {"rate_limit", client_rate_limit},
+    {"rate_limit_reset", client_rate_limit_reset},
     {"has_token", client_has_token},
     {"max_request_body", client_max_request_body},
     {"close", client_close},

@@ -116,6 +116,18 @@ static int local_report(limiter_store *base, const limiter_group *g,
     return 0;
 }
 
+static int local_reset(limiter_store *base)
+{
+    local_store *s = (local_store *)base;
+    size_t i;
+
+    for (i = 0; i < LIMITER_GROUPS_MAX; i++) {
+        free(s->groups[i]);
+        s->groups[i] = NULL;
+    }
+    return 0;
+}
+
 static void local_close(limiter_store *base)
 {
     local_store *s = (local_store *)base;
@@ -126,8 +138,9 @@ static void local_close(limiter_store *base)
     free(s);
 }
 
-static const limiter_ops local_ops = {local_acquire, local_learn,
-                                      local_report, local_close};
+static const limiter_ops local_ops = {
+    .acquire = local_acquire, .learn = local_learn, .report = local_report,
+    .reset = local_reset, .close = local_close};
 
 limiter_store *limiter_open_local(double margin, char *err, size_t errlen)
 {

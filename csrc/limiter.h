@@ -51,6 +51,9 @@ typedef struct limiter_store limiter_store;
  *          group table is full).
  * learn:   folds a response's headers into the state; 0 or -1.
  * report:  fills *out without taking anything; 0 or -1.
+ * reset:   forgets everything the store knows of the quota (sends, learned
+ *          limits, Retry-After closures) for every group and every sharer
+ *          of the store: what `client:rate_limit_reset()` asks; 0 or -1.
  * close:   frees the store.
  */
 typedef struct {
@@ -59,6 +62,7 @@ typedef struct {
                  const limiter_news *news);
     int (*report)(limiter_store *s, const limiter_group *g, double now,
                   limiter_report *out);
+    int (*reset)(limiter_store *s);
     void (*close)(limiter_store *s);
 } limiter_ops;
 

@@ -276,6 +276,20 @@ static int shm_report(limiter_store *base, const limiter_group *g, double now,
     return 0;
 }
 
+/* Every group's slot freed, under the lock: the sharers that have the
+ * segment mapped see the reset at once, and new ones find it (unlinking
+ * instead would leave those two groups with separate quotas). */
+static int shm_reset(limiter_store *base)
+{
+    segment *seg = ((shared_store *)base)->seg;
+
+    if (seg_lock(seg) != 0)
+        return -1;
+    memset(seg->groups, 0, sizeof seg->groups);
+    seg_unlock(seg);
+    return 0;
+}
+
 static void shm_close(limiter_store *base)
 {
     shared_store *s = (shared_store *)base;
@@ -286,8 +300,9 @@ static void shm_close(limiter_store *base)
     free(s);
 }
 
-static const limiter_ops shm_ops = {shm_acquire, shm_learn, shm_report,
-                                    shm_close};
+static const limiter_ops shm_ops = {
+    .acquire = shm_acquire, .learn = shm_learn, .report = shm_report,
+    .reset = shm_reset, .close = shm_close};
 
 static segment *open_ready(const char *base_url, const char *token, char *err,
                            size_t errlen)

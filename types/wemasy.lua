@@ -470,6 +470,11 @@ function Client:batch(calls, opts) end
 ---@return wemasy.Error? err
 function Client:rate_limit(group) end
 
+---Forgets this host's record of the token's quota (every group, every process sharing it), sending nothing.
+---@return true? ok
+---@return wemasy.Error? err
+function Client:rate_limit_reset() end
+
 ---@return boolean
 function Client:has_token() end
 

@@ -115,6 +115,12 @@ function backend.rate_limit(self, _, group)
   return state
 end
 
+function backend.rate_limit_reset(self)
+  local ok, why = self._core:rate_limit_reset()
+  if not ok then return nil, errors.new("invalid_argument", { message = tostring(why) }) end
+  return true
+end
+
 -- False after close(): the core has wiped the token by then.
 function backend.has_token(self)
   return self._core:has_token()

@@ -16,6 +16,7 @@
 --       items: the core's batch items, each with its `endpoint` (path); calls
 --       on_result(k, body, err, res) as item k ends, on_progress(done) after
 --   rate_limit(self, st, group)     -> the group's state, or nil, err
+--   rate_limit_reset(self, st)      -> true, or nil, err
 --   limiter_state(self, st, group)  -> the same for the observer, or nil
 --   has_token(self, st), close(self, st)
 --   enter(self, st, method)         optional: raises when a call cannot run here
@@ -360,6 +361,14 @@ function M.class(name, backend)
     local st = check_self(self, "rate_limit", group, "string", true)
     if enter then enter(self, st, "rate_limit") end
     return backend.rate_limit(self, st, group or "default")
+  end
+
+  -- Forgets this host's record of the token's quota (every group, every
+  -- process that shares it): for after a server-side reset, or a sandbox's.
+  function Class:rate_limit_reset()
+    local st = check_self(self, "rate_limit_reset")
+    if enter then enter(self, st, "rate_limit_reset") end
+    return backend.rate_limit_reset(self, st)
   end
 
   -- False after close().

@@ -329,6 +329,14 @@ function backend.rate_limit(self, st, group)
   return state
 end
 
+function backend.rate_limit_reset(self, st)
+  if self.closed then return nil, errors.new("invalid_argument", { message = CLOSED }) end
+  local ok, err = on_pool(self, st, "rate_limit_reset")
+  if ok == BUSY then return nil, busy_error(nil, err, st.timeout) end
+  if ok == nil then return nil, revive(err) end
+  return true
+end
+
 -- For debug lines: one more trip to the pool, only when debug is on.
 function backend.limiter_state(self, st, group)
   if self.closed then return nil end

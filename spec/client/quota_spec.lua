@@ -122,4 +122,21 @@ describe("one quota for several processes against the sandbox", function()
     assert.equal(1, sb:state().total_requests)
     c:close()
   end)
+
+  it("client:rate_limit_reset() forgets this host's record of the token's quota", function()
+    local token = sandbox.tokens.customer
+    finally(function() core._debug_unlink(sb.base_url, token) end)
+    core._debug_unlink(sb.base_url, token)
+    local c = wemasy.new{ base_url = sb.base_url, token = token,
+      rate_limit = { groups = { default = { limit = LIMIT, window = 60 } } } }
+    sb:reset()
+    assert(c:customer_orders_get{ order_id = 2502 })
+    assert.equal(LIMIT - 1, c:rate_limit().remaining)
+    assert.is_true(c:rate_limit_reset())
+    assert.equal(LIMIT, c:rate_limit().remaining)
+    c:close()
+    local _, err = c:rate_limit_reset()
+    assert.equal("invalid_argument", err.kind)
+    assert.has_error(function() c.rate_limit_reset({}) end)
+  end)
 end)

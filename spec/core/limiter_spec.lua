@@ -367,6 +367,33 @@ describe("wemasy.core rate limiter", function()
       assert.matches("^/wemasy%-" .. uid .. "%-%x+$", core._debug_segment(srv.url, h.token("uid")))
     end)
 
+    it("rate_limit_reset forgets the token's quota: for every sharer (shared) or this client (in-process)", function()
+      local token = h.token("reset")
+      local groups = { default = { limit = 2, window = 30 } }
+      local a = limited { token = token, max_retries = 0, rate_limit = { wait = false, groups = groups } }
+      local b = limited { token = token, max_retries = 0, rate_limit = { wait = false, groups = groups } }
+      assert.equal(200, (a:request("/echo", "{}")))
+      assert.equal(429, (a:request("/429/20", "{}")))
+      assert.is_true(b:rate_limit().closed_for > 19)
+      assert.equal("rate_limited", select(2, b:request("/echo", "{}")))
+      assert.is_true(b:rate_limit_reset())
+      assert.same({ limit = 2, remaining = 2, reset_in = 0, closed_for = 0 }, a:rate_limit())
+      assert.equal(200, (a:request("/echo", "{}")))
+      a:close()
+      b:close()
+      local l = limited { token = token, max_retries = 0, rate_limit = { wait = false, shared = false, groups = groups } }
+      assert.equal(200, (l:request("/echo", "{}")))
+      assert.equal(200, (l:request("/echo", "{}")))
+      assert.equal("rate_limited", select(2, l:request("/echo", "{}")))
+      assert.is_true(l:rate_limit_reset())
+      assert.equal(200, (l:request("/echo", "{}")))
+      l:close()
+      assert.same({ nil, "client is closed" }, { l:rate_limit_reset() })
+      local off = limited { rate_limit = false }
+      assert.same({ nil, "rate limiting is off" }, { off:rate_limit_reset() })
+      off:close()
+    end)
+
     it("is one quota for every client on the same base_url and token", function()
       local token = h.token("two")
       local rate = { wait = false, groups = { default = { limit = 3, window = 30 } } }
