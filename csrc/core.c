@@ -459,6 +459,28 @@ static int core_now(lua_State *L)
     return 1;
 }
 
+/* core.rate_limit_reset(base_url [, token]) -> true, or nil, why: what
+ * client:rate_limit_reset() does to the shared quota of (base_url, token),
+ * without a client (and without making a segment where there is none):
+ * for the sandbox's reset, whose clients live in other processes too. */
+static int core_rate_limit_reset(lua_State *L)
+{
+    size_t len;
+    const char *url = check_lstring(L, 1, &len);
+    const char *token = NULL;
+    char err[LIMITER_ERRLEN];
+
+    if (!lua_isnoneornil(L, 2))
+        token = check_lstring(L, 2, &len);
+    if (limiter_reset_shared(url, token, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* core.file_mode(path) -> permission bits (st_mode & 07777), is_regular;
  * or nil, reason.  For the CLI's --token-file, which warns about a token
  * that other users can read, without needing luaposix. */
@@ -500,6 +522,7 @@ static const luaL_Reg module_functions[] = {
     {"new", core_new},
     {"now", core_now},
     {"file_mode", core_file_mode},
+    {"rate_limit_reset", core_rate_limit_reset},
     {"on_interrupt", core_on_interrupt},
     {NULL, NULL}};
 

@@ -86,8 +86,21 @@ limiter_store *limiter_open_local(double margin, char *err, size_t errlen);
 limiter_store *limiter_open_shared(const char *base_url, const char *token,
                                    double margin, char *err, size_t errlen);
 
+/* The shared store's reset for (base_url, token) without a client: 0 when
+ * done, or when there is no segment (none is made); -1 with err. */
+int limiter_reset_shared(const char *base_url, const char *token, char *err,
+                         size_t errlen);
+
 /* NULL is fine. */
 void limiter_close(limiter_store *s);
+
+/* Removes this user's segments (own euid, our names only) that no process
+ * holds and whose records have all expired (every send older than its
+ * window + margin, no Retry-After still closing a group): what a fresh
+ * segment would know.  Returns how many it removed.  limiter_open_shared
+ * runs it once per process (limiter_sweep_once). */
+int limiter_sweep(void);
+void limiter_sweep_once(void);
 
 /* "/wemasy-<euid>-" + 16 hex digits of a 64-bit FNV-1a hash of the
  * normalised base_url (url_normalise), "\n" and the token: one quota per

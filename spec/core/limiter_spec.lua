@@ -381,7 +381,8 @@ describe("wemasy.core rate limiter", function()
       assert.equal(200, (a:request("/echo", "{}")))
       a:close()
       b:close()
-      local l = limited { token = token, max_retries = 0, rate_limit = { wait = false, shared = false, groups = groups } }
+      local l = limited { token = token, max_retries = 0,
+                          rate_limit = { wait = false, shared = false, groups = groups } }
       assert.equal(200, (l:request("/echo", "{}")))
       assert.equal(200, (l:request("/echo", "{}")))
       assert.equal("rate_limited", select(2, l:request("/echo", "{}")))
@@ -392,6 +393,53 @@ describe("wemasy.core rate limiter", function()
       local off = limited { rate_limit = false }
       assert.same({ nil, "rate limiting is off" }, { off:rate_limit_reset() })
       off:close()
+    end)
+
+    it("the next process of this user removes its segments that nobody holds and whose records all expired", function()
+      local p = io.popen("id -u")
+      local uid = p:read("*l")
+      p:close()
+      local function path(url, token) return "/dev/shm" .. core._debug_segment(url, token) end
+      local function exists(file)
+        local f = io.open(file)
+        if f then f:close() end
+        return f ~= nil
+      end
+      local short = { margin = 0, groups = { default = { limit = 5, window = 0.05 } } }
+      local expired, fresh, held = h.token("swept"), h.token("fresh"), h.token("held")
+      local a = limited { token = expired, rate_limit = short }
+      assert.equal(200, (a:request("/echo", "{}")))
+      a:close()
+      local b = limited { token = fresh, rate_limit = { groups = { default = { limit = 5, window = 30 } } } }
+      assert.equal(200, (b:request("/echo", "{}")))
+      b:close()
+      local c = limited { token = held, rate_limit = short } -- expired too, but still open
+      assert.equal(200, (c:request("/echo", "{}")))
+      -- Not ours to remove: another user's segment, a name of ours that is not a segment's.
+      local others = { "/dev/shm/wemasy-" .. (uid == "0" and "65534" or "0") .. "-0123456789abcdef",
+                       "/dev/shm/wemasy-" .. uid .. "-0123456789abcdeg" }
+      for _, file in ipairs(others) do
+        local f = io.open(file, "w")
+        if f then f:write("x") f:close() end
+      end
+      if uid == "0" then os.execute("chown 65534 " .. others[1]) end
+      finally(function()
+        c:close()
+        for _, file in ipairs(others) do os.remove(file) end
+      end)
+      require("socket").sleep(0.2) -- four times the window
+      local sweeper = h.token("sweeper")
+      local out = h.finish(h.spawn([[
+        local core = require "wemasy.core"
+        core.new { base_url = arg[1], token = arg[2] }:close()
+        print("DONE")
+      ]], { srv.url .. "/sweeper", sweeper }))
+      core._debug_unlink(srv.url .. "/sweeper", sweeper)
+      assert.matches("DONE", out)
+      assert.is_false(exists(path(srv.url, expired)), "the expired segment nobody holds is gone")
+      assert.is_true(exists(path(srv.url, fresh)), "a segment whose window still runs stays")
+      assert.is_true(exists(path(srv.url, held)), "a segment a live client holds stays")
+      for _, file in ipairs(others) do assert.is_true(exists(file), file .. " stays") end
     end)
 
     it("is one quota for every client on the same base_url and token", function()

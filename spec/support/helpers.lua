@@ -117,9 +117,20 @@ function M.sandbox(opts)
     local url, handle = require("wemasy.sandbox").start(opts or ROOMY)
     assert(url, handle)
     setmetatable(sb, { __index = handle })
+    -- The sandbox's reset forgets the quota of its tokens; this one also
+    -- of the tokens M.token handed out.
+    sb.reset = function(self, extra)
+      local list = {}
+      for _, t in ipairs(M.issued_tokens()) do list[#list + 1] = t end
+      for _, t in ipairs(extra or {}) do list[#list + 1] = t end
+      return handle.reset(self, list)
+    end
   end)
   busted.lazy_teardown(function()
-    if getmetatable(sb) then sb:stop() end
+    if getmetatable(sb) then
+      M.forget_sandbox(sb)
+      sb:stop()
+    end
   end)
   return sb
 end
@@ -191,6 +202,18 @@ function M.forget_tokens(url)
     core._debug_unlink(url, t)
   end
   core._debug_unlink(url, nil)
+end
+
+function M.issued_tokens()
+  return issued
+end
+
+-- Removes the segments of a sandbox's clients: its tokens, M.token's, none.
+function M.forget_sandbox(sb)
+  for _, url in ipairs{ sb.base_url, sb.https_url } do
+    M.forget_tokens(url)
+    for _, t in pairs(require("wemasy.sandbox").tokens) do core._debug_unlink(url, t) end
+  end
 end
 
 -- A clock that only moves when slept on; records every sleep.
