@@ -323,6 +323,21 @@ static int client_rate_limit(lua_State *L)
     return 1;
 }
 
+/* client:groups() -> the configured limiter groups' names, in order
+ * ("default" first): what client:rate_limit may be asked about. */
+static int client_groups(lua_State *L)
+{
+    client *c = client_check(L, 1);
+    size_t i;
+
+    lua_createtable(L, (int)c->rate.nknown, 0);
+    for (i = 0; i < c->rate.nknown; i++) {
+        lua_pushstring(L, c->rate.groups[i].name);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    return 1;
+}
+
 /* client:rate_limit_reset() -> true: forgets this host's record of the
  * token's quota, for every client that shares it; or nil, why. */
 static int client_rate_limit_reset(lua_State *L)
@@ -507,6 +522,7 @@ static const luaL_Reg client_methods[] = {
     {"batch", client_batch},
     {"rate_limit", client_rate_limit},
     {"rate_limit_reset", client_rate_limit_reset},
+    {"groups", client_groups},
     {"has_token", client_has_token},
     {"max_request_body", client_max_request_body},
     {"close", client_close},

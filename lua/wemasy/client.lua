@@ -43,7 +43,8 @@ function M.new(opts)
     base_url = (core_opts.base_url:gsub("/+$", "")),
     insecure = core_opts.insecure == true,
     _core = handle,
-  }, { token = core_opts.token, max_request_body = handle:max_request_body(), observer = observer })
+  }, { token = core_opts.token, max_request_body = handle:max_request_body(), observer = observer,
+        groups = handle:groups() })
 end
 
 -- The client's quota state of `group`, for the hooks (nil when limiting is off).

@@ -7,7 +7,8 @@
 --
 -- Each client has a state table, given to M.new: `token` (nil without one;
 -- errors are scrubbed of it), `max_request_body`, `observer` (wemasy.hooks,
--- or nil), and whatever its backend keeps there.  A backend is a table of
+-- or nil), `groups` (its limiter groups' names, the core's client:groups()),
+-- and whatever its backend keeps there.  A backend is a table of
 -- functions that take the client and that state:
 --
 --   send(self, st, path, text, group, idempotent)  -> body, nil, res or nil, err
@@ -237,6 +238,19 @@ function M.state(self)
   return state[self]
 end
 
+local function known_group(st, name)
+  for _, g in ipairs(st.groups) do
+    if g == name then return true end
+  end
+  return false
+end
+
+local function sorted(list)
+  local copy = { (table.unpack or unpack)(list) }
+  table.sort(copy)
+  return copy
+end
+
 -- Returns a metatable with every method, over `backend`.
 function M.class(name, backend)
   local Class = { __name = name }
@@ -359,6 +373,10 @@ function M.class(name, backend)
   -- {limit, remaining, reset_in, closed_for} of a limiter group, sending nothing.
   function Class:rate_limit(group)
     local st = check_self(self, "rate_limit", group, "string", true)
+    if group ~= nil and not known_group(st, group) then
+      error(string.format("bad argument #1 to 'rate_limit' (unknown limiter group '%s' (known: %s))",
+        group:sub(1, 40), table.concat(sorted(st.groups), ", ")), 2)
+    end
     if enter then enter(self, st, "rate_limit") end
     return backend.rate_limit(self, st, group or "default")
   end

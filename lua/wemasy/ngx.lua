@@ -381,7 +381,7 @@ function M.new(opts)
   -- The client wemasy.new makes to check the options is closed at once.
   local ok, checked = pcall(wemasy.new, checking_copy(given))
   if not ok then error(strip_position(checked), 2) end
-  local max_request_body = methods.state(checked).max_request_body
+  local max_request_body, groups = methods.state(checked).max_request_body, methods.state(checked).groups
   checked:close()
 
   local name, why = uncrossable_option(given, "", 0)
@@ -399,6 +399,7 @@ function M.new(opts)
     opts = plain,
     key = options_key(plain),
     max_request_body = max_request_body,
+    groups = groups,
     -- `debug` (true: a function cannot cross) reports the calls from here,
     -- where they are made, refused ones included.
     observer = hooks.from_options(plain),

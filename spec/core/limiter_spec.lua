@@ -112,6 +112,19 @@ describe("wemasy.core rate limiter", function()
       c:close()
     end)
 
+    it("with the default max_wait, a script that waits rides out the window of its group (sync: 5 a minute)", function()
+      local t = h.fake_time()
+      local c = limited { token = h.token("sync7"), clock = t.clock, sleep = t.sleep, max_retries = 0 }
+      for i = 1, 7 do
+        local status, kind, message = c:request("/echo", "{}", true, "sync")
+        assert.equal(200, status, "call " .. i .. ": " .. tostring(kind) .. " " .. tostring(message))
+      end
+      local slept = 0
+      for _, s in ipairs(t.sleeps) do slept = slept + s end
+      assert.is_true(slept >= 60 and slept <= 60.25 + 1e-6, slept) -- the sixth waited out the window + margin
+      c:close()
+    end)
+
     it("rate_limit = false turns limiting off", function()
       local c = limited { token = h.token("off"), rate_limit = false }
       local rl, why = c:rate_limit()
