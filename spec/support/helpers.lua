@@ -204,6 +204,34 @@ function M.forget_tokens(url)
   core._debug_unlink(url, nil)
 end
 
+-- This user's limiter segments in /dev/shm, as a set of names.
+function M.segments()
+  local p = io.popen("id -u")
+  local uid = p:read("*l")
+  p:close()
+  local found = {}
+  local ls = io.popen("ls -1 /dev/shm 2>/dev/null")
+  for name in ls:lines() do
+    if name:match("^wemasy%-" .. uid .. "%-%x+$") then found[name] = true end
+  end
+  ls:close()
+  return found
+end
+
+-- For the files that try many option values (each token and base_url its own
+-- segment, too many to list): after the enclosing block, the segments made
+-- during it are removed.
+function M.remove_segments_made()
+  local busted = require "busted"
+  local before
+  busted.setup(function() before = M.segments() end)
+  busted.teardown(function()
+    for name in pairs(M.segments()) do
+      if not before[name] then os.remove("/dev/shm/" .. name) end
+    end
+  end)
+end
+
 function M.issued_tokens()
   return issued
 end
