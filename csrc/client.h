@@ -42,6 +42,8 @@ typedef struct {
     double max_wait; /* longest wait for a slot or a retry, seconds */
     double margin;   /* network-delay safety margin, seconds */
     size_t ngroups;  /* groups[0] is always "default" */
+    size_t nknown;   /* the first ones, configured: the endpoint table's
+                        and rate_limit.groups' (client:groups()) */
     limiter_group groups[LIMITER_GROUPS_MAX];
 } rate_config;
 

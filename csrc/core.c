@@ -291,6 +291,14 @@ static int client_request(lua_State *L)
     return n;
 }
 
+/* nil, why: a closed client or one with limiting off has no limiter. */
+static int no_limiter(lua_State *L, const client *c)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, c->t == NULL || c->closing ? CALL_CLOSED : "rate limiting is off");
+    return 2;
+}
+
 /* client:rate_limit([group]) -> { limit, remaining, reset_in, closed_for } */
 static int client_rate_limit(lua_State *L)
 {
@@ -299,11 +307,8 @@ static int client_rate_limit(lua_State *L)
     limiter_report rep;
     double now;
 
-    if (c->limiter == NULL || c->closing) {
-        lua_pushnil(L);
-        lua_pushstring(L, c->t == NULL || c->closing ? CALL_CLOSED : "rate limiting is off");
-        return 2;
-    }
+    if (c->limiter == NULL || c->closing)
+        return no_limiter(L, c);
     if (inject_now(L, c, &now) != LUA_OK)
         return lua_error(L);
     if (c->limiter->ops->report(c->limiter, g, now, &rep) != 0) {
@@ -320,6 +325,38 @@ static int client_rate_limit(lua_State *L)
     lua_setfield(L, -2, "reset_in");
     lua_pushnumber(L, (lua_Number)rep.closed_for);
     lua_setfield(L, -2, "closed_for");
+    return 1;
+}
+
+/* client:groups() -> the configured limiter groups' names, in order
+ * ("default" first): what client:rate_limit may be asked about. */
+static int client_groups(lua_State *L)
+{
+    client *c = client_check(L, 1);
+    size_t i;
+
+    lua_createtable(L, (int)c->rate.nknown, 0);
+    for (i = 0; i < c->rate.nknown; i++) {
+        lua_pushstring(L, c->rate.groups[i].name);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    return 1;
+}
+
+/* client:rate_limit_reset() -> true: forgets this host's record of the
+ * token's quota, for every client that shares it; or nil, why. */
+static int client_rate_limit_reset(lua_State *L)
+{
+    client *c = client_check(L, 1);
+
+    if (c->limiter == NULL || c->closing)
+        return no_limiter(L, c);
+    if (c->limiter->ops->reset(c->limiter) != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "rate limiter: cannot lock the shared segment");
+        return 2;
+    }
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -442,6 +479,28 @@ static int core_now(lua_State *L)
     return 1;
 }
 
+/* core.rate_limit_reset(base_url [, token]) -> true, or nil, why: what
+ * client:rate_limit_reset() does to the shared quota of (base_url, token),
+ * without a client (and without making a segment where there is none):
+ * for the sandbox's reset, whose clients live in other processes too. */
+static int core_rate_limit_reset(lua_State *L)
+{
+    size_t len;
+    const char *url = check_lstring(L, 1, &len);
+    const char *token = NULL;
+    char err[LIMITER_ERRLEN];
+
+    if (!lua_isnoneornil(L, 2))
+        token = check_lstring(L, 2, &len);
+    if (limiter_reset_shared(url, token, err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* core.file_mode(path) -> permission bits (st_mode & 07777), is_regular;
  * or nil, reason.  For the CLI's --token-file, which warns about a token
  * that other users can read, without needing luaposix. */
@@ -467,6 +526,8 @@ static const luaL_Reg client_methods[] = {
     {"request", client_request},
     {"batch", client_batch},
     {"rate_limit", client_rate_limit},
+    {"rate_limit_reset", client_rate_limit_reset},
+    {"groups", client_groups},
     {"has_token", client_has_token},
     {"max_request_body", client_max_request_body},
     {"close", client_close},
@@ -482,6 +543,7 @@ static const luaL_Reg module_functions[] = {
     {"new", core_new},
     {"now", core_now},
     {"file_mode", core_file_mode},
+    {"rate_limit_reset", core_rate_limit_reset},
     {"on_interrupt", core_on_interrupt},
     {NULL, NULL}};
 

@@ -96,12 +96,16 @@ int inject_sleep(lua_State *L, client *c, double seconds)
 {
     if (seconds <= 0)
         return LUA_OK;
-    if (c->clock_ref != LUA_NOREF && (c->clock_stall += seconds) > CLOCK_STALL_MAX) {
+    /* Counted after the sleep: one long wait (max_wait may well pass 60 s)
+     * is not a stall; asking again of a clock that did not move is. */
+    if (c->clock_ref != LUA_NOREF && c->clock_stall > CLOCK_STALL_MAX) {
         c->clock_stall = 0;
         lua_pushfstring(L, "wemasy.core: the clock hook stood still while the sleep hook slept "
                            "%d s: the two hooks must share one time", (int)CLOCK_STALL_MAX);
         return LUA_ERRRUN;
     }
+    if (c->clock_ref != LUA_NOREF)
+        c->clock_stall += seconds;
     /* A Lua sleep hook is the caller's: the call looks at SIGINT after it. */
     if (c->sleep_ref != LUA_NOREF)
         return call_hook(L, c->sleep_ref, "sleep", 1, seconds, 0, NULL);

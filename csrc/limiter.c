@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "url.h"
 #include "window.h"
 
 double limiter_now(void)
@@ -41,16 +43,25 @@ static uint64_t fnv1a(uint64_t h, const char *s)
     return h;
 }
 
+static void fnv1a_put(void *ctx, char c)
+{
+    uint64_t *h = ctx;
+
+    *h = (*h ^ (unsigned char)c) * 0x100000001b3ULL;
+}
+
 void limiter_segment_name(const char *base_url, const char *token,
                           char out[LIMITER_SEGMENT_NAME_LEN + 1])
 {
     uint64_t h = 0xcbf29ce484222325ULL;
 
-    h = fnv1a(h, base_url);
+    /* One quota per API however its URL is spelled; the uid keeps every
+     * user's segments apart (and out of each other's way). */
+    url_normalise(base_url, fnv1a_put, &h);
     h = fnv1a(h, "\n");
     h = fnv1a(h, token != NULL ? token : "");
-    snprintf(out, LIMITER_SEGMENT_NAME_LEN + 1, "/wemasy-%016llx",
-             (unsigned long long)h);
+    snprintf(out, LIMITER_SEGMENT_NAME_LEN + 1, LIMITER_SEGMENT_PREFIX "%lu-%016llx",
+             (unsigned long)geteuid(), (unsigned long long)h);
 }
 
 /* ---- the in-process store ------------------------------------------------ */
@@ -106,6 +117,18 @@ static int local_report(limiter_store *base, const limiter_group *g,
     return 0;
 }
 
+static int local_reset(limiter_store *base)
+{
+    local_store *s = (local_store *)base;
+    size_t i;
+
+    for (i = 0; i < LIMITER_GROUPS_MAX; i++) {
+        free(s->groups[i]);
+        s->groups[i] = NULL;
+    }
+    return 0;
+}
+
 static void local_close(limiter_store *base)
 {
     local_store *s = (local_store *)base;
@@ -128,9 +151,10 @@ static double local_breaker_record(limiter_store *base, const breaker_config *cf
     return breaker_record(&((local_store *)base)->breaker, cfg, now, result, probe);
 }
 
-static const limiter_ops local_ops = {local_acquire, local_learn,
-                                      local_report, local_close,
-                                      local_breaker_admit, local_breaker_record};
+static const limiter_ops local_ops = {
+    .acquire = local_acquire, .learn = local_learn, .report = local_report,
+    .reset = local_reset, .close = local_close,
+    .breaker_admit = local_breaker_admit, .breaker_record = local_breaker_record};
 
 limiter_store *limiter_open_local(double margin, char *err, size_t errlen)
 {

@@ -53,6 +53,9 @@ typedef struct limiter_store limiter_store;
  *          group table is full).
  * learn:   folds a response's headers into the state; 0 or -1.
  * report:  fills *out without taking anything; 0 or -1.
+ * reset:   forgets everything the store knows of the quota (sends, learned
+ *          limits, Retry-After closures) for every group and every sharer
+ *          of the store: what `client:rate_limit_reset()` asks; 0 or -1.
  * close:   frees the store.
  * breaker_admit, breaker_record: breaker.h's, on the store's breaker (one
  *          per store, as the quota is); NULL when the store keeps none (the
@@ -65,6 +68,7 @@ typedef struct {
                  const limiter_news *news);
     int (*report)(limiter_store *s, const limiter_group *g, double now,
                   limiter_report *out);
+    int (*reset)(limiter_store *s);
     void (*close)(limiter_store *s);
     double (*breaker_admit)(limiter_store *s, const breaker_config *cfg,
                             double now, double lease, int *probe);
@@ -92,12 +96,28 @@ limiter_store *limiter_open_local(double margin, char *err, size_t errlen);
 limiter_store *limiter_open_shared(const char *base_url, const char *token,
                                    double margin, char *err, size_t errlen);
 
+/* The shared store's reset for (base_url, token) without a client: 0 when
+ * done, or when there is no segment (none is made); -1 with err. */
+int limiter_reset_shared(const char *base_url, const char *token, char *err,
+                         size_t errlen);
+
 /* NULL is fine. */
 void limiter_close(limiter_store *s);
 
-/* "/wemasy-" + 16 hex digits of a 64-bit FNV-1a hash of base_url "\n" token:
- * the token never appears in the name. */
-#define LIMITER_SEGMENT_NAME_LEN 25
+/* Removes this user's segments (own euid, our names only) that no process
+ * holds and whose records have all expired (every send older than its
+ * window + margin, no Retry-After still closing a group): what a fresh
+ * segment would know.  Returns how many it removed.  limiter_open_shared
+ * runs it once per process (limiter_sweep_once). */
+int limiter_sweep(void);
+void limiter_sweep_once(void);
+
+/* "/wemasy-<euid>-" + 16 hex digits of a 64-bit FNV-1a hash of the
+ * normalised base_url (url_normalise), "\n" and the token: one quota per
+ * user, API and token; the token never appears in the name.  At most
+ * LIMITER_SEGMENT_NAME_LEN characters (a uid has at most 10 digits). */
+#define LIMITER_SEGMENT_PREFIX "/wemasy-"
+#define LIMITER_SEGMENT_NAME_LEN 35
 void limiter_segment_name(const char *base_url, const char *token,
                           char out[LIMITER_SEGMENT_NAME_LEN + 1]);
 

@@ -15,13 +15,16 @@
  */
 #include "limiter.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -31,7 +34,7 @@
 #include "window.h"
 
 #define SEG_MAGIC 0x57454d53u /* "WEMS" */
-#define SEG_VERSION 2u /* 2: the breaker */
+#define SEG_VERSION 3u /* 2: the breaker; 3: a window's span */
 /* state = generation << 2 | phase */
 #define PHASE_MASK 3u
 #define PHASE_INIT 1u
@@ -53,6 +56,7 @@ typedef struct {
 typedef struct {
     limiter_store base;
     segment *seg;
+    int fd; /* held (a shared flock) while the store lives: see sweep_one */
 } shared_store;
 
 /* ---- opening and first-time setup --------------------------------------- */
@@ -64,11 +68,34 @@ static void pause_briefly(void)
     nanosleep(&ts, NULL);
 }
 
-static segment *map_segment(const char *name, char *err, size_t errlen)
+/* The segment open and held with a shared flock: the sweep (sweep_one)
+ * removes only segments that nobody holds.  One it unlinked between our
+ * open and our flock has no name any more: open the name again. */
+static int open_held(const char *name)
+{
+    int tries;
+
+    for (tries = 0; tries < 100; tries++) {
+        struct stat st;
+        int fd = shm_open(name, O_RDWR | O_CREAT, 0600);
+
+        if (fd < 0)
+            return -1;
+        if (flock(fd, LOCK_SH) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0)
+            return fd;
+        close(fd);
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
+/* Maps the segment; *fdp (held, see open_held) stays open for the caller. */
+static segment *map_segment(const char *name, int *fdp, char *err,
+                            size_t errlen)
 {
     struct stat st;
     void *p;
-    int fd = shm_open(name, O_RDWR | O_CREAT, 0600);
+    int fd = open_held(name);
 
     if (fd < 0) {
         snprintf(err, errlen, "cannot open shared memory %s: %s", name,
@@ -86,12 +113,13 @@ static segment *map_segment(const char *name, char *err, size_t errlen)
         return NULL;
     }
     p = mmap(NULL, sizeof(segment), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd); /* the mapping keeps the segment */
     if (p == MAP_FAILED) {
         snprintf(err, errlen, "cannot map shared memory %s: %s", name,
                  strerror(errno));
+        close(fd);
         return NULL;
     }
+    *fdp = fd;
     return p;
 }
 
@@ -279,6 +307,20 @@ static int shm_report(limiter_store *base, const limiter_group *g, double now,
     return 0;
 }
 
+/* Every group's slot freed, under the lock: the sharers that have the
+ * segment mapped see the reset at once, and new ones find it (unlinking
+ * instead would leave those two groups with separate quotas). */
+static int shm_reset(limiter_store *base)
+{
+    segment *seg = ((shared_store *)base)->seg;
+
+    if (seg_lock(seg) != 0)
+        return -1;
+    memset(seg->groups, 0, sizeof seg->groups);
+    seg_unlock(seg);
+    return 0;
+}
+
 static void shm_close(limiter_store *base)
 {
     shared_store *s = (shared_store *)base;
@@ -286,6 +328,7 @@ static void shm_close(limiter_store *base)
     /* The segment itself stays: other processes use it, and the next run
      * should find the quota already spent. */
     munmap(s->seg, sizeof(segment));
+    close(s->fd);
     free(s);
 }
 
@@ -321,20 +364,22 @@ static double shm_breaker_record(limiter_store *base, const breaker_config *cfg,
     return wait;
 }
 
-static const limiter_ops shm_ops = {shm_acquire, shm_learn, shm_report,
-                                    shm_close, shm_breaker_admit,
-                                    shm_breaker_record};
+static const limiter_ops shm_ops = {
+    .acquire = shm_acquire, .learn = shm_learn, .report = shm_report,
+    .reset = shm_reset, .close = shm_close,
+    .breaker_admit = shm_breaker_admit, .breaker_record = shm_breaker_record};
 
-static segment *open_ready(const char *base_url, const char *token, char *err,
-                           size_t errlen)
+static segment *open_ready(const char *base_url, const char *token, int *fdp,
+                           char *err, size_t errlen)
 {
     char name[LIMITER_SEGMENT_NAME_LEN + 1];
     segment *seg;
 
     limiter_segment_name(base_url, token, name);
-    seg = map_segment(name, err, errlen);
+    seg = map_segment(name, fdp, err, errlen);
     if (seg != NULL && make_ready(seg, name, err, errlen) != 0) {
         munmap(seg, sizeof(segment));
+        close(*fdp);
         seg = NULL;
     }
     return seg;
@@ -349,7 +394,8 @@ limiter_store *limiter_open_shared(const char *base_url, const char *token,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    s->seg = open_ready(base_url, token, err, errlen);
+    limiter_sweep_once();
+    s->seg = open_ready(base_url, token, &s->fd, err, errlen);
     if (s->seg == NULL) {
         free(s);
         return NULL;
@@ -357,6 +403,131 @@ limiter_store *limiter_open_shared(const char *base_url, const char *token,
     s->base.ops = &shm_ops;
     s->base.margin = margin;
     return &s->base;
+}
+
+int limiter_reset_shared(const char *base_url, const char *token, char *err,
+                         size_t errlen)
+{
+    char name[LIMITER_SEGMENT_NAME_LEN + 1];
+    limiter_store *s;
+    int fd, rc;
+
+    limiter_segment_name(base_url, token, name);
+    fd = shm_open(name, O_RDONLY, 0);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0; /* nothing recorded: nothing to forget, nothing made */
+        snprintf(err, errlen, "cannot open shared memory %s: %s", name,
+                 strerror(errno));
+        return -1;
+    }
+    close(fd);
+    s = limiter_open_shared(base_url, token, 0, err, errlen);
+    if (s == NULL)
+        return -1;
+    rc = s->ops->reset(s);
+    if (rc != 0)
+        snprintf(err, errlen, "cannot lock shared memory %s", name);
+    limiter_close(s);
+    return rc;
+}
+
+/* ---- removing idle segments ------------------------------------------------------ */
+
+#define SHM_DIR "/dev/shm"
+
+/* Whether a /dev/shm entry is one of this user's segment names: "wemasy-",
+ * the euid, "-" and 16 lower-case hex digits, nothing else. */
+static int own_segment_name(const char *entry)
+{
+    char prefix[32];
+    size_t n, i;
+
+    n = (size_t)snprintf(prefix, sizeof prefix, "%s%lu-",
+                         LIMITER_SEGMENT_PREFIX + 1, (unsigned long)geteuid());
+    if (strncmp(entry, prefix, n) != 0 || strlen(entry + n) != 16)
+        return 0;
+    for (i = n; entry[i] != '\0'; i++)
+        if (!((entry[i] >= '0' && entry[i] <= '9') ||
+              (entry[i] >= 'a' && entry[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* Whether every record in a mapped segment has expired at `now`.  Nobody
+ * else holds it (the caller has the exclusive flock), so no lock. */
+static int segment_expired(const segment *seg, double now)
+{
+    size_t i;
+
+    if ((__atomic_load_n(&seg->state, __ATOMIC_ACQUIRE) & PHASE_MASK) != PHASE_READY ||
+        seg->magic != SEG_MAGIC || seg->version != SEG_VERSION ||
+        seg->size != sizeof(segment))
+        return 0; /* not a segment of this layout: not ours to judge */
+    for (i = 0; i < LIMITER_GROUPS_MAX; i++)
+        if (!window_expired(&seg->groups[i], now))
+            return 0;
+    return 1;
+}
+
+/* Removes /dev/shm/<entry> when nobody holds it (every store holds its
+ * segment with a shared flock, so an exclusive one that we get at once
+ * means no process has it open), it is this user's own regular file of
+ * our size and mode 0600, and all its records expired.  The flock makes it
+ * safe: a process that opens the name meanwhile waits for our flock and
+ * then sees the file unlinked (open_held opens the name again).  1 when
+ * removed. */
+static int sweep_one(const char *entry, double now)
+{
+    char name[NAME_MAX + 2];
+    struct stat st;
+    void *p;
+    int fd, removed = 0;
+
+    snprintf(name, sizeof name, "/%s", entry);
+    fd = shm_open(name, O_RDONLY, 0);
+    if (fd < 0)
+        return 0;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &st) != 0 ||
+        !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & 077) != 0 || st.st_nlink == 0 ||
+        st.st_size != (off_t)sizeof(segment)) {
+        close(fd);
+        return 0;
+    }
+    p = mmap(NULL, sizeof(segment), PROT_READ, MAP_SHARED, fd, 0);
+    if (p != MAP_FAILED) {
+        removed = segment_expired(p, now) && shm_unlink(name) == 0;
+        munmap(p, sizeof(segment));
+    }
+    close(fd);
+    return removed;
+}
+
+int limiter_sweep(void)
+{
+    DIR *dir = opendir(SHM_DIR);
+    struct dirent *e;
+    double now = limiter_now();
+    int removed = 0;
+
+    if (dir == NULL)
+        return 0;
+    while ((e = readdir(dir)) != NULL)
+        if (own_segment_name(e->d_name))
+            removed += sweep_one(e->d_name, now);
+    closedir(dir);
+    return removed;
+}
+
+void limiter_sweep_once(void)
+{
+    static int swept;
+
+    /* The first shared store of the process looks; threads race harmlessly
+     * to be that one. */
+    if (__atomic_exchange_n(&swept, 1, __ATOMIC_ACQ_REL) == 0)
+        limiter_sweep();
 }
 
 /* ---- the test build's back ends (tests.h) ------------------------------------- */
@@ -368,14 +539,16 @@ int limiter_shared_stall_init(const char *base_url, const char *token,
 {
     char name[LIMITER_SEGMENT_NAME_LEN + 1];
     segment *seg;
+    int fd;
 
     limiter_segment_name(base_url, token, name);
-    seg = map_segment(name, err, errlen);
+    seg = map_segment(name, &fd, err, errlen);
     if (seg == NULL)
         return -1;
     /* As if the process that claimed the setup died right after. */
     __atomic_store_n(&seg->state, PHASE_INIT, __ATOMIC_RELEASE);
     munmap(seg, sizeof(segment));
+    close(fd);
     return 0;
 }
 
@@ -383,7 +556,8 @@ int limiter_shared_hold_lock(const char *base_url, const char *token,
                              double seconds, void (*locked)(void),
                              char *err, size_t errlen)
 {
-    segment *seg = open_ready(base_url, token, err, errlen);
+    int fd;
+    segment *seg = open_ready(base_url, token, &fd, err, errlen);
     struct timespec ts;
 
     if (seg == NULL)
@@ -391,6 +565,7 @@ int limiter_shared_hold_lock(const char *base_url, const char *token,
     if (seg_lock(seg) != 0) {
         snprintf(err, errlen, "cannot lock the shared segment");
         munmap(seg, sizeof(segment));
+        close(fd);
         return -1;
     }
     if (locked != NULL)
@@ -401,6 +576,7 @@ int limiter_shared_hold_lock(const char *base_url, const char *token,
     }
     seg_unlock(seg);
     munmap(seg, sizeof(segment));
+    close(fd);
     return 0;
 }
 
@@ -414,7 +590,8 @@ int limiter_shared_set_breaker(const char *base_url, const char *token,
                                double phase, double failures, double open_in,
                                double probe_in, char *err, size_t errlen)
 {
-    segment *seg = open_ready(base_url, token, err, errlen);
+    int fd;
+    segment *seg = open_ready(base_url, token, &fd, err, errlen);
     double now = limiter_now();
 
     if (seg == NULL)
@@ -422,6 +599,7 @@ int limiter_shared_set_breaker(const char *base_url, const char *token,
     if (seg_lock(seg) != 0) {
         snprintf(err, errlen, "cannot lock the shared segment");
         munmap(seg, sizeof(segment));
+        close(fd);
         return -1;
     }
     seg->breaker.phase = as_u32(phase);
@@ -430,6 +608,7 @@ int limiter_shared_set_breaker(const char *base_url, const char *token,
     seg->breaker.probe_until = now + probe_in;
     seg_unlock(seg);
     munmap(seg, sizeof(segment));
+    close(fd);
     return 0;
 }
 

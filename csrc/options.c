@@ -503,6 +503,18 @@ static void read_groups(lua_State *L, rate_config *r)
     lua_pop(L, 1);
 }
 
+/* max_wait's default: the longest window of the client's groups. */
+static double longest_window(const rate_config *r)
+{
+    double w = 0;
+    size_t i;
+
+    for (i = 0; i < r->ngroups; i++)
+        if (r->groups[i].window > w)
+            w = r->groups[i].window;
+    return w;
+}
+
 /* ---- one option ------------------------------------------------------------------ */
 
 /* How each kind is read into its field; the value is on the stack top. */
@@ -555,6 +567,9 @@ void options_read(lua_State *L, client_options *o)
     if (o->transport.user_agent == NULL)
         o->transport.user_agent = lua_pushfstring(L, "wemasy-lua/%s libcurl/%s",
                                                   WEMASY_VERSION, libcurl_version());
+    o->rate.nknown = o->rate.ngroups;
+    if (o->rate.max_wait < 0)
+        o->rate.max_wait = longest_window(&o->rate) + o->rate.margin;
     /* A retry may wait as long as a slot may: the caller's one bound. */
     o->retry.max_wait = o->rate.max_wait;
     /* Timestamps of a fake clock mean nothing to other processes. */

@@ -73,8 +73,11 @@ OPTION(TOP, rate_limit, RATE_LIMIT, rate.on, 1, 0, 0, "wemasy.RateLimitOptions|f
        "the client-side limiter; false turns it off")
 OPTION(RATE_LIMIT, wait, BOOLEAN, rate.wait, 1, 0, 0, "boolean", NULL,
        "wait for a slot; false fails fast with rate_limited")
-OPTION(RATE_LIMIT, max_wait, SECONDS, rate.max_wait, 30, 0, MAX_SECONDS, "number", NULL,
-       "seconds; a longer wait (for a slot or a retry) fails fast")
+/* The default rides out any group's window (sync: 5 a minute), so a script
+ * that waits never fails for want of patience; -1 until options_read knows
+ * the groups and the margin.  Request handlers set their own, short. */
+OPTION(RATE_LIMIT, max_wait, SECONDS, rate.max_wait, -1, 0, MAX_SECONDS, "number",
+       "the longest group window + margin", "seconds; a longer wait (for a slot or a retry) fails fast")
 OPTION(RATE_LIMIT, shared, BOOLEAN, rate.shared, 1, 0, 0, "boolean", NULL,
        "share the quota with every process on this host and token")
 OPTION(RATE_LIMIT, margin, SECONDS, rate.margin, 0.25, 0, MAX_SECONDS, "number", NULL,

@@ -139,3 +139,60 @@ const char *url_check(const char *url, size_t len, int allow_http,
                "true to send in clear text anyway";
     return NULL;
 }
+
+/* ---- the quota's key ------------------------------------------------------ */
+
+/* The port digits a[0..n) without leading zeros, or "" for the scheme's
+ * default (80 for http, 443 for https) and for an empty port. */
+static void put_port(const char *a, size_t n, size_t scheme_len,
+                     url_put put, void *ctx)
+{
+    const char *dflt = scheme_len == 8 ? "443" : "80";
+
+    while (n > 0 && *a == '0') {
+        a++;
+        n--;
+    }
+    if (n == 0 || (n == strlen(dflt) && memcmp(a, dflt, n) == 0))
+        return;
+    put(ctx, ':');
+    while (n-- > 0)
+        put(ctx, *a++);
+}
+
+void url_normalise(const char *url, url_put put, void *ctx)
+{
+    size_t len = strlen(url), scheme, i, end, colon;
+
+    scheme = has_prefix_nocase(url, len, "https://") ? 8
+           : has_prefix_nocase(url, len, "http://")  ? 7 : 0;
+    if (scheme == 0) { /* not a base_url url_check passed: as it is */
+        for (i = 0; i < len; i++)
+            put(ctx, url[i]);
+        return;
+    }
+    for (i = 0; i < scheme; i++)
+        put(ctx, (char)ascii_lower((unsigned char)url[i]));
+    /* The authority: host (an IPv6 literal in brackets) and an optional port. */
+    for (end = scheme; end < len && url[end] != '/'; end++)
+        ;
+    colon = end;
+    for (i = end; i > scheme; i--) {
+        if (url[i - 1] == ']')
+            break;
+        if (url[i - 1] == ':') {
+            colon = i - 1;
+            break;
+        }
+    }
+    for (i = scheme; i < colon; i++)
+        put(ctx, (char)ascii_lower((unsigned char)url[i]));
+    if (colon < end)
+        put_port(url + colon + 1, end - colon - 1, scheme, put, ctx);
+    /* The path: one '/' for a run of them, none at the end. */
+    for (i = end; i < len; i++) {
+        if (url[i] == '/' && (i + 1 == len || url[i + 1] == '/'))
+            continue;
+        put(ctx, url[i]);
+    }
+}

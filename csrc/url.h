@@ -15,4 +15,15 @@
 const char *url_check(const char *url, size_t len, int allow_http,
                       size_t *scheme_len);
 
+/* Gets the bytes of url_normalise's result one at a time. */
+typedef void (*url_put)(void *ctx, char c);
+
+/* The spelling of an API that one quota is keyed on: scheme and host in
+ * lower case, the scheme's default port (and leading zeros of a port)
+ * dropped, each run of '/' in the path one '/', none at its end.  The path's
+ * case stays (servers may tell it apart); different host names stay
+ * different (127.0.0.1 and localhost may well be two servers).  A url that
+ * does not start with http:// or https:// is given as it is. */
+void url_normalise(const char *url, url_put put, void *ctx);
+
 #endif /* WEMASY_URL_H */

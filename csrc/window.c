@@ -89,6 +89,15 @@ static double closed_wait(const window_state *w, double now)
     return wait > WINDOW_EPSILON ? wait : 0;
 }
 
+int window_expired(const window_state *w, double now)
+{
+    if (w->name[0] == '\0')
+        return 1;
+    if (!(w->closed_until <= now)) /* NaN counts as not expired */
+        return 0;
+    return w->count == 0 || nth_newest(w, 1) + w->span <= now;
+}
+
 double window_acquire(window_state *w, const limiter_group *g, double margin,
                       double now)
 {
@@ -101,6 +110,7 @@ double window_acquire(window_state *w, const limiter_group *g, double margin,
     if (wait > 0)
         return wait;
     record(w, now);
+    w->span = span;
     return 0;
 }
 
@@ -127,6 +137,7 @@ void window_learn(window_state *w, const limiter_group *g, double margin,
 
         for (; have < used; have++)
             record(w, now);
+        w->span = span;
     }
 }
 

@@ -17,11 +17,20 @@ typedef struct {
     uint32_t count;                  /* valid send times, <= LIMITER_RING */
     uint32_t pad_;
     double closed_until;             /* Retry-After: nothing before this */
+    double span;                     /* window + margin of the last use: how
+                                        long its sends count (for the sweep) */
     double sends[LIMITER_RING];      /* the last sends, oldest first from head */
 } window_state;
 
 /* A state whose slot is taken gets this name; the rest starts at zero. */
 void window_init(window_state *w, const char *name);
+
+/* Whether nothing in w counts any more at `now`: its sends are older than
+ * their span and no Retry-After closes it (a free slot counts as expired).
+ * A store whose groups have all expired may be dropped: it knows nothing
+ * a fresh one would not, but a learned limit, which the next response
+ * teaches again. */
+int window_expired(const window_state *w, double now);
 
 /* After a crash mid-update: bring head and count back into range. */
 void window_repair(window_state *w);

@@ -63,7 +63,7 @@
 ---`rate_limit` option of wemasy.new.
 ---@class wemasy.RateLimitOptions
 ---@field wait? boolean wait for a slot; false fails fast with rate_limited (default true)
----@field max_wait? number seconds; a longer wait (for a slot or a retry) fails fast (default 30)
+---@field max_wait? number seconds; a longer wait (for a slot or a retry) fails fast
 ---@field shared? boolean share the quota with every process on this host and token (default true)
 ---@field margin? number seconds added to every window for network delay (default 0.25)
 ---@field groups? table<string, { limit: integer, window: number }> overrides of the group quotas, per field
@@ -476,6 +476,11 @@ function Client:batch(calls, opts) end
 ---@return wemasy.QuotaState? state
 ---@return wemasy.Error? err
 function Client:rate_limit(group) end
+
+---Forgets this host's record of the token's quota (every group, every process sharing it), sending nothing.
+---@return true? ok
+---@return wemasy.Error? err
+function Client:rate_limit_reset() end
 
 ---@return boolean
 function Client:has_token() end

@@ -203,6 +203,7 @@ function M.parser(argparse)
   p:option("--connect-timeout", "Seconds to connect.", nil, number_of("--connect-timeout"))
   p:option("--max-retries", "Retries after a failure that is safe to retry.", nil, number_of("--max-retries"))
   p:flag("--no-wait", "Fail with rate_limited instead of waiting for a rate-limit slot.")
+  p:flag("--reset", "With rate-limit: first forget this host's record of the token's quota (every process's).")
   p:option("--ca-file", "CA bundle for TLS verification.")
   p:option("--ca-path", "CA directory for TLS verification.")
   p:option("--proxy", "Proxy URL.")
@@ -522,6 +523,10 @@ end
 function Run:rate_limit_command()
   local client, code = self:new_client()
   if not client then return code end
+  if self.args.reset then
+    local ok, err = client:rate_limit_reset()
+    if not ok then return self:print_error(err) end
+  end
   local text, states = rate_limit_text(client)
   if not text then return self:print_error(states) end
   if self.args.raw then self:print_value(states) else self:out(text .. "\n") end
@@ -610,6 +615,7 @@ function Run:dispatch()
     return M.EXIT.ok
   end
   if not command then return self:usage_error("say what to do: an endpoint, endpoints, rate-limit or repl (--help)") end
+  if a.reset and command ~= "rate-limit" then return self:usage_error("--reset only applies to rate-limit") end
   if command == "endpoints" then return self:endpoints_command() end
   local code = self:read_token_file()
   if code then return code end

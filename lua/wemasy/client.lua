@@ -43,7 +43,8 @@ function M.new(opts)
     base_url = (core_opts.base_url:gsub("/+$", "")),
     insecure = core_opts.insecure == true,
     _core = handle,
-  }, { token = core_opts.token, max_request_body = handle:max_request_body(), observer = observer })
+  }, { token = core_opts.token, max_request_body = handle:max_request_body(), observer = observer,
+        groups = handle:groups() })
 end
 
 -- The client's quota state of `group`, for the hooks (nil when limiting is off).
@@ -113,6 +114,12 @@ function backend.rate_limit(self, _, group)
   local state, why = self._core:rate_limit(group)
   if not state then return nil, errors.new("invalid_argument", { message = tostring(why) }) end
   return state
+end
+
+function backend.rate_limit_reset(self)
+  local ok, why = self._core:rate_limit_reset()
+  if not ok then return nil, errors.new("invalid_argument", { message = tostring(why) }) end
+  return true
 end
 
 -- False after close(): the core has wiped the token by then.

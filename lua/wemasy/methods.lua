@@ -7,7 +7,8 @@
 --
 -- Each client has a state table, given to M.new: `token` (nil without one;
 -- errors are scrubbed of it), `max_request_body`, `observer` (wemasy.hooks,
--- or nil), and whatever its backend keeps there.  A backend is a table of
+-- or nil), `groups` (its limiter groups' names, the core's client:groups()),
+-- and whatever its backend keeps there.  A backend is a table of
 -- functions that take the client and that state:
 --
 --   send(self, st, path, text, group, idempotent)  -> body, nil, res or nil, err
@@ -16,6 +17,7 @@
 --       items: the core's batch items, each with its `endpoint` (path); calls
 --       on_result(k, body, err, res) as item k ends, on_progress(done) after
 --   rate_limit(self, st, group)     -> the group's state, or nil, err
+--   rate_limit_reset(self, st)      -> true, or nil, err
 --   limiter_state(self, st, group)  -> the same for the observer, or nil
 --   has_token(self, st), close(self, st)
 --   enter(self, st, method)         optional: raises when a call cannot run here
@@ -236,6 +238,19 @@ function M.state(self)
   return state[self]
 end
 
+local function known_group(st, name)
+  for _, g in ipairs(st.groups) do
+    if g == name then return true end
+  end
+  return false
+end
+
+local function sorted(list)
+  local copy = { (table.unpack or unpack)(list) }
+  table.sort(copy)
+  return copy
+end
+
 -- Returns a metatable with every method, over `backend`.
 function M.class(name, backend)
   local Class = { __name = name }
@@ -358,8 +373,20 @@ function M.class(name, backend)
   -- {limit, remaining, reset_in, closed_for} of a limiter group, sending nothing.
   function Class:rate_limit(group)
     local st = check_self(self, "rate_limit", group, "string", true)
+    if group ~= nil and not known_group(st, group) then
+      error(string.format("bad argument #1 to 'rate_limit' (unknown limiter group '%s' (known: %s))",
+        group:sub(1, 40), table.concat(sorted(st.groups), ", ")), 2)
+    end
     if enter then enter(self, st, "rate_limit") end
     return backend.rate_limit(self, st, group or "default")
+  end
+
+  -- Forgets this host's record of the token's quota (every group, every
+  -- process that shares it): for after a server-side reset, or a sandbox's.
+  function Class:rate_limit_reset()
+    local st = check_self(self, "rate_limit_reset")
+    if enter then enter(self, st, "rate_limit_reset") end
+    return backend.rate_limit_reset(self, st)
   end
 
   -- False after close().

@@ -455,6 +455,14 @@ function backend.rate_limit(self, st, group)
   return state
 end
 
+function backend.rate_limit_reset(self, st)
+  if self.closed then return nil, errors.new("invalid_argument", { message = CLOSED }) end
+  local ok, err = on_pool(self, st, "rate_limit_reset")
+  if ok == BUSY then return nil, busy_error(nil, err, st.timeout) end
+  if ok == nil then return nil, revive(err) end
+  return true
+end
+
 -- For debug lines: one more trip to the pool, only when debug is on.
 function backend.limiter_state(self, st, group)
   if self.closed then return nil end
@@ -545,7 +553,7 @@ function M.new(opts)
   with_handler_defaults(given)
   local ok, checked = pcall(wemasy.new, checking_copy(given))
   if not ok then error(strip_position(checked), 2) end
-  local max_request_body = methods.state(checked).max_request_body
+  local max_request_body, groups = methods.state(checked).max_request_body, methods.state(checked).groups
   checked:close()
 
   local name, why = uncrossable_option(given, "", 0)
@@ -564,6 +572,7 @@ function M.new(opts)
     opts = plain,
     key = options_key(plain),
     max_request_body = max_request_body,
+    groups = groups,
     -- `debug` (true: a function cannot cross) reports the calls from here,
     -- where they are made, refused ones included.
     observer = hooks.from_options(plain),

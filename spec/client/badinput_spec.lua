@@ -55,6 +55,7 @@ local function assert_clean(label, r, name_hint)
 end
 
 describe("bad input", function()
+  h.remove_segments_made() -- wemasy.new with each hostile value, each a quota of its own
   local sb = h.sandbox{}
   local client
   lazy_setup(function()

@@ -122,4 +122,46 @@ describe("one quota for several processes against the sandbox", function()
     assert.equal(1, sb:state().total_requests)
     c:close()
   end)
+
+  it("sb:reset() also forgets this host's quota of the sandbox's tokens and of the tokens of its helpers", function()
+    local own = helpers.token("sbreset")
+    local clients = {}
+    for i, token in ipairs{ sandbox.tokens.merchant_no_finance, own } do
+      clients[i] = wemasy.new{ base_url = sb.base_url, token = token, max_retries = 0,
+        rate_limit = { wait = false, groups = { default = { limit = 2, window = 60 } } } }
+    end
+    finally(function()
+      for _, c in ipairs(clients) do c:close() end
+      core._debug_unlink(sb.base_url, sandbox.tokens.merchant_no_finance)
+      core._debug_unlink(sb.base_url, own)
+    end)
+    sb:reset()
+    for _, c in ipairs(clients) do
+      c:call("orders/detail", { order_number = "ORD-2025-001" }) -- the spec's own token gets a 401: sent all the same
+      c:call("orders/detail", { order_number = "ORD-2025-001" })
+      local state = c:rate_limit()
+      assert.equal(state.limit - 2, state.remaining)
+    end
+    sb:reset()
+    for _, c in ipairs(clients) do
+      assert.same({ limit = 2, remaining = 2, reset_in = 0, closed_for = 0 }, c:rate_limit())
+    end
+  end)
+
+  it("client:rate_limit_reset() forgets this host's record of the token's quota", function()
+    local token = sandbox.tokens.customer
+    finally(function() core._debug_unlink(sb.base_url, token) end)
+    core._debug_unlink(sb.base_url, token)
+    local c = wemasy.new{ base_url = sb.base_url, token = token,
+      rate_limit = { groups = { default = { limit = LIMIT, window = 60 } } } }
+    sb:reset()
+    assert(c:customer_orders_get{ order_id = 2502 })
+    assert.equal(LIMIT - 1, c:rate_limit().remaining)
+    assert.is_true(c:rate_limit_reset())
+    assert.equal(LIMIT, c:rate_limit().remaining)
+    c:close()
+    local _, err = c:rate_limit_reset()
+    assert.equal("invalid_argument", err.kind)
+    assert.has_error(function() c.rate_limit_reset({}) end)
+  end)
 end)

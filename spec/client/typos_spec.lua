@@ -16,6 +16,19 @@ describe("names that are not paths", function()
 
   local function sent() return sb:state().total_requests end
 
+  it("client:rate_limit raises for a group that is not the client's, naming the known groups", function()
+    local ok, err = pcall(merchant.rate_limit, merchant, "snyc")
+    assert.is_false(ok)
+    assert.matches("rate_limit", err)
+    assert.matches("unknown limiter group 'snyc' %(known: default, sync%)", err)
+    local own = wemasy.new{ base_url = sb.base_url,
+                            rate_limit = { shared = false, groups = { reports = { limit = 3 } } } }
+    assert.equal(3, own:rate_limit("reports").limit)
+    assert.matches("known: default, reports, sync", select(2, pcall(own.rate_limit, own, "report")))
+    own:close()
+    assert.equal(0, sent())
+  end)
+
   it("client:call runs a method given by its name", function()
     local body, err = merchant:call("orders_detail", { order_number = "ORD-2025-001" })
     assert.is_nil(err)

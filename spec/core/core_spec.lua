@@ -11,6 +11,7 @@ local TOKEN = "sekrit-TOKEN-4f1d9c"
 local server_pipe, base_url
 
 local function quit_server(pipe, opts)
+  opts.rate_limit = false
   local c = core.new(opts)
   c:request("/quit", "")
   c:close()
@@ -46,6 +47,7 @@ local function request_headers(echo_body)
 end
 
 describe("wemasy.core", function()
+  helpers.remove_segments_made() -- clients on many tokens and URLs, with every option value
   setup(start_server)
   teardown(stop_server)
 

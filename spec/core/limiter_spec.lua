@@ -112,6 +112,19 @@ describe("wemasy.core rate limiter", function()
       c:close()
     end)
 
+    it("with the default max_wait, a script that waits rides out the window of its group (sync: 5 a minute)", function()
+      local t = h.fake_time()
+      local c = limited { token = h.token("sync7"), clock = t.clock, sleep = t.sleep, max_retries = 0 }
+      for i = 1, 7 do
+        local status, kind, message = c:request("/echo", "{}", true, "sync")
+        assert.equal(200, status, "call " .. i .. ": " .. tostring(kind) .. " " .. tostring(message))
+      end
+      local slept = 0
+      for _, s in ipairs(t.sleeps) do slept = slept + s end
+      assert.is_true(slept >= 60 and slept <= 60.25 + 1e-6, slept) -- the sixth waited out the window + margin
+      c:close()
+    end)
+
     it("rate_limit = false turns limiting off", function()
       local c = limited { token = h.token("off"), rate_limit = false }
       local rl, why = c:rate_limit()
@@ -320,8 +333,8 @@ describe("wemasy.core rate limiter", function()
     it("names the segment by a hash, never the token, with mode 0600", function()
       local token = h.token("name")
       local name = core._debug_segment(srv.url, token)
-      assert.matches("^/wemasy%-%x+$", name)
-      assert.equal(#"/wemasy-" + 16, #name)
+      assert.matches("^/wemasy%-%d+%-%x+$", name)
+      assert.equal(16, #name:match("%x+$"))
       assert.falsy(name:find(token, 1, true))
       assert.not_equal(name, core._debug_segment(srv.url, token .. "x"))
       assert.not_equal(name, core._debug_segment(srv.url .. "/x", token))
@@ -332,6 +345,114 @@ describe("wemasy.core rate limiter", function()
       p:close()
       assert.equal("600", mode)
       c:close()
+    end)
+
+    it("is one quota however the base URL is spelled (scheme and host case, default port, slashes)", function()
+      local token = h.token("spelling")
+      local host = srv.url:gsub("^http://", "")
+      local spellings = { srv.url .. "/api", "HTTP://" .. host .. "/api", srv.url .. "/api/", srv.url .. "//api" }
+      local rate = { wait = false, groups = { default = { limit = 5, window = 30 } } }
+      local sent = 0
+      for _, url in ipairs(spellings) do
+        local c = core.new { base_url = url, token = token, max_retries = 0, rate_limit = rate }
+        for _ = 1, 5 do
+          if c:request("/echo", "{}") then sent = sent + 1 end
+        end
+        c:close()
+      end
+      for _, url in ipairs(spellings) do core._debug_unlink(url, token) end
+      assert.equal(5, sent)
+      local function same(a, b) assert.equal(core._debug_segment(a, token), core._debug_segment(b, token)) end
+      same("http://example.com/api", "http://EXAMPLE.com:80/api")
+      same("https://example.com/api", "hTTps://example.COM:443//api//")
+      same("http://[::1]:8080/api", "http://[::1]:08080/api")
+      local function differ(a, b) assert.not_equal(core._debug_segment(a, token), core._debug_segment(b, token)) end
+      differ("http://example.com/api", "https://example.com/api")
+      differ("http://example.com/api", "http://example.com:8080/api")
+      differ("http://localhost:8080/api", "http://127.0.0.1:8080/api")
+      differ("http://example.com/api", "http://example.com/API")
+    end)
+
+    it("names the segment by the user: /wemasy-<uid>-<hash>", function()
+      local p = io.popen("id -u")
+      local uid = p:read("*l")
+      p:close()
+      assert.matches("^/wemasy%-" .. uid .. "%-%x+$", core._debug_segment(srv.url, h.token("uid")))
+    end)
+
+    it("rate_limit_reset forgets the token's quota: for every sharer (shared) or this client (in-process)", function()
+      local token = h.token("reset")
+      local groups = { default = { limit = 2, window = 30 } }
+      local a = limited { token = token, max_retries = 0, rate_limit = { wait = false, groups = groups } }
+      local b = limited { token = token, max_retries = 0, rate_limit = { wait = false, groups = groups } }
+      assert.equal(200, (a:request("/echo", "{}")))
+      assert.equal(429, (a:request("/429/20", "{}")))
+      assert.is_true(b:rate_limit().closed_for > 19)
+      assert.equal("rate_limited", select(2, b:request("/echo", "{}")))
+      assert.is_true(b:rate_limit_reset())
+      assert.same({ limit = 2, remaining = 2, reset_in = 0, closed_for = 0 }, a:rate_limit())
+      assert.equal(200, (a:request("/echo", "{}")))
+      a:close()
+      b:close()
+      local l = limited { token = token, max_retries = 0,
+                          rate_limit = { wait = false, shared = false, groups = groups } }
+      assert.equal(200, (l:request("/echo", "{}")))
+      assert.equal(200, (l:request("/echo", "{}")))
+      assert.equal("rate_limited", select(2, l:request("/echo", "{}")))
+      assert.is_true(l:rate_limit_reset())
+      assert.equal(200, (l:request("/echo", "{}")))
+      l:close()
+      assert.same({ nil, "client is closed" }, { l:rate_limit_reset() })
+      local off = limited { rate_limit = false }
+      assert.same({ nil, "rate limiting is off" }, { off:rate_limit_reset() })
+      off:close()
+    end)
+
+    it("the next process of this user removes its segments that nobody holds and whose records all expired", function()
+      local p = io.popen("id -u")
+      local uid = p:read("*l")
+      p:close()
+      local function path(url, token) return "/dev/shm" .. core._debug_segment(url, token) end
+      local function exists(file)
+        local f = io.open(file)
+        if f then f:close() end
+        return f ~= nil
+      end
+      local short = { margin = 0, groups = { default = { limit = 5, window = 0.05 } } }
+      local expired, fresh, held = h.token("swept"), h.token("fresh"), h.token("held")
+      local a = limited { token = expired, rate_limit = short }
+      assert.equal(200, (a:request("/echo", "{}")))
+      a:close()
+      local b = limited { token = fresh, rate_limit = { groups = { default = { limit = 5, window = 30 } } } }
+      assert.equal(200, (b:request("/echo", "{}")))
+      b:close()
+      local c = limited { token = held, rate_limit = short } -- expired too, but still open
+      assert.equal(200, (c:request("/echo", "{}")))
+      -- Not ours to remove: another user's segment, a name of ours that is not a segment's.
+      local others = { "/dev/shm/wemasy-" .. (uid == "0" and "65534" or "0") .. "-0123456789abcdef",
+                       "/dev/shm/wemasy-" .. uid .. "-0123456789abcdeg" }
+      for _, file in ipairs(others) do
+        local f = io.open(file, "w")
+        if f then f:write("x") f:close() end
+      end
+      if uid == "0" then os.execute("chown 65534 " .. others[1]) end
+      finally(function()
+        c:close()
+        for _, file in ipairs(others) do os.remove(file) end
+      end)
+      require("socket").sleep(0.2) -- four times the window
+      local sweeper = h.token("sweeper")
+      local out = h.finish(h.spawn([[
+        local core = require "wemasy.core"
+        core.new { base_url = arg[1], token = arg[2] }:close()
+        print("DONE")
+      ]], { srv.url .. "/sweeper", sweeper }))
+      core._debug_unlink(srv.url .. "/sweeper", sweeper)
+      assert.matches("DONE", out)
+      assert.is_false(exists(path(srv.url, expired)), "the expired segment nobody holds is gone")
+      assert.is_true(exists(path(srv.url, fresh)), "a segment whose window still runs stays")
+      assert.is_true(exists(path(srv.url, held)), "a segment a live client holds stays")
+      for _, file in ipairs(others) do assert.is_true(exists(file), file .. " stays") end
     end)
 
     it("is one quota for every client on the same base_url and token", function()

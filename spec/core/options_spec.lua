@@ -49,9 +49,9 @@ describe("wemasy.new options", function()
   end)
 
   it("does not change the caller's table", function()
-    local opts = { rate_limit = { groups = { sync = { limit = 2 } } } }
-    wemasy.new(opts)
-    assert.same({ rate_limit = { groups = { sync = { limit = 2 } } } }, opts)
+    local opts = { rate_limit = { shared = false, groups = { sync = { limit = 2 } } } }
+    wemasy.new(opts):close()
+    assert.same({ rate_limit = { shared = false, groups = { sync = { limit = 2 } } } }, opts)
   end)
 
   it("takes group limits from the endpoint table, overridable per field", function()

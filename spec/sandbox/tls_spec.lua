@@ -158,11 +158,13 @@ describe("wemasy.sandbox over HTTPS", function()
    it("is what the wemasy client needs for a verified HTTPS call (ca_file)", function()
       local has_client, wemasy = pcall(require, "wemasy")
       if not has_client then return pending("wemasy.core is not built: " .. tostring(wemasy)) end
-      local client = wemasy.new{ base_url = sb.https_url, token = sandbox.tokens.merchant, ca_file = files.ca_file }
+      local client = wemasy.new{ base_url = sb.https_url, token = sandbox.tokens.merchant, ca_file = files.ca_file,
+                                 rate_limit = { shared = false } }
       local body, err = client:orders_detail{ order_number = "ORD-2025-001" }
       assert(body, err and err.message)
       assert.equal("ORD-2025-001", body.data.order_number)
-      local unverified = wemasy.new{ base_url = sb.https_url, token = sandbox.tokens.merchant }
+      local unverified = wemasy.new{ base_url = sb.https_url, token = sandbox.tokens.merchant,
+                                     rate_limit = { shared = false } }
       body, err = unverified:orders_detail{ order_number = "ORD-2025-001" }
       assert.is_nil(body)
       assert.equal("tls", err.kind)

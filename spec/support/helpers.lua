@@ -117,9 +117,20 @@ function M.sandbox(opts)
     local url, handle = require("wemasy.sandbox").start(opts or ROOMY)
     assert(url, handle)
     setmetatable(sb, { __index = handle })
+    -- The sandbox's reset forgets the quota of its tokens; this one also
+    -- of the tokens M.token handed out.
+    sb.reset = function(self, extra)
+      local list = {}
+      for _, t in ipairs(M.issued_tokens()) do list[#list + 1] = t end
+      for _, t in ipairs(extra or {}) do list[#list + 1] = t end
+      return handle.reset(self, list)
+    end
   end)
   busted.lazy_teardown(function()
-    if getmetatable(sb) then sb:stop() end
+    if getmetatable(sb) then
+      M.forget_sandbox(sb)
+      sb:stop()
+    end
   end)
   return sb
 end
@@ -191,6 +202,46 @@ function M.forget_tokens(url)
     core._debug_unlink(url, t)
   end
   core._debug_unlink(url, nil)
+end
+
+-- This user's limiter segments in /dev/shm, as a set of names.
+function M.segments()
+  local p = io.popen("id -u")
+  local uid = p:read("*l")
+  p:close()
+  local found = {}
+  local ls = io.popen("ls -1 /dev/shm 2>/dev/null")
+  for name in ls:lines() do
+    if name:match("^wemasy%-" .. uid .. "%-%x+$") then found[name] = true end
+  end
+  ls:close()
+  return found
+end
+
+-- For the files that try many option values (each token and base_url its own
+-- segment, too many to list): after the enclosing block, the segments made
+-- during it are removed.
+function M.remove_segments_made()
+  local busted = require "busted"
+  local before
+  busted.setup(function() before = M.segments() end)
+  busted.teardown(function()
+    for name in pairs(M.segments()) do
+      if not before[name] then os.remove("/dev/shm/" .. name) end
+    end
+  end)
+end
+
+function M.issued_tokens()
+  return issued
+end
+
+-- Removes the segments of a sandbox's clients: its tokens, M.token's, none.
+function M.forget_sandbox(sb)
+  for _, url in ipairs{ sb.base_url, sb.https_url } do
+    M.forget_tokens(url)
+    for _, t in pairs(require("wemasy.sandbox").tokens) do core._debug_unlink(url, t) end
+  end
 end
 
 -- A clock that only moves when slept on; records every sleep.

@@ -376,6 +376,21 @@ describe("wemasy command line", function()
       assert.equal(5, states.sync.limit)
     end)
 
+    it("rate-limit --reset forgets the token's quota on this host, then shows it", function()
+      local env = { WEMASY_BASE_URL = base_url, WEMASY_TOKEN = tokens.other_customer }
+      assert.equal(0, (run({ "customer/orders/get", "order_id=2504" }, env)))
+      local code, out = run({ "rate-limit" }, env)
+      assert.equal(0, code)
+      assert.matches("\ndefault +1000 +99%d ", out) -- this spec's call and the one before
+      code, out = run({ "rate-limit", "--reset" }, env)
+      assert.equal(0, code)
+      assert.matches("\ndefault +60 +60 ", out) -- the send and the learned limit forgotten
+      assert.equal(1, sb:state().total_requests) -- the reset sent nothing
+      local usage, _, err = run({ "endpoints", "--reset" }, env)
+      assert.equal(cli.EXIT.usage, usage)
+      assert.matches("%-%-reset only applies to rate%-limit", err)
+    end)
+
     it("--version", function()
       local code, out = run({ "--version" }, {})
       assert.equal(0, code)

@@ -106,7 +106,8 @@ describe("wemasy.pretty", function()
   end)
 
   it("prints the client as its tostring, never the token", function()
-    local client = wemasy.new{ token = "spec-secret-token-123", base_url = "http://127.0.0.1:9/api" }
+    local client = wemasy.new{ token = "spec-secret-token-123", base_url = "http://127.0.0.1:9/api",
+                               rate_limit = false }
     assert.equal(tostring(client), pretty.format(client))
     local text = pretty.format({ client = client, list = { client } })
     assert.falsy(text:find("spec-secret-token-123", 1, true))

@@ -5,7 +5,8 @@
 --   local sandbox = require "wemasy.sandbox"
 --   local base_url, sb = sandbox.start{ window = 1, limits = { default = 3 } }
 --   -- base_url == "http://127.0.0.1:<port>/api"   (nil, "message" on failure)
---   sb:reset()  sb:state()  sb:stop()
+--   sb:reset()  sb:state()  sb:stop()     (reset also forgets this host's
+--                                         client-side quota of its tokens)
 --   sb:fault{ kind = "status", status = 503, path = "orders/detail", count = 2 }
 --   sb:clear_faults()
 --   sandbox.stop_all()
@@ -365,9 +366,28 @@ local function control(self, method, name, request_body)
    return body
 end
 
--- Clears tracked flags, syncs, request counters and rate-limit counters.
-function Sandbox:reset()
+-- This host's record of the quota (wemasy's client-side limiter) of each
+-- sandbox token and of `extra` tokens, on this sandbox's URLs: the server's
+-- counters start over, so the clients' must too, or they would wait for
+-- requests the sandbox no longer counts.
+local function forget_quotas(self, extra)
+   local ok, core = pcall(require, "wemasy.core")
+   if not ok or type(core.rate_limit_reset) ~= "function" then return end
+   local list = {}
+   for _, t in pairs(tokens.tokens) do list[#list + 1] = t end
+   for _, t in ipairs(extra or {}) do list[#list + 1] = t end
+   for _, url in ipairs{ self.base_url, self.https_url } do
+      core.rate_limit_reset(url)
+      for _, t in ipairs(list) do core.rate_limit_reset(url, t) end
+   end
+end
+
+-- Clears tracked flags, syncs, request counters and rate-limit counters, and
+-- this host's client-side quota of the sandbox tokens (and of the tokens in
+-- the optional list `extra_tokens`).
+function Sandbox:reset(extra_tokens)
    control(self, "POST", "reset")
+   forget_quotas(self, extra_tokens)
    return true
 end
 
