@@ -334,9 +334,11 @@ static int until(redis_store *s, double deadline)
     return redisSetTimeout(s->ctx, time_left(deadline)) == REDIS_OK ? 0 : -1;
 }
 
-/* Writing to a Redis that went away raises SIGPIPE, which would kill the
- * process (hiredis 0.14 uses write(), not send with MSG_NOSIGNAL): block
- * it around our I/O and swallow one we caused, leaving any other alone. */
+/* Writing on a connection the peer has reset raises SIGPIPE, which would
+ * kill the process (hiredis 0.14 uses write(), not send with MSG_NOSIGNAL).
+ * A killed Redis does not provoke it (its FIN makes our read fail first),
+ * but a reset between two writes would: block it around our I/O and swallow
+ * one we caused, leaving any other alone. */
 typedef struct {
     sigset_t old;
     int pending; /* one was pending already: not ours */

@@ -167,8 +167,9 @@ local function epilog()
       "true/false/null for booleans), field:=JSON for a raw JSON value, '-' or --json - for a",
       "JSON body on stdin, --json @FILE for one in a file. field=value pairs win over --json.",
       "",
-      "Environment: WEMASY_TOKEN, WEMASY_BASE_URL, WEMASY_REDIS_URL (flags win), NO_COLOR. Pass the token in",
-      "WEMASY_TOKEN or --token-file: every local user can read --token's value in the process list.",
+      "Environment: WEMASY_TOKEN, WEMASY_BASE_URL, WEMASY_REDIS_URL (flags win), NO_COLOR.",
+      "Pass the token in WEMASY_TOKEN or --token-file: every local user can read --token's",
+      "value in the process list.",
       "",
       "Exit codes:")
   for _, row in ipairs(M.EXIT_CODES) do add(string.format("  %3d  %-17s %s", row[2], row[1], row[3])) end
