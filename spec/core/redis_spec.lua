@@ -276,6 +276,41 @@ describe("the Redis store", function()
     c:close()
   end)
 
+  it("forgets the token's quota on reset, every group and nothing else", function()
+    local token, other = h.token("reset"), h.token("kept")
+    local c = client(r, token, { wait = false, groups = quota(2, 30) })
+    local d = client(r, other, { wait = false, groups = quota(2, 30) })
+    assert.equal(200, (c:request("/echo", "{}")))
+    assert.equal(200, (c:request("/echo", "{}", true, "sync")))
+    assert.equal(200, (d:request("/echo", "{}")))
+    assert.is_true(c:_debug_limiter_reset())
+    assert.equal("", redis.cli(r, "KEYS", redis.prefix(srv.url, token) .. "*"))
+    assert.equal(2, c:rate_limit().remaining)
+    assert.equal(1, d:rate_limit().remaining)
+    c:close()
+    d:close()
+  end)
+
+  it("connects anew in a child of fork(), never on the parent's socket", function()
+    local token = h.token("fork")
+    local c = client(r, token, { groups = quota(10, 30) })
+    assert.equal(200, (c:request("/echo", "{}")))
+    local function connections() return tonumber(redis.cli(r, "INFO", "clients"):match("connected_clients:(%d+)")) end
+    local before = connections()
+    local pid = core._debug_fork()
+    if pid == 0 then
+      local ok = c:request("/echo", "{}") == 200 and c:rate_limit().store == "redis"
+      -- hold the connection open until the parent has counted it
+      socket.sleep(VALGRIND and 2 or 0.5)
+      os.exit(ok and 0 or 1, false)
+    end
+    within(VALGRIND and 5 or 2, function() return connections() == before + 1 end)
+    assert.equal(0, core._debug_wait(pid))
+    assert.equal(200, (c:request("/echo", "{}")))
+    assert.equal(7, c:rate_limit().remaining) -- parent and child drew from one quota
+    c:close()
+  end)
+
   it("serves client:batch from Redis", function()
     local token = h.token("batch")
     local name = "rb-" .. math.random(1, 1e6)
