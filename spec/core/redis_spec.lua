@@ -239,7 +239,8 @@ describe("the Redis store", function()
     local timeout = VALGRIND and 1 or 0.1
     local c = client(r, token, { store_timeout = timeout, groups = quota(8, 10) })
     assert.equal(200, (c:request("/echo", "{}")))
-    local sleeper = io.popen("redis-cli -h 127.0.0.1 -p " .. r.port .. " DEBUG SLEEP " .. (VALGRIND and 4 or 1) .. " 2>&1")
+    local sleeper = io.popen("redis-cli -h 127.0.0.1 -p " .. r.port .. " DEBUG SLEEP "
+      .. (VALGRIND and 4 or 1) .. " 2>&1")
     socket.sleep(0.2) -- the sleeper's command is in
     local t0 = socket.gettime()
     assert.equal(200, (c:request("/echo", "{}")))
