@@ -213,6 +213,23 @@ describe("the Redis store", function()
     c:close()
   end)
 
+  it("stands still when Redis's clock steps back, rather than shrink the log", function()
+    local token = h.token("stepback")
+    local prefix = redis.prefix(srv.url, token)
+    local c = client(r, token, { wait = false, groups = quota(2, 30) })
+    assert.equal(200, (c:request("/echo", "{}")))
+    -- as if TIME had read 10 s later before: the store keeps to that time
+    local sec, usec = redis.cli(r, "TIME"):match("^(%d+)\n(%d+)$")
+    redis.cli(r, "HSET", prefix .. "default:state", "last", string.format("%.6f", sec + usec / 1e6 + 10))
+    assert.equal(200, (c:request("/echo", "{}")))
+    local rl = c:rate_limit()
+    assert.equal(0, rl.remaining)
+    -- the first send frees a span after it, measured from the time kept: 30.25 - 10 s, not sooner
+    assert.is_true(rl.reset_in > 20 and rl.reset_in <= 20.3, rl.reset_in)
+    assert.equal("rate_limited", select(2, c:request("/echo", "{}")))
+    c:close()
+  end)
+
   it("keeps a grant of a process killed while it holds one, and is not wedged", function()
     local token = h.token("killed")
     local child = redis.spawn_host([[
