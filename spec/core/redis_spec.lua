@@ -207,6 +207,10 @@ describe("the Redis store", function()
     redis.cli(r, "SET", prefix .. "default:state", "junk")
     rl = c:rate_limit()
     assert.same({ 3, 1, "redis" }, { rl.limit, rl.remaining, rl.store }) -- counted as sent now
+    for _, key in ipairs { "log", "state" } do -- what was repaired expires too
+      local ttl = tonumber(redis.cli(r, "PTTL", prefix .. "default:" .. key))
+      assert.is_true(ttl > 0, key .. "'s PTTL is " .. ttl)
+    end
     assert.is_true(rl.reset_in == 0)
     assert.equal(200, (c:request("/echo", "{}")))
     assert.equal("rate_limited", select(2, c:request("/echo", "{}")))
