@@ -52,6 +52,8 @@ end
 
 function M.start(opts)
   opts = opts or {}
+  assert(run("command -v redis-server >/dev/null && command -v redis-cli >/dev/null && echo yes") == "yes\n",
+    "redis-server is not installed: make deps")
   local dir = run("mktemp -d /tmp/wemasy-redis.XXXXXX"):gsub("%s+$", "")
   local r = { port = h.closed_port(), dir = dir, password = opts.password, lifetime = opts.lifetime or 120 }
   launch(r)
