@@ -50,18 +50,23 @@ static void fnv1a_put(void *ctx, char c)
     *h = (*h ^ (unsigned char)c) * 0x100000001b3ULL;
 }
 
-void limiter_segment_name(const char *base_url, const char *token,
-                          char out[LIMITER_SEGMENT_NAME_LEN + 1])
+uint64_t limiter_quota_key(const char *base_url, const char *token)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
 
-    /* One quota per API however its URL is spelled; the uid keeps every
-     * user's segments apart (and out of each other's way). */
+    /* One quota per API however its URL is spelled. */
     url_normalise(base_url, fnv1a_put, &h);
     h = fnv1a(h, "\n");
-    h = fnv1a(h, token != NULL ? token : "");
+    return fnv1a(h, token != NULL ? token : "");
+}
+
+void limiter_segment_name(const char *base_url, const char *token,
+                          char out[LIMITER_SEGMENT_NAME_LEN + 1])
+{
+    /* The uid keeps every user's segments apart (and out of each other's way). */
     snprintf(out, LIMITER_SEGMENT_NAME_LEN + 1, LIMITER_SEGMENT_PREFIX "%lu-%016llx",
-             (unsigned long)geteuid(), (unsigned long long)h);
+             (unsigned long)geteuid(),
+             (unsigned long long)limiter_quota_key(base_url, token));
 }
 
 /* ---- the in-process store ------------------------------------------------ */
@@ -166,5 +171,6 @@ limiter_store *limiter_open_local(double margin, char *err, size_t errlen)
     }
     s->base.ops = &local_ops;
     s->base.margin = margin;
+    s->base.kind = "local";
     return &s->base;
 }

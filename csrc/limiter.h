@@ -3,9 +3,10 @@
  * window of W (+ a safety margin) seconds, per limiter group.
  *
  * The state sits behind a small "store" interface (acquire, learn, report,
- * close; and the API's circuit breaker, breaker.h, kept alongside) so where it lives is a detail of the store: plain memory for one
- * client, shared memory for every process on the host, and later perhaps
- * Redis for several hosts, without the callers changing.
+ * reset, close; and the API's circuit breaker, breaker.h, kept alongside) so
+ * where it lives is a detail of the store: plain memory for one client,
+ * shared memory for every process on the host, or Redis for several hosts
+ * (limiter_redis.c), without the callers changing.
  *
  * Pure C, no Lua.  Times are seconds on one monotonic clock chosen by the
  * caller (limiter_now() for anything shared between processes).
@@ -14,6 +15,7 @@
 #define WEMASY_LIMITER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "breaker.h"
 
@@ -28,6 +30,7 @@ typedef struct {
     char name[LIMITER_NAME_MAX + 1];
     int limit;     /* N >= 1 */
     double window; /* W > 0, seconds */
+    int reserve;   /* slots a background caller must leave free; 0 for interactive */
 } limiter_group;
 
 /* What a response told us; a negative value means "not said". */
@@ -80,6 +83,9 @@ typedef struct {
 struct limiter_store {
     const limiter_ops *ops;
     double margin; /* seconds added to every window for network delay */
+    /* "local", "shm" or "redis": which store served the last operation (a
+     * Redis store that fell back says "shm"), as info.limiter.store. */
+    const char *kind;
 };
 
 #define LIMITER_FAILED (-1.0)
@@ -100,6 +106,15 @@ limiter_store *limiter_open_shared(const char *base_url, const char *token,
  * done, or when there is no segment (none is made); -1 with err. */
 int limiter_reset_shared(const char *base_url, const char *token, char *err,
                          size_t errlen);
+/* The Redis store (limiter_redis.c): `url` is redis://[:password@]host:port[/db];
+ * no call waits on Redis longer than `timeout` seconds, and while Redis
+ * fails the host's shared memory store serves `share` (0, 1] of each group's
+ * quota.  Connects on first use; a bad URL fails here (err never holds the
+ * password). */
+limiter_store *limiter_open_redis(const char *url, const char *base_url,
+                                  const char *token, double margin,
+                                  double timeout, double share, char *err,
+                                  size_t errlen);
 
 /* NULL is fine. */
 void limiter_close(limiter_store *s);
@@ -117,6 +132,9 @@ void limiter_sweep_once(void);
  * user, API and token; the token never appears in the name.  At most
  * LIMITER_SEGMENT_NAME_LEN characters (a uid has at most 10 digits). */
 #define LIMITER_SEGMENT_PREFIX "/wemasy-"
+/* The 64-bit FNV-1a hash of the normalised base_url "\n" token that names a
+ * quota in every store (segment names, Redis keys); token may be NULL. */
+uint64_t limiter_quota_key(const char *base_url, const char *token);
 #define LIMITER_SEGMENT_NAME_LEN 35
 void limiter_segment_name(const char *base_url, const char *token,
                           char out[LIMITER_SEGMENT_NAME_LEN + 1]);

@@ -402,6 +402,7 @@ limiter_store *limiter_open_shared(const char *base_url, const char *token,
     }
     s->base.ops = &shm_ops;
     s->base.margin = margin;
+    s->base.kind = "shm";
     return &s->base;
 }
 

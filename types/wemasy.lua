@@ -65,6 +65,9 @@
 ---@field wait? boolean wait for a slot; false fails fast with rate_limited (default true)
 ---@field max_wait? number seconds; a longer wait (for a slot or a retry) fails fast
 ---@field shared? boolean share the quota with every process on this host and token (default true)
+---@field store? string "shm" (this host), "local" (this client) or redis://[:password@]host:port[/db] (every host)
+---@field store_timeout? number seconds for Redis to connect and to answer each call; then the host's shm store serves (default 0.1)
+---@field fallback_share? number of each group's quota a host takes from its shm store while Redis is unreachable, (0, 1] (default 0.25)
 ---@field margin? number seconds added to every window for network delay (default 0.25)
 ---@field groups? table<string, { limit: integer, window: number }> overrides of the group quotas, per field
 
