@@ -128,5 +128,6 @@ limiter_store *limiter_open_local(double margin, char *err, size_t errlen)
     }
     s->base.ops = &local_ops;
     s->base.margin = margin;
+    s->base.kind = "local";
     return &s->base;
 }

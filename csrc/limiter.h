@@ -65,7 +65,9 @@ typedef struct {
 /* Every store starts with this; the rest is the store's own. */
 struct limiter_store {
     const limiter_ops *ops;
-    double margin; /* seconds added to every window for network delay */
+    double margin;      /* seconds added to every window for network delay */
+    const char *kind;   /* where the state lives now: "local", "shm" */
+    const char *notice; /* NULL, or why it is not where it was asked to be */
 };
 
 #define LIMITER_FAILED (-1.0)
@@ -78,7 +80,11 @@ limiter_store *limiter_open_local(double margin, char *err, size_t errlen);
 
 /* The state in the named shared memory segment of (base_url, token):
  * every process and thread using the same pair shares one quota.
- * token may be NULL. */
+ * token may be NULL.  A segment that cannot be used safely (another
+ * user's, open to others, no room in /dev/shm, another layout, broken
+ * beyond repair) is never used: the store then keeps this client's own
+ * state, with kind "local" and the reason in notice.  NULL only when out
+ * of memory. */
 limiter_store *limiter_open_shared(const char *base_url, const char *token,
                                    double margin, char *err, size_t errlen);
 

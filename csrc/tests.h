@@ -44,6 +44,19 @@ int limiter_shared_hold_lock(const char *base_url, const char *token,
                              double seconds, void (*locked)(void),
                              char *err, size_t errlen);
 
+/* How long a segment may keep a caller waiting (its lock, its setup)
+ * before it counts as broken; 1 s unless a spec shortens it. */
+void limiter_shared_set_bound(double seconds);
+
+/* Where the segment's fields lie, for specs that write into the file as a
+ * hostile process would: {name, offset, size} up to a NULL name.  The
+ * group fields are those of groups[0]; "group" gives the stride. */
+typedef struct {
+    const char *name;
+    size_t offset, size;
+} tests_field;
+const tests_field *limiter_shared_layout(void);
+
 #else /* the release */
 
 #define TESTS_CLIENT_FIELDS
