@@ -81,28 +81,28 @@ static void pause_briefly(void)
  * the existing one; never follows a link (shm_open adds O_NOFOLLOW). */
 static int open_segment(const char *name, char *err, size_t errlen)
 {
-    int tries;
+    int tries, fd = -1;
 
-    for (tries = 0; tries < 3; tries++) {
-        int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
-
-        if (fd >= 0) {
-            if (fchmod(fd, 0600) == 0)
-                return fd;
+    for (tries = 0; tries < 3 && fd < 0; tries++) {
+        fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd >= 0 && fchmod(fd, 0600) != 0) {
             close(fd);
+            fd = -1;
             break;
         }
-        if (errno != EEXIST)
+        if (fd < 0 && errno == EEXIST) {
+            fd = shm_open(name, O_RDWR, 0);
+            if (fd < 0 && errno != ENOENT)
+                break;
+            /* ENOENT: removed between the two calls, create it again */
+        } else if (fd < 0) {
             break;
-        fd = shm_open(name, O_RDWR, 0);
-        if (fd >= 0 || errno != ENOENT)
-            return fd >= 0 ? fd : (snprintf(err, errlen, "cannot open shared "
-                                   "memory %s: %s", name, strerror(errno)), -1);
-        /* removed between the two calls: create it again */
+        }
     }
-    snprintf(err, errlen, "cannot create shared memory %s: %s", name,
-             strerror(errno));
-    return -1;
+    if (fd < 0)
+        snprintf(err, errlen, "cannot open shared memory %s: %s", name,
+                 strerror(errno));
+    return fd;
 }
 
 /* Another user who owns the segment, or may write it, could steer this
@@ -376,15 +376,16 @@ static void unmap(shared_store *s)
  * with the segment.  -1 when even that fails (out of memory). */
 static int fall_back(shared_store *s, const char *why)
 {
-    char err[LIMITER_ERRLEN];
-
     unmap(s);
     snprintf(s->notice, sizeof s->notice, "%s: this client keeps its own "
              "quota, not shared with other processes", why);
     s->base.kind = "local";
     s->base.notice = s->notice;
-    if (s->local == NULL)
+    if (s->local == NULL) {
+        char err[LIMITER_ERRLEN];
+
         s->local = limiter_open_local(s->base.margin, err, sizeof err);
+    }
     return s->local != NULL ? 0 : -1;
 }
 

@@ -46,10 +46,14 @@ function M.new(opts)
   }, { token = core_opts.token, max_request_body = handle:max_request_body(), observer = observer })
 end
 
--- The client's quota state of `group`, for the hooks (nil when limiting is off).
+-- The client's quota state of `group`, for the hooks (nil when limiting is
+-- off), with where it lives (`store`: "shm", or "local" with the `notice`
+-- saying why a shared segment was refused).
 local function limiter_state(self, _, group)
   local ok, state = pcall(self._core.rate_limit, self._core, group)
-  return ok and state or nil
+  if not (ok and state) then return nil end
+  state.store, state.notice = self._core:limiter_store()
+  return state
 end
 
 -- A rate_limited error says its limiter group and, when the server's

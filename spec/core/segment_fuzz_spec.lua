@@ -21,7 +21,8 @@ local BOUND = 0.02
 core._debug_segment_bound(BOUND)
 local L = core._debug_segment_layout()
 math.randomseed(seed)
-local GROUPS = { default = { limit = 1000, window = 1 }, sync = { limit = 3, window = 0.5 }, g3 = { limit = 50, window = 2 } }
+local GROUPS = { default = { limit = 1000, window = 1 }, sync = { limit = 3, window = 0.5 },
+  g3 = { limit = 50, window = 2 } }
 local NAMES = { "default", "sync", "g3" }
 local function client()
   return core.new { base_url = url, token = token, max_retries = 0,

@@ -7,7 +7,6 @@ local core = require "wemasy.core"
 local h = require "support.helpers"
 
 local srv = h.tiny_server()
-local LAYOUT = core._debug_segment_layout()
 
 local function quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -52,7 +51,8 @@ describe("the shared limiter segment", function()
     -- One request makes the segment and its group "default" (slot 0); then
     -- one hostile write; then a call and a report in the same process.
     local HOSTILE = POKE .. [[
-local url, token, path, field, fmt, value, index = arg[1], arg[2], arg[3], arg[4], arg[5], arg[6], tonumber(arg[7])
+local url, token, path, field, fmt, value = arg[1], arg[2], arg[3], arg[4], arg[5], arg[6]
+local index = tonumber(arg[7])
 local c = core.new { base_url = url, token = token, max_retries = 0,
   rate_limit = { wait = false, groups = { default = { limit = tonumber(arg[8]) or 60, window = 1 } } } }
 assert(c:request("/echo", "{}") == 200)
@@ -68,15 +68,16 @@ print("STORE", c:limiter_store())
 
     local function hostile(field, fmt, value, index, limit)
       local token = h.token("hostile")
-      local out, status = run(HOSTILE, { srv.url, token, shm_path(token), field, fmt, value, index or 0, limit or 60 }, 10)
+      local argv = { srv.url, token, shm_path(token), field, fmt, value, index or 0, limit or 60 }
+      local out, status = run(HOSTILE, argv, 10)
       core._debug_unlink(srv.url, token)
       assert.equal(0, status, "the child died (" .. tostring(status) .. "): " .. out)
       local call = { out:match("CALL (%S+) (%S+) (%S+) IN (%S+)") }
       local report = { out:match("REPORT\t(%S+)\t(%S+)\t(%S+)") }
       assert.is_true(#call == 4 and #report == 3, out)
       assert.is_true(tonumber(call[4]) < 2, "the call took " .. call[4] .. " s")
-      return call, { remaining = tonumber(report[1]), closed_for = tonumber(report[2]), reset_in = tonumber(report[3]) },
-        out
+      local rl = { remaining = tonumber(report[1]), closed_for = tonumber(report[2]), reset_in = tonumber(report[3]) }
+      return call, rl, out
     end
 
     it("survives a ring head out of range", function()
@@ -216,6 +217,24 @@ c:close()
       assert.equal("local", kind)
       assert.matches("belongs to uid 65534", notice)
       assert.equal(0, size)
+    end)
+
+    it("says so in the hooks and the debug line: store local, and why", function()
+      local token = h.token("told")
+      local path = shm_path(token)
+      plant(path, "65534", "600")
+      local infos, lines = {}, {}
+      local c = require("wemasy").new { base_url = srv.url, token = token, max_retries = 0,
+        hooks = { on_response = function(info) infos[#infos + 1] = info end },
+        debug = function(line) lines[#lines + 1] = line end }
+      c:call("/echo", {})
+      c:close()
+      os.remove(path)
+      assert.equal(1, #infos)
+      assert.equal("local", infos[1].limiter.store)
+      assert.matches("belongs to uid 65534, not to this user %(uid 0%): this client keeps its own quota",
+        infos[1].limiter.notice)
+      assert.matches("default slots 59/60, shared memory /wemasy%-%x+ belongs to uid 65534", lines[1])
     end)
 
     it("is refused when other users may write this user's segment", function()
