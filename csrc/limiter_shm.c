@@ -281,20 +281,28 @@ static int reinitialise(segment *seg)
 
 /* Waits until the segment is ready, setting it up when it is fresh, or
  * again when its initialiser has been silent for the bound or its header
- * is garbage.  0, or -1 after three bounds (someone keeps breaking it). */
+ * is garbage.  0, or -1 once three bounds have passed and it was set up
+ * twice meanwhile (someone keeps breaking it: not just a slow machine), or
+ * ten bounds in any case. */
 static int make_ready(segment *seg, const char *name, char *err, size_t errlen)
 {
     uint32_t watched = 0, mine;
     double since = 0, start = limiter_now();
+    int setups = 0;
 
-    while (limiter_now() - start < 3 * seg_bound) {
+    for (;;) {
         uint32_t st = __atomic_load_n(&seg->state, __ATOMIC_ACQUIRE);
+        double waited = limiter_now() - start;
+
+        if (waited > 10 * seg_bound || (waited > 3 * seg_bound && setups >= 2))
+            break;
 
         if ((st & PHASE_MASK) == PHASE_READY) {
             if (header_ok(seg))
                 return 0;
             if (reinitialise(seg) < 0)
                 break;
+            setups++;
             continue;
         }
         if (st != watched || since == 0) {
@@ -307,6 +315,7 @@ static int make_ready(segment *seg, const char *name, char *err, size_t errlen)
             claim(seg, st, &mine)) {
             if (initialise(seg, mine) < 0)
                 break;
+            setups++;
             continue; /* ready, or taken over: either way look again */
         }
         pause_briefly();
@@ -620,6 +629,15 @@ int limiter_shared_hold_lock(const char *base_url, const char *token,
     seg_unlock(seg);
     munmap(seg, sizeof(segment));
     return 0;
+}
+
+void *limiter_shared_mapping(limiter_store *base, size_t *size, int *fd)
+{
+    shared_store *s = (shared_store *)base;
+
+    *size = sizeof(segment);
+    *fd = s->fd;
+    return base->ops == &shm_ops ? s->seg : NULL;
 }
 
 #define FIELD(f) {#f, offsetof(segment, f), sizeof(((segment *)NULL)->f)}

@@ -57,6 +57,11 @@ typedef struct {
 } tests_field;
 const tests_field *limiter_shared_layout(void);
 
+/* The mapping of a store limiter_open_shared made (NULL once it fell back
+ * to its own state), its size and its file, for fuzz/segment_fuzz.c. */
+struct limiter_store;
+void *limiter_shared_mapping(struct limiter_store *s, size_t *size, int *fd);
+
 #else /* the release */
 
 #define TESTS_CLIENT_FIELDS
