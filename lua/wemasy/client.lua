@@ -142,4 +142,6 @@ function M.batch(client, items, concurrency, on_result)
 end
 
 M.Client = Client
+-- The hooks' limiter state, for wemasy.ngx's thread VMs too.
+M.limiter_state = limiter_state
 return M

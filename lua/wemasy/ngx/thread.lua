@@ -65,6 +65,7 @@ local function invoke(client, method, ...)
     return results
   end
   if method == "rate_limit" then return client:rate_limit((...)) end
+  if method == "limiter_state" then return plain.limiter_state(client, nil, (...)) end
   error("wemasy.ngx: no method '" .. tostring(method) .. "'")
 end
 
