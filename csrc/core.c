@@ -377,6 +377,24 @@ static int client_rate_limit_reset(lua_State *L)
     return 1;
 }
 
+/* client:limiter_store() -> where the quota state lives ("shm", "local"),
+ * and why not where it was asked to be (nil when it is); nil when
+ * rate limiting is off or the client is closed. */
+static int client_limiter_store(lua_State *L)
+{
+    client *c = client_check(L, 1);
+
+    if (c->limiter == NULL || c->closing) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushstring(L, c->limiter->kind);
+    if (c->limiter->notice == NULL)
+        return 1;
+    lua_pushstring(L, c->limiter->notice);
+    return 2;
+}
+
 /* client:max_request_body() -> bytes; the option's value, or its default
  * (the one place that knows it), also once the client is closed. */
 static int client_max_request_body(lua_State *L)
@@ -547,6 +565,7 @@ static const luaL_Reg client_methods[] = {
     {"groups", client_groups},
     {"has_token", client_has_token},
     {"max_request_body", client_max_request_body},
+    {"limiter_store", client_limiter_store},
     {"close", client_close},
     {NULL, NULL}};
 

@@ -86,6 +86,7 @@ struct limiter_store {
     /* "local", "shm" or "redis": which store served the last operation (a
      * Redis store that fell back says "shm"), as info.limiter.store. */
     const char *kind;
+    const char *notice; /* NULL, or why it is not where it was asked to be */
 };
 
 #define LIMITER_FAILED (-1.0)
@@ -98,7 +99,11 @@ limiter_store *limiter_open_local(double margin, char *err, size_t errlen);
 
 /* The state in the named shared memory segment of (base_url, token):
  * every process and thread using the same pair shares one quota.
- * token may be NULL. */
+ * token may be NULL.  A segment that cannot be used safely (another
+ * user's, open to others, no room in /dev/shm, another layout, broken
+ * beyond repair) is never used: the store then keeps this client's own
+ * state, with kind "local" and the reason in notice.  NULL only when out
+ * of memory. */
 limiter_store *limiter_open_shared(const char *base_url, const char *token,
                                    double margin, char *err, size_t errlen);
 

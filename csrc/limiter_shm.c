@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,8 +41,11 @@
 #define PHASE_INIT 1u
 #define PHASE_READY 2u
 #define GENERATION_STEP 4u
-/* Setting up takes microseconds; this long means the initialiser died. */
-#define TAKEOVER_AFTER 1.0
+/* How long a segment may keep a caller waiting, for its lock or for its
+ * setup: both take microseconds, so this long means the holder or the
+ * initialiser died or the segment is garbage.  A test build may shorten it
+ * (tests.h), so that a fuzzer's broken locks do not cost a second each. */
+static double seg_bound = 1.0;
 
 typedef struct {
     uint32_t state; /* only through __atomic builtins */
@@ -53,13 +57,23 @@ typedef struct {
     breaker_state breaker; /* the API's, for every sharer; breaker_repair()ed before use */
 } segment;
 
+/* Everything in a segment may have been written by anyone who can open it
+ * (a process of this user with a bug, or a hostile one), between any two
+ * operations: each operation checks the file's size before touching the
+ * mapping, the header before the lock, and every field it uses after it;
+ * a segment that fails is set up again, and one that cannot be is left
+ * for this client's own state (`local`, with the reason in `notice`). */
 typedef struct {
     limiter_store base;
-    segment *seg;
-    int fd; /* held (a shared flock) while the store lives: see sweep_one */
+    segment *seg; /* NULL once refused: `local` serves */
+    int fd;       /* kept, to fstat the size before each use, and held with a
+                   * shared flock while the store lives (see sweep_one) */
+    limiter_store *local;
+    char name[LIMITER_SEGMENT_NAME_LEN + 1];
+    char notice[LIMITER_ERRLEN];
 } shared_store;
 
-/* ---- opening and first-time setup --------------------------------------- */
+/* ---- opening: this user's segment alone, allocated for real ---------------- */
 
 static void pause_briefly(void)
 {
@@ -68,16 +82,88 @@ static void pause_briefly(void)
     nanosleep(&ts, NULL);
 }
 
-/* The segment open and held with a shared flock: the sweep (sweep_one)
- * removes only segments that nobody holds.  One it unlinked between our
- * open and our flock has no name any more: open the name again. */
-static int open_held(const char *name)
+/* Creates the segment exclusively (mode 0600 whatever the umask) or opens
+ * the existing one; never follows a link (shm_open adds O_NOFOLLOW). */
+static int open_segment(const char *name, char *err, size_t errlen)
+{
+    int tries, fd = -1;
+
+    for (tries = 0; tries < 3 && fd < 0; tries++) {
+        fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd >= 0 && fchmod(fd, 0600) != 0) {
+            close(fd);
+            fd = -1;
+            break;
+        }
+        if (fd < 0 && errno == EEXIST) {
+            fd = shm_open(name, O_RDWR, 0);
+            if (fd < 0 && errno != ENOENT)
+                break;
+            /* ENOENT: removed between the two calls, create it again */
+        } else if (fd < 0) {
+            break;
+        }
+    }
+    if (fd < 0)
+        snprintf(err, errlen, "cannot open shared memory %s: %s", name,
+                 strerror(errno));
+    return fd;
+}
+
+/* Another user who owns the segment, or may write it, could steer this
+ * client's quota or its memory: such a segment is never used. */
+static int check_owner(const struct stat *st, const char *name, char *err,
+                       size_t errlen)
+{
+    if (!S_ISREG(st->st_mode)) {
+        snprintf(err, errlen, "shared memory %s is not a plain file", name);
+        return -1;
+    }
+    if (st->st_uid != geteuid()) {
+        snprintf(err, errlen, "shared memory %s belongs to uid %lu, not to "
+                 "this user (uid %lu)", name, (unsigned long)st->st_uid,
+                 (unsigned long)geteuid());
+        return -1;
+    }
+    if ((st->st_mode & 077) != 0) {
+        snprintf(err, errlen, "shared memory %s is open to other users (mode "
+                 "%03o)", name, (unsigned)(st->st_mode & 0777));
+        return -1;
+    }
+    return 0;
+}
+
+/* Backs every page now: a sparse segment on a full /dev/shm would kill the
+ * process with SIGBUS at the first touch of a page instead. */
+static int allocate(int fd, const char *name, char *err, size_t errlen)
+{
+    struct stat st;
+    int rc = posix_fallocate(fd, 0, (off_t)sizeof(segment));
+
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot allocate %lu bytes of shared memory "
+                 "for %s: %s", (unsigned long)sizeof(segment), name,
+                 strerror(rc));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || (size_t)st.st_size < sizeof(segment)) {
+        snprintf(err, errlen, "shared memory %s is smaller than a segment",
+                 name);
+        return -1;
+    }
+    return 0;
+}
+
+/* The segment's file held with a shared flock: the sweep (sweep_one)
+ * removes only segments nobody holds.  One it unlinked between our open and
+ * our flock has no name any more: open the name again.  -1 with err. */
+static int open_held(const char *name, char *err, size_t errlen)
 {
     int tries;
 
     for (tries = 0; tries < 100; tries++) {
         struct stat st;
-        int fd = shm_open(name, O_RDWR | O_CREAT, 0600);
+        int fd = open_segment(name, err, errlen);
 
         if (fd < 0)
             return -1;
@@ -85,43 +171,43 @@ static int open_held(const char *name)
             return fd;
         close(fd);
     }
-    errno = EAGAIN;
+    snprintf(err, errlen, "shared memory %s keeps being removed", name);
     return -1;
 }
 
-/* Maps the segment; *fdp (held, see open_held) stays open for the caller. */
-static segment *map_segment(const char *name, int *fdp, char *err,
-                            size_t errlen)
+/* The segment's file, held, checked and allocated, or -1. */
+static int open_checked(const char *name, char *err, size_t errlen)
 {
     struct stat st;
-    void *p;
-    int fd = open_held(name);
+    int fd = open_held(name, err, errlen);
 
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot open shared memory %s: %s", name,
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "cannot stat shared memory %s: %s", name,
                  strerror(errno));
-        return NULL;
+    } else if (check_owner(&st, name, err, errlen) == 0 &&
+               allocate(fd, name, err, errlen) == 0) {
+        return fd;
     }
-    /* Only ever grow it: several processes may race here with the same size,
-     * and a larger segment may belong to a newer layout (checked later). */
-    if (fstat(fd, &st) != 0 ||
-        ((size_t)st.st_size < sizeof(segment) &&
-         ftruncate(fd, (off_t)sizeof(segment)) != 0)) {
-        snprintf(err, errlen, "cannot size shared memory %s: %s", name,
-                 strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    p = mmap(NULL, sizeof(segment), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    return -1;
+}
+
+static segment *map_fd(int fd, const char *name, char *err, size_t errlen)
+{
+    void *p = mmap(NULL, sizeof(segment), PROT_READ | PROT_WRITE, MAP_SHARED,
+                   fd, 0);
+
     if (p == MAP_FAILED) {
         snprintf(err, errlen, "cannot map shared memory %s: %s", name,
                  strerror(errno));
-        close(fd);
         return NULL;
     }
-    *fdp = fd;
     return p;
 }
+
+/* ---- setting a segment up, the first time or again ------------------------- */
 
 static int init_lock(pthread_mutex_t *m)
 {
@@ -139,18 +225,40 @@ static int init_lock(pthread_mutex_t *m)
     return rc;
 }
 
+/* The one word of the mutex whose garbage could make glibc do more than
+ * fail or time out: its type (a priority-protect type would change this
+ * thread's priority).  It must be what init_lock writes. */
+static int lock_type_ok(const pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+    static int expected = -1;
+
+    if (expected == -1) {
+        pthread_mutex_t probe;
+
+        if (init_lock(&probe) != 0)
+            return 0;
+        expected = probe.__data.__kind;
+        pthread_mutex_destroy(&probe);
+    }
+    return __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) == expected;
+#else
+    (void)m;
+    return 1;
+#endif
+}
+
 /* Returns 1 when this caller's generation became ready, 0 when another
  * process took over meanwhile (go back to waiting), -1 on error. */
 static int initialise(segment *seg, uint32_t mine)
 {
     uint32_t expected = mine;
 
-    /* A fresh segment is all zeros already; clearing it anyway would make
-     * the kernel back every page of it.  Only a takeover needs the wipe. */
-    if ((mine & ~PHASE_MASK) != 0) {
-        memset(seg->groups, 0, sizeof seg->groups);
-        memset(&seg->breaker, 0, sizeof seg->breaker);
-    }
+    /* A fresh segment is all zeros already.  Only a takeover needs the
+     * wipe (of everything after the state word: header, lock, groups). */
+    if ((mine & ~PHASE_MASK) != 0)
+        memset((char *)seg + sizeof seg->state, 0,
+               sizeof *seg - sizeof seg->state);
     if (init_lock(&seg->lock) != 0)
         return -1;
     seg->magic = SEG_MAGIC;
@@ -164,15 +272,17 @@ static int initialise(segment *seg, uint32_t mine)
                : 0;
 }
 
-static int check_layout(const segment *seg, const char *name, char *err,
-                        size_t errlen)
+/* The header as this build writes it: anything else is garbage, or
+ * (magic right, version not) another wemasy's layout. */
+static int header_ok(const segment *seg)
 {
-    if (seg->magic == SEG_MAGIC && seg->version == SEG_VERSION &&
-        seg->size == sizeof(segment))
-        return 0;
-    snprintf(err, errlen, "shared memory %s has another layout (another "
-             "wemasy version?): remove it or use rate_limit.shared = false", name);
-    return -1;
+    return seg->magic == SEG_MAGIC && seg->version == SEG_VERSION &&
+           seg->size == sizeof(segment) && lock_type_ok(&seg->lock);
+}
+
+static int other_layout(const segment *seg)
+{
+    return seg->magic == SEG_MAGIC && seg->version != SEG_VERSION;
 }
 
 /* Tries to move the state from `seen` to a new initialising generation. */
@@ -184,49 +294,81 @@ static int claim(segment *seg, uint32_t seen, uint32_t *mine)
                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 }
 
+/* Sets the segment up again under a new generation: for a broken one. */
+static int reinitialise(segment *seg)
+{
+    uint32_t seen = __atomic_load_n(&seg->state, __ATOMIC_ACQUIRE), mine;
+
+    /* Lost the race: another process is at it; make_ready waits for it. */
+    if (!claim(seg, seen, &mine))
+        return 0;
+    return initialise(seg, mine) < 0 ? -1 : 0;
+}
+
+/* Waits until the segment is ready, setting it up when it is fresh, or
+ * again when its initialiser has been silent for the bound or its header
+ * is garbage.  0, or -1 once three bounds have passed and it was set up
+ * twice meanwhile (someone keeps breaking it: not just a slow machine), or
+ * ten bounds in any case. */
 static int make_ready(segment *seg, const char *name, char *err, size_t errlen)
 {
     uint32_t watched = 0, mine;
-    double since = 0;
+    double since = 0, start = limiter_now();
+    int setups = 0;
 
     for (;;) {
         uint32_t st = __atomic_load_n(&seg->state, __ATOMIC_ACQUIRE);
+        double waited = limiter_now() - start;
 
-        if ((st & PHASE_MASK) == PHASE_READY)
-            return check_layout(seg, name, err, errlen);
+        if (waited > 10 * seg_bound || (waited > 3 * seg_bound && setups >= 2))
+            break;
+
+        if ((st & PHASE_MASK) == PHASE_READY) {
+            if (header_ok(seg))
+                return 0;
+            if (reinitialise(seg) < 0)
+                break;
+            setups++;
+            continue;
+        }
         if (st != watched || since == 0) {
             watched = st;
             since = limiter_now();
         }
-        /* A fresh segment, or an initialiser that has been silent too long. */
-        if ((st == 0 || limiter_now() - since > TAKEOVER_AFTER) &&
+        /* A fresh segment, an initialiser silent too long, or garbage. */
+        if ((st == 0 || (st & PHASE_MASK) != PHASE_INIT ||
+             limiter_now() - since > seg_bound) &&
             claim(seg, st, &mine)) {
-            if (initialise(seg, mine) < 0) {
-                snprintf(err, errlen, "cannot set up the lock in %s", name);
-                return -1;
-            }
+            if (initialise(seg, mine) < 0)
+                break;
+            setups++;
             continue; /* ready, or taken over: either way look again */
         }
         pause_briefly();
     }
+    snprintf(err, errlen, "shared memory %s could not be set up", name);
+    return -1;
 }
 
-/* ---- the lock ---------------------------------------------------------------- */
+/* ---- the lock: bounded ----------------------------------------------------- */
 
 static int seg_lock(segment *seg)
 {
-    int rc = pthread_mutex_lock(&seg->lock);
+    struct timespec until;
+    int rc;
 
-    if (rc == EOWNERDEAD) {
-        size_t i;
-
-        /* The holder died mid-update.  Each update leaves a group usable (at
-         * worst one send time lost or doubled), so bring the indices back in
-         * range and carry on rather than wedge every sharer. */
-        for (i = 0; i < LIMITER_GROUPS_MAX; i++)
-            window_repair(&seg->groups[i]);
-        rc = pthread_mutex_consistent(&seg->lock);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)seg_bound;
+    until.tv_nsec += (long)((seg_bound - (double)(time_t)seg_bound) * 1e9);
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
     }
+    rc = pthread_mutex_timedlock(&seg->lock, &until);
+    /* The holder died mid-update.  Each update leaves a group usable, and
+     * every group is validated before use anyway: carry on. */
+    if (rc == EOWNERDEAD)
+        rc = pthread_mutex_consistent(&seg->lock);
     return rc;
 }
 
@@ -253,71 +395,157 @@ static window_state *seg_group(segment *seg, const char *name)
     return NULL;
 }
 
-/* ---- the store operations ---------------------------------------------------- */
+/* ---- falling back to this client's own state -------------------------------- */
 
-/* The group's state with the segment locked (the caller unlocks), or NULL
- * (nothing locked) when the lock failed or there is no room for the group. */
-static window_state *locked_group(limiter_store *base, const limiter_group *g)
+static void unmap(shared_store *s)
 {
-    segment *seg = ((shared_store *)base)->seg;
+    if (s->seg != NULL)
+        munmap(s->seg, sizeof(segment));
+    if (s->fd >= 0)
+        close(s->fd);
+    s->seg = NULL;
+    s->fd = -1;
+}
+
+/* From now on this client keeps its own quota; `why` says what was wrong
+ * with the segment.  -1 when even that fails (out of memory). */
+static int fall_back(shared_store *s, const char *why)
+{
+    unmap(s);
+    snprintf(s->notice, sizeof s->notice, "%s: this client keeps its own "
+             "quota, not shared with other processes", why);
+    s->base.kind = "local";
+    s->base.notice = s->notice;
+    if (s->local == NULL) {
+        char err[LIMITER_ERRLEN];
+
+        s->local = limiter_open_local(s->base.margin, err, sizeof err);
+    }
+    return s->local != NULL ? 0 : -1;
+}
+
+/* ---- each operation: check, lock, validate ---------------------------------- */
+
+static int ready(const segment *seg)
+{
+    return (__atomic_load_n(&seg->state, __ATOMIC_ACQUIRE) & PHASE_MASK) ==
+               PHASE_READY &&
+           header_ok(seg);
+}
+
+/* Locks a checked segment: 0; -1 (give it up, err says why); 1 when the
+ * lock is broken or was not free within the bound; 2 when the segment was
+ * set up again meanwhile (by another process that found it broken). */
+static int seg_enter(shared_store *s, char *err, size_t errlen)
+{
+    struct stat st;
+    uint32_t before;
+    int rc;
+
+    /* The size first: touching the mapping of a truncated file raises
+     * SIGBUS.  Allocate it again; its zeros are then set up anew. */
+    if (fstat(s->fd, &st) != 0 || (size_t)st.st_size < sizeof(segment)) {
+        if (allocate(s->fd, s->name, err, errlen) != 0)
+            return -1;
+    }
+    if (!ready(s->seg) && make_ready(s->seg, s->name, err, errlen) != 0)
+        return -1;
+    before = __atomic_load_n(&s->seg->state, __ATOMIC_ACQUIRE);
+    rc = seg_lock(s->seg);
+    if (rc == 0)
+        return 0;
+    if (__atomic_load_n(&s->seg->state, __ATOMIC_ACQUIRE) != before)
+        return 2;
+    snprintf(err, errlen, "the lock of shared memory %s %s", s->name,
+             rc == ETIMEDOUT ? "was not free within its bound" : "is broken");
+    return 1;
+}
+
+/* 0 with the segment locked (the caller unlocks), or -1 when it was given
+ * up: s->local serves from now on. */
+static int locked_segment(shared_store *s)
+{
+    char err[LIMITER_ERRLEN];
+    int tries, rc = -1;
+
+    if (s->seg == NULL)
+        return -1;
+    for (tries = 0; tries < 3; tries++) {
+        rc = seg_enter(s, err, sizeof err);
+        if (rc <= 0)
+            break;
+        /* A lock that cannot be had: a broken segment, not a hang. */
+        if (rc == 1 && reinitialise(s->seg) < 0)
+            break;
+    }
+    if (rc != 0) {
+        fall_back(s, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The group's state of g with the segment locked and validated (the caller
+ * unlocks), or NULL: then s->seg == NULL when the segment was given up
+ * (use s->local), else the group table is full. */
+static window_state *locked_group(shared_store *s, const limiter_group *g,
+                                  double now)
+{
     window_state *w;
 
-    if (seg_lock(seg) != 0)
+    if (locked_segment(s) != 0)
         return NULL;
-    w = seg_group(seg, g->name);
+    w = seg_group(s->seg, g->name);
     if (w == NULL)
-        seg_unlock(seg);
+        seg_unlock(s->seg);
+    else
+        window_validate(w, now);
     return w;
 }
 
 static double shm_acquire(limiter_store *base, const limiter_group *g,
                           double now)
 {
-    window_state *w = locked_group(base, g);
+    shared_store *s = (shared_store *)base;
+    window_state *w = s->seg != NULL ? locked_group(s, g, now) : NULL;
     double wait;
 
     if (w == NULL)
-        return LIMITER_FAILED;
+        return s->seg == NULL && s->local != NULL
+                   ? s->local->ops->acquire(s->local, g, now)
+                   : LIMITER_FAILED;
     wait = window_acquire(w, g, base->margin, now);
-    seg_unlock(((shared_store *)base)->seg);
+    seg_unlock(s->seg);
     return wait;
 }
 
 static int shm_learn(limiter_store *base, const limiter_group *g, double now,
                      const limiter_news *news)
 {
-    window_state *w = locked_group(base, g);
+    shared_store *s = (shared_store *)base;
+    window_state *w = s->seg != NULL ? locked_group(s, g, now) : NULL;
 
     if (w == NULL)
-        return -1;
+        return s->seg == NULL && s->local != NULL
+                   ? s->local->ops->learn(s->local, g, now, news)
+                   : -1;
     window_learn(w, g, base->margin, now, news);
-    seg_unlock(((shared_store *)base)->seg);
+    seg_unlock(s->seg);
     return 0;
 }
 
 static int shm_report(limiter_store *base, const limiter_group *g, double now,
                       limiter_report *out)
 {
-    window_state *w = locked_group(base, g);
+    shared_store *s = (shared_store *)base;
+    window_state *w = s->seg != NULL ? locked_group(s, g, now) : NULL;
 
     if (w == NULL)
-        return -1;
+        return s->seg == NULL && s->local != NULL
+                   ? s->local->ops->report(s->local, g, now, out)
+                   : -1;
     window_report(w, g, base->margin, now, out);
-    seg_unlock(((shared_store *)base)->seg);
-    return 0;
-}
-
-/* Every group's slot freed, under the lock: the sharers that have the
- * segment mapped see the reset at once, and new ones find it (unlinking
- * instead would leave those two groups with separate quotas). */
-static int shm_reset(limiter_store *base)
-{
-    segment *seg = ((shared_store *)base)->seg;
-
-    if (seg_lock(seg) != 0)
-        return -1;
-    memset(seg->groups, 0, sizeof seg->groups);
-    seg_unlock(seg);
+    seg_unlock(s->seg);
     return 0;
 }
 
@@ -327,40 +555,58 @@ static void shm_close(limiter_store *base)
 
     /* The segment itself stays: other processes use it, and the next run
      * should find the quota already spent. */
-    munmap(s->seg, sizeof(segment));
-    close(s->fd);
+    unmap(s);
+    limiter_close(s->local);
     free(s);
 }
 
+/* Every group's slot freed, under the lock: the sharers that have the
+ * segment mapped see the reset at once, and new ones find it (unlinking
+ * instead would leave those two groups with separate quotas). */
+static int shm_reset(limiter_store *base)
+{
+    shared_store *s = (shared_store *)base;
+
+    if (locked_segment(s) != 0)
+        return s->local != NULL ? s->local->ops->reset(s->local) : -1;
+    memset(s->seg->groups, 0, sizeof s->seg->groups);
+    seg_unlock(s->seg);
+    return 0;
+}
+
 /* Any process may have written the breaker: it is repaired under the lock
- * before every use.  When the lock fails the try goes (as without a
- * breaker), rather than failing every call for a broken lock. */
+ * before every use.  A segment given up hands it to this client's own
+ * state, as the quota. */
 static double shm_breaker_admit(limiter_store *base, const breaker_config *cfg,
                                 double now, double lease, int *probe)
 {
-    segment *seg = ((shared_store *)base)->seg;
+    shared_store *s = (shared_store *)base;
     double wait;
 
     *probe = 0;
-    if (seg_lock(seg) != 0)
-        return 0;
-    breaker_repair(&seg->breaker, now);
-    wait = breaker_admit(&seg->breaker, cfg, now, lease, probe);
-    seg_unlock(seg);
+    if (locked_segment(s) != 0)
+        return s->local != NULL
+                   ? s->local->ops->breaker_admit(s->local, cfg, now, lease, probe)
+                   : 0;
+    breaker_repair(&s->seg->breaker, now);
+    wait = breaker_admit(&s->seg->breaker, cfg, now, lease, probe);
+    seg_unlock(s->seg);
     return wait;
 }
 
 static double shm_breaker_record(limiter_store *base, const breaker_config *cfg,
                                  double now, breaker_result result, int probe)
 {
-    segment *seg = ((shared_store *)base)->seg;
+    shared_store *s = (shared_store *)base;
     double wait;
 
-    if (seg_lock(seg) != 0)
-        return 0;
-    breaker_repair(&seg->breaker, now);
-    wait = breaker_record(&seg->breaker, cfg, now, result, probe);
-    seg_unlock(seg);
+    if (locked_segment(s) != 0)
+        return s->local != NULL
+                   ? s->local->ops->breaker_record(s->local, cfg, now, result, probe)
+                   : 0;
+    breaker_repair(&s->seg->breaker, now);
+    wait = breaker_record(&s->seg->breaker, cfg, now, result, probe);
+    seg_unlock(s->seg);
     return wait;
 }
 
@@ -369,40 +615,45 @@ static const limiter_ops shm_ops = {
     .reset = shm_reset, .close = shm_close,
     .breaker_admit = shm_breaker_admit, .breaker_record = shm_breaker_record};
 
-static segment *open_ready(const char *base_url, const char *token, int *fdp,
-                           char *err, size_t errlen)
+/* Opens, checks and maps the segment; 0, or -1 with the reason in err. */
+static int open_ready(shared_store *s, char *err, size_t errlen)
 {
-    char name[LIMITER_SEGMENT_NAME_LEN + 1];
-    segment *seg;
-
-    limiter_segment_name(base_url, token, name);
-    seg = map_segment(name, fdp, err, errlen);
-    if (seg != NULL && make_ready(seg, name, err, errlen) != 0) {
-        munmap(seg, sizeof(segment));
-        close(*fdp);
-        seg = NULL;
+    s->fd = open_checked(s->name, err, errlen);
+    if (s->fd < 0)
+        return -1;
+    s->seg = map_fd(s->fd, s->name, err, errlen);
+    if (s->seg == NULL)
+        return -1;
+    if (__atomic_load_n(&s->seg->state, __ATOMIC_ACQUIRE) != 0 &&
+        other_layout(s->seg)) {
+        snprintf(err, errlen, "shared memory %s has another layout (another "
+                 "wemasy version?)", s->name);
+        return -1;
     }
-    return seg;
+    return make_ready(s->seg, s->name, err, errlen);
 }
 
 limiter_store *limiter_open_shared(const char *base_url, const char *token,
                                    double margin, char *err, size_t errlen)
 {
     shared_store *s = calloc(1, sizeof *s);
+    char why[LIMITER_ERRLEN];
 
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    limiter_sweep_once();
-    s->seg = open_ready(base_url, token, &s->fd, err, errlen);
-    if (s->seg == NULL) {
-        free(s);
-        return NULL;
-    }
     s->base.ops = &shm_ops;
     s->base.margin = margin;
     s->base.kind = "shm";
+    s->fd = -1;
+    limiter_sweep_once();
+    limiter_segment_name(base_url, token, s->name);
+    if (open_ready(s, why, sizeof why) != 0 && fall_back(s, why) != 0) {
+        snprintf(err, errlen, "out of memory");
+        shm_close(&s->base);
+        return NULL;
+    }
     return &s->base;
 }
 
@@ -445,7 +696,7 @@ static int own_segment_name(const char *entry)
     size_t n, i;
 
     n = (size_t)snprintf(prefix, sizeof prefix, "%s%lu-",
-                         LIMITER_SEGMENT_PREFIX + 1, (unsigned long)geteuid());
+                         &LIMITER_SEGMENT_PREFIX[1], (unsigned long)geteuid());
     if (strncmp(entry, prefix, n) != 0 || strlen(entry + n) != 16)
         return 0;
     for (i = n; entry[i] != '\0'; i++)
@@ -535,21 +786,38 @@ void limiter_sweep_once(void)
 
 #ifdef WEMASY_TESTS
 
-int limiter_shared_stall_init(const char *base_url, const char *token,
-                              char *err, size_t errlen)
+void limiter_shared_set_bound(double seconds)
+{
+    seg_bound = seconds;
+}
+
+/* The segment of (base_url, token) as limiter_open_shared finds it. */
+static segment *test_map(const char *base_url, const char *token, char *err,
+                         size_t errlen)
 {
     char name[LIMITER_SEGMENT_NAME_LEN + 1];
     segment *seg;
     int fd;
 
     limiter_segment_name(base_url, token, name);
-    seg = map_segment(name, &fd, err, errlen);
+    fd = open_checked(name, err, errlen);
+    if (fd < 0)
+        return NULL;
+    seg = map_fd(fd, name, err, errlen);
+    close(fd); /* the mapping keeps the segment */
+    return seg;
+}
+
+int limiter_shared_stall_init(const char *base_url, const char *token,
+                              char *err, size_t errlen)
+{
+    segment *seg = test_map(base_url, token, err, errlen);
+
     if (seg == NULL)
         return -1;
     /* As if the process that claimed the setup died right after. */
     __atomic_store_n(&seg->state, PHASE_INIT, __ATOMIC_RELEASE);
     munmap(seg, sizeof(segment));
-    close(fd);
     return 0;
 }
 
@@ -557,16 +825,15 @@ int limiter_shared_hold_lock(const char *base_url, const char *token,
                              double seconds, void (*locked)(void),
                              char *err, size_t errlen)
 {
-    int fd;
-    segment *seg = open_ready(base_url, token, &fd, err, errlen);
+    segment *seg = test_map(base_url, token, err, errlen);
     struct timespec ts;
 
     if (seg == NULL)
         return -1;
-    if (seg_lock(seg) != 0) {
+    if (make_ready(seg, "the segment", err, errlen) != 0 ||
+        seg_lock(seg) != 0) {
         snprintf(err, errlen, "cannot lock the shared segment");
         munmap(seg, sizeof(segment));
-        close(fd);
         return -1;
     }
     if (locked != NULL)
@@ -577,8 +844,16 @@ int limiter_shared_hold_lock(const char *base_url, const char *token,
     }
     seg_unlock(seg);
     munmap(seg, sizeof(segment));
-    close(fd);
     return 0;
+}
+
+void *limiter_shared_mapping(limiter_store *base, size_t *size, int *fd)
+{
+    shared_store *s = (shared_store *)base;
+
+    *size = sizeof(segment);
+    *fd = s->fd;
+    return base->ops == &shm_ops ? s->seg : NULL;
 }
 
 /* A double as a uint32_t without undefined behaviour (NaN and out of range: 0). */
@@ -591,16 +866,14 @@ int limiter_shared_set_breaker(const char *base_url, const char *token,
                                double phase, double failures, double open_in,
                                double probe_in, char *err, size_t errlen)
 {
-    int fd;
-    segment *seg = open_ready(base_url, token, &fd, err, errlen);
+    segment *seg = test_map(base_url, token, err, errlen);
     double now = limiter_now();
 
     if (seg == NULL)
         return -1;
-    if (seg_lock(seg) != 0) {
+    if (make_ready(seg, "the segment", err, errlen) != 0 || seg_lock(seg) != 0) {
         snprintf(err, errlen, "cannot lock the shared segment");
         munmap(seg, sizeof(segment));
-        close(fd);
         return -1;
     }
     seg->breaker.phase = as_u32(phase);
@@ -609,8 +882,25 @@ int limiter_shared_set_breaker(const char *base_url, const char *token,
     seg->breaker.probe_until = now + probe_in;
     seg_unlock(seg);
     munmap(seg, sizeof(segment));
-    close(fd);
     return 0;
+}
+
+#define FIELD(f) {#f, offsetof(segment, f), sizeof(((segment *)NULL)->f)}
+#define GROUP_FIELD(f)                                                  \
+    {#f, offsetof(segment, groups[0].f),                               \
+     sizeof(((segment *)NULL)->groups[0].f)}
+
+const tests_field *limiter_shared_layout(void)
+{
+    static const tests_field fields[] = {
+        {"segment", 0, sizeof(segment)},
+        FIELD(state), FIELD(magic), FIELD(version), FIELD(size), FIELD(lock),
+        {"group", offsetof(segment, groups), sizeof(window_state)},
+        GROUP_FIELD(name), GROUP_FIELD(learned_limit), GROUP_FIELD(head),
+        GROUP_FIELD(count), GROUP_FIELD(closed_until), GROUP_FIELD(span),
+        GROUP_FIELD(sends), FIELD(breaker), {NULL, 0, 0}};
+
+    return fields;
 }
 
 #endif /* WEMASY_TESTS */

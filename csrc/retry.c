@@ -14,10 +14,6 @@
 
 #include "transport.h"
 
-/* A day: beyond that a Retry-After is a server bug, and an unbounded value
- * would close a shared group for every process until reboot. */
-#define RETRY_AFTER_MAX 86400.0
-
 /* Full jitter: uniformly anywhere up to the exponential ceiling. */
 static double backoff(const retry_policy *p, int tries, double random01)
 {

@@ -10,6 +10,11 @@
 
 #include <time.h>
 
+/* A day: beyond that a Retry-After is a server bug, and an unbounded value
+ * would close a shared group for every process until reboot.  The limiter
+ * caps what it finds stored in a segment by the same. */
+#define RETRY_AFTER_MAX 86400.0
+
 typedef struct {
     int max_retries;  /* tries = max_retries + 1 at most */
     double base, cap; /* full-jitter backoff, seconds */

@@ -7,7 +7,9 @@
 #ifdef WEMASY_TESTS
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -99,6 +101,58 @@ static int debug_segment(lua_State *L)
     return 1;
 }
 
+/* core._debug_segment_layout() -> { <field> = { offset =, size = } }: where
+ * the segment's fields lie (group fields: of the first group; "group" is
+ * the stride), for specs that write into /dev/shm/<name> as a hostile
+ * process would. */
+static int debug_segment_layout(lua_State *L)
+{
+    const tests_field *f;
+
+    lua_newtable(L);
+    for (f = limiter_shared_layout(); f->name != NULL; f++) {
+        lua_createtable(L, 0, 2);
+        lua_pushinteger(L, (lua_Integer)f->offset);
+        lua_setfield(L, -2, "offset");
+        lua_pushinteger(L, (lua_Integer)f->size);
+        lua_setfield(L, -2, "size");
+        lua_setfield(L, -2, f->name);
+    }
+    return 1;
+}
+
+/* core._debug_segment_bound(seconds): how long a segment's lock or setup
+ * may keep a caller waiting before it counts as broken (default 1 s). */
+static int debug_segment_bound(lua_State *L)
+{
+    limiter_shared_set_bound((double)luaL_checknumber(L, 1));
+    return 0;
+}
+
+/* core._debug_pack(format, value) -> the bytes of value in this machine's
+ * order: "u32", "i32" or "f64" (LuaJIT has no string.pack). */
+static int debug_pack(lua_State *L)
+{
+    const char *fmt = luaL_checkstring(L, 1);
+    char bytes[8];
+    size_t n;
+
+    if (strcmp(fmt, "f64") == 0) {
+        double d = (double)luaL_checknumber(L, 2);
+
+        memcpy(bytes, &d, n = sizeof d);
+    } else if (strcmp(fmt, "u32") == 0 || strcmp(fmt, "i32") == 0) {
+        /* Wraps: -1 gives ffffffff either way. */
+        uint32_t u = (uint32_t)(int64_t)luaL_checknumber(L, 2);
+
+        memcpy(bytes, &u, n = sizeof u);
+    } else {
+        return luaL_argerror(L, 1, "u32, i32 or f64");
+    }
+    lua_pushlstring(L, bytes, n);
+    return 1;
+}
+
 /* client:_debug_batch_visits() -> queued items the last batch's scans
  * looked at. */
 static int debug_batch_visits(lua_State *L)
@@ -161,6 +215,9 @@ static const luaL_Reg module_functions[] = {
     {"_debug_stall_init", debug_stall_init},
     {"_debug_segment", debug_segment},
     {"_debug_set_breaker", debug_set_breaker},
+    {"_debug_segment_layout", debug_segment_layout},
+    {"_debug_segment_bound", debug_segment_bound},
+    {"_debug_pack", debug_pack},
     {"_debug_fork", debug_fork},
     {"_debug_wait", debug_wait},
     {NULL, NULL}};

@@ -50,6 +50,23 @@ int limiter_shared_hold_lock(const char *base_url, const char *token,
 int limiter_shared_set_breaker(const char *base_url, const char *token,
                                double phase, double failures, double open_in,
                                double probe_in, char *err, size_t errlen);
+/* How long a segment may keep a caller waiting (its lock, its setup)
+ * before it counts as broken; 1 s unless a spec shortens it. */
+void limiter_shared_set_bound(double seconds);
+
+/* Where the segment's fields lie, for specs that write into the file as a
+ * hostile process would: {name, offset, size} up to a NULL name.  The
+ * group fields are those of groups[0]; "group" gives the stride. */
+typedef struct {
+    const char *name;
+    size_t offset, size;
+} tests_field;
+const tests_field *limiter_shared_layout(void);
+
+/* The mapping of a store limiter_open_shared made (NULL once it fell back
+ * to its own state), its size and its file, for fuzz/segment_fuzz.c. */
+struct limiter_store;
+void *limiter_shared_mapping(struct limiter_store *s, size_t *size, int *fd);
 
 #else /* the release */
 

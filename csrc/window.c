@@ -8,25 +8,24 @@
  */
 #include "window.h"
 
+#include <math.h>
 #include <string.h>
+
+#include "retry.h"
 
 /* Waits this short count as "free now": with an injected clock, now + wait
  * can round back to now and a caller would sleep forever on the remainder.
  * A microsecond is nothing next to the margin. */
 #define WINDOW_EPSILON 1e-6
+/* Senders read the clock before they wait for the lock, so a stored send
+ * may be a little later than a reader's now; by more than this it is
+ * garbage. */
+#define WINDOW_CLOCK_SLACK 5.0
 
 void window_init(window_state *w, const char *name)
 {
     memset(w, 0, sizeof *w);
     strncpy(w->name, name, LIMITER_NAME_MAX);
-    w->name[LIMITER_NAME_MAX] = '\0';
-}
-
-void window_repair(window_state *w)
-{
-    w->head %= LIMITER_RING;
-    if (w->count > LIMITER_RING)
-        w->count = LIMITER_RING;
     w->name[LIMITER_NAME_MAX] = '\0';
 }
 
@@ -37,16 +36,60 @@ static int clamp_limit(long n)
     return n > LIMITER_RING ? LIMITER_RING : (int)n;
 }
 
+/* ---- validation: one function per field ---- */
+
+static int32_t valid_learned_limit(int32_t n)
+{
+    return n <= 0 ? 0 : clamp_limit(n); /* 0: the server has not said */
+}
+
+static uint32_t valid_count(uint32_t n)
+{
+    return n > LIMITER_RING ? LIMITER_RING : n;
+}
+
+/* A Retry-After is capped at RETRY_AFTER_MAX when learnt; so is what is
+ * stored, whoever stored it.  NaN or -inf: not closed. */
+static double valid_closed_until(double t, double now)
+{
+    if (!(t > now))
+        return t > -INFINITY ? t : 0;
+    return t - now > RETRY_AFTER_MAX ? now + RETRY_AFTER_MAX : t;
+}
+
+/* Only idle-segment removal reads it (window_expired); NaN or negative: 0. */
+static double valid_span(double span)
+{
+    return span >= 0 ? span : 0;
+}
+
+void window_validate(window_state *w, double now)
+{
+    w->name[LIMITER_NAME_MAX] = '\0';
+    w->learned_limit = valid_learned_limit(w->learned_limit);
+    w->head %= LIMITER_RING;
+    w->count = valid_count(w->count);
+    w->closed_until = valid_closed_until(w->closed_until, now);
+    w->span = valid_span(w->span);
+}
+
 /* The server's word wins over the configuration once it has spoken. */
 static int limit_in_force(const window_state *w, const limiter_group *g)
 {
     return clamp_limit(w->learned_limit > 0 ? w->learned_limit : g->limit);
 }
 
-/* k-th newest send time, 1 <= k <= count. */
-static double nth_newest(const window_state *w, uint32_t k)
+/* k-th newest send time, 1 <= k <= count.  A time no sender could have
+ * written (NaN, or later than now by more than WINDOW_CLOCK_SLACK) is
+ * repaired to now where it lies: it then holds its slot for one window, as
+ * a send would, instead of forever (1e300) or never (NaN). */
+static double nth_newest(window_state *w, uint32_t k, double now)
 {
-    return w->sends[(w->head + LIMITER_RING - k) % LIMITER_RING];
+    double *t = &w->sends[(w->head + LIMITER_RING - k) % LIMITER_RING];
+
+    if (!(*t <= now + WINDOW_CLOCK_SLACK))
+        *t = now;
+    return *t;
 }
 
 static void record(window_state *w, double t)
@@ -54,31 +97,31 @@ static void record(window_state *w, double t)
     /* Processes read the clock before taking the lock, so a later caller may
      * bring an earlier time.  Keeping the ring sorted by moving such a send
      * to the newest time only makes its slot free later: conservative. */
-    if (w->count > 0 && t < nth_newest(w, 1))
-        t = nth_newest(w, 1);
+    if (w->count > 0 && t < nth_newest(w, 1, t))
+        t = nth_newest(w, 1, t);
     w->sends[w->head] = t;
     w->head = (w->head + 1) % LIMITER_RING;
     if (w->count < LIMITER_RING)
         w->count++;
 }
 
-static uint32_t sends_within(const window_state *w, double span, double now)
+static uint32_t sends_within(window_state *w, double span, double now)
 {
     uint32_t k = 0;
 
-    while (k < w->count && nth_newest(w, k + 1) > now - span)
+    while (k < w->count && nth_newest(w, k + 1, now) > now - span)
         k++;
     return k;
 }
 
 /* Seconds until fewer than n sends lie in the span; 0 if already so. */
-static double slot_wait(const window_state *w, int n, double span, double now)
+static double slot_wait(window_state *w, int n, double span, double now)
 {
     double wait;
 
     if (w->count < (uint32_t)n)
         return 0;
-    wait = nth_newest(w, (uint32_t)n) + span - now;
+    wait = nth_newest(w, (uint32_t)n, now) + span - now;
     return wait > WINDOW_EPSILON ? wait : 0;
 }
 
@@ -89,13 +132,20 @@ static double closed_wait(const window_state *w, double now)
     return wait > WINDOW_EPSILON ? wait : 0;
 }
 
+/* Read-only (the sweep maps other segments so): every index is taken in
+ * range, and garbage times or spans (NaN) count as not expired. */
 int window_expired(const window_state *w, double now)
 {
+    double newest;
+
     if (w->name[0] == '\0')
         return 1;
-    if (!(w->closed_until <= now)) /* NaN counts as not expired */
+    if (!(w->closed_until <= now))
         return 0;
-    return w->count == 0 || nth_newest(w, 1) + w->span <= now;
+    if (w->count == 0)
+        return 1;
+    newest = w->sends[(w->head % LIMITER_RING + LIMITER_RING - 1) % LIMITER_RING];
+    return newest + w->span <= now;
 }
 
 double window_acquire(window_state *w, const limiter_group *g, double margin,
@@ -141,7 +191,7 @@ void window_learn(window_state *w, const limiter_group *g, double margin,
     }
 }
 
-void window_report(const window_state *w, const limiter_group *g,
+void window_report(window_state *w, const limiter_group *g,
                    double margin, double now, limiter_report *out)
 {
     double span = g->window + margin;

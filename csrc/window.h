@@ -32,14 +32,17 @@ void window_init(window_state *w, const char *name);
  * teaches again. */
 int window_expired(const window_state *w, double now);
 
-/* After a crash mid-update: bring head and count back into range. */
-void window_repair(window_state *w);
+/* Before every use of a state that others can write (a shared segment, a
+ * process that died mid-update): clamps every field into what the
+ * operations can use, one check per field.  Send times are checked as they
+ * are read (the operations below repair the ones they look at). */
+void window_validate(window_state *w, double now);
 
 double window_acquire(window_state *w, const limiter_group *g, double margin,
                       double now);
 void window_learn(window_state *w, const limiter_group *g, double margin,
                   double now, const limiter_news *news);
-void window_report(const window_state *w, const limiter_group *g,
+void window_report(window_state *w, const limiter_group *g,
                    double margin, double now, limiter_report *out);
 
 #endif /* WEMASY_WINDOW_H */

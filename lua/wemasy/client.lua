@@ -47,10 +47,14 @@ function M.new(opts)
         groups = handle:groups() })
 end
 
--- The client's quota state of `group`, for the hooks (nil when limiting is off).
+-- The client's quota state of `group`, for the hooks (nil when limiting is
+-- off), with where it lives (`store`: "shm", or "local" with the `notice`
+-- saying why a shared segment was refused).
 local function limiter_state(self, _, group)
   local ok, state = pcall(self._core.rate_limit, self._core, group)
-  return ok and state or nil
+  if not (ok and state) then return nil end
+  state.store, state.notice = self._core:limiter_store()
+  return state
 end
 
 -- A rate_limited error says its limiter group and, when the server's
@@ -145,4 +149,6 @@ function M.batch(client, items, concurrency, on_result)
 end
 
 M.Client = Client
+-- The hooks' limiter state, for wemasy.ngx's thread VMs too.
+M.limiter_state = limiter_state
 return M

@@ -14,8 +14,9 @@
 --   ok, status, kind (nil when ok), reason, attempts,    on_response
 --   duration,
 --   retry_after, rate_limit {limit, remaining}           (the server's headers, as the core read them)
---   limiter {limit, remaining, reset_in, closed_for, store}  (the client's own quota state; store:
---                                                        "local", "shm" or "redis": which one served)
+--   limiter {limit, remaining, reset_in, closed_for,    (the client's own quota state; store: "local",
+--            store, notice}                              "shm" or "redis": which one served; notice: why
+--                                                        not where it was asked to be)
 --
 -- A hook that raises does not break the call: the call's result is the same,
 -- and the error is written to the debug log when `debug` is on (else dropped).
@@ -123,6 +124,7 @@ local function describe_line(i)
   if lim then
     parts[#parts + 1] = string.format(", %s slots %d/%d", i.group or "default", lim.remaining, lim.limit)
     if lim.store then parts[#parts + 1] = " (" .. lim.store .. ")" end
+    if lim.notice then parts[#parts + 1] = ", " .. lim.notice end
   end
   if i.retry_after then parts[#parts + 1] = string.format(", retry after %ss", tostring(i.retry_after)) end
   if i.batch then parts[#parts + 1] = ", batch" end
@@ -149,7 +151,7 @@ function Observer:finish(ctx, body, err, res, limiter)
   end
   if type(limiter) == "table" then
     info.limiter = { limit = limiter.limit, remaining = limiter.remaining, reset_in = limiter.reset_in,
-                     closed_for = limiter.closed_for, store = limiter.store }
+                     closed_for = limiter.closed_for, store = limiter.store, notice = limiter.notice }
   end
   if self.log then self:write(describe_line(info)) end
   self:run("on_response", info)

@@ -466,7 +466,7 @@ end
 -- For debug lines: one more trip to the pool, only when debug is on.
 function backend.limiter_state(self, st, group)
   if self.closed then return nil end
-  local ok, state = pcall(on_pool, self, st, "rate_limit", group)
+  local ok, state = pcall(on_pool, self, st, "limiter_state", group)
   if ok and type(state) == "table" and state ~= BUSY then return state end
   return nil
 end

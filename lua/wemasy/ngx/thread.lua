@@ -66,6 +66,7 @@ local function invoke(client, method, ...)
   end
   if method == "rate_limit" then return client:rate_limit((...)) end
   if method == "rate_limit_reset" then return client:rate_limit_reset() end
+  if method == "limiter_state" then return plain.limiter_state(client, nil, (...)) end
   error("wemasy.ngx: no method '" .. tostring(method) .. "'")
 end
 
