@@ -15,8 +15,11 @@
 -- request (path, JSON text, group) crosses to a thread VM, so a body that
 -- must not be sent never does.  Only plain data crosses between the VMs
 -- (nil, booleans, numbers, strings, tables, light userdata such as
--- wemasy.null): results come back as tables and errors are given their
--- metatable again, so callers see the plain client's values.  The options
+-- wemasy.null).  A call's answer comes back as the core's values (status,
+-- the body's text, the headers the core parsed, ...) and is decoded and
+-- mapped here by wemasy.client's own code, so callers see the plain client's
+-- values; a batch's results come back as tables and errors are given their
+-- metatable again.  The options
 -- (with the token) go over only when a thread VM does not yet hold a client
 -- for them: each VM keeps its clients, keyed by a salted hash of the options
 -- (keep-alive per VM; the limiter is the C core's shared memory, one quota
@@ -78,13 +81,13 @@ end
 
 -- wemasy itself (and so wemasy.core, the C module) loads on the first new():
 -- requiring this module outside nginx, or with the wrong build, says why there.
-local wemasy
+local wemasy, plain_client
 
 local function load_wemasy()
   if wemasy then return end
   local ok, mod = pcall(require, "wemasy")
   if not ok then error(load_failure(mod), 3) end
-  wemasy = mod
+  wemasy, plain_client = mod, require("wemasy.client")
 end
 
 ------------------------------------------------------------------ what may cross
@@ -229,18 +232,26 @@ end
 
 local BUSY = {}
 
+local unpack = table.unpack or unpack
+
+-- All of ngx.run_worker_thread's results, nils included (a send's are ten).
+local function pack(...)
+  return { n = select("#", ...), ... }
+end
+
 -- Runs wemasy.ngx.thread's `method` with the arguments on the pool.  Returns
 -- its results, or BUSY when no thread VM freed up within the client's
 -- timeout.  Raises what the thread side raised, and misconfiguration.
 local function on_pool(self, st, method, ...)
   local deadline, delay
   while true do
-    local ok, tag, x, y, z = ngx.run_worker_thread(self.thread_pool, M.THREAD_MODULE, "run", st.key, nil, method, ...)
-    if ok and tag == "miss" then
-      ok, tag, x, y, z = ngx.run_worker_thread(self.thread_pool, M.THREAD_MODULE, "run", st.key, st.opts, method, ...)
+    local r = pack(ngx.run_worker_thread(self.thread_pool, M.THREAD_MODULE, "run", st.key, nil, method, ...))
+    if r[1] and r[2] == "miss" then
+      r = pack(ngx.run_worker_thread(self.thread_pool, M.THREAD_MODULE, "run", st.key, st.opts, method, ...))
     end
+    local ok, tag, x = r[1], r[2], r[3]
     if ok then
-      if tag == "ok" then return x, y, z end
+      if tag == "ok" then return unpack(r, 3, r.n) end
       local msg = errors.redact_text(tostring(x), st.token)
       if tag == "raise" then raise(strip_position(msg)) end
       raise(load_failure(msg))
@@ -276,11 +287,6 @@ local function revive(err)
   return err
 end
 
-local function answer(body, err, res)
-  if err ~= nil then return nil, revive(err) end
-  return body, nil, res
-end
-
 -- What the core answers a request of a closed client.
 local function closed_error(path, token)
   local err = errors.from_transport(path, "closed", CLOSED)
@@ -301,11 +307,23 @@ function backend.enter(self, _, method)
   if not self.closed then check_phase(method) end
 end
 
+-- The limiter state that came back with a rate_limited answer, for outcome().
+local function state_from_thread(state)
+  return function() return state or nil end
+end
+local NO_STATE = state_from_thread(nil)
+
+-- The core's values of a send (after the group's limiter state when they are
+-- rate_limited) become the call's results here, in the worker's VM, just as
+-- the plain client makes them: decoding, error mapping, redaction.
+local function settle(self, st, path, group, state, ...)
+  if state == BUSY then return nil, busy_error(path, ..., st.timeout) end
+  return plain_client.outcome(self, st, state and state_from_thread(state) or NO_STATE, path, group, ...)
+end
+
 function backend.send(self, st, path, text, group, idempotent)
   if self.closed then return nil, closed_error(path, st.token) end
-  local x, y, z = on_pool(self, st, "send", path, text, group, idempotent)
-  if x == BUSY then return nil, busy_error(path, y, st.timeout) end
-  return answer(x, y, z)
+  return settle(self, st, path, group, on_pool(self, st, "send", path, text, group, idempotent))
 end
 
 -- The whole batch runs on one thread (its curl multi handle).
