@@ -544,8 +544,8 @@ describe("the OpenResty example against the sandbox", function()
       assert.equal("default", r.first.group)
       assert.is_true(r.first.closed_for > 25 and r.first.closed_for <= 30, r.first.closed_for)
       assert.is_true(r.first.is_error)
-      assert.matches("; retry in 30 s; the server's Retry%-After closed group 'default' for every caller on this token$",
-        r.first.str)
+      assert.matches("; retry in 30 s; the server's Retry%-After closed group 'default' for every caller on this"
+        .. " token$", r.first.str)
       for _, e in ipairs{ r.again, r.plain } do
         assert.equal("rate_limited", e.kind)
         assert.is_false(e.sent)
