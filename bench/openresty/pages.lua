@@ -35,4 +35,29 @@ function pages.cosocket()
   return render(body.data)
 end
 
+-- For `speed.lua --analysis`: the cosocket page plus one empty trip to the
+-- thread pool (what the hand-off alone costs), and the plain, blocking
+-- client on the event loop (what wemasy and libcurl cost without it).
+function pages.nothing() end
+
+function pages.trip()
+  local ok, err = ngx.run_worker_thread("wemasy", "pages", "nothing")
+  while not ok and err == "no available Lua vm" do -- more pages than VMs: wait for one
+    ngx.sleep(0.001)
+    ok, err = ngx.run_worker_thread("wemasy", "pages", "nothing")
+  end
+  if not ok then return failed(err) end
+  return pages.cosocket()
+end
+
+local blocking
+
+function pages.blocking()
+  -- The storefront client's own options (token included), as wemasy.ngx hands them to its thread VMs.
+  blocking = blocking or require("wemasy").new(require("wemasy.methods").state(storefront.shop).opts)
+  local body, err = blocking:orders_detail(ORDER)
+  if not body then return failed(err) end
+  return render(body.data)
+end
+
 return pages

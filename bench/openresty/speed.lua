@@ -26,17 +26,20 @@ local root = launch.root
 
 local function options(argv)
   local o = { duration = 4, rounds = 3, conns = { 1, 16, 64 }, out = root .. "/bench/results/openresty.txt",
-              argv = argv }
+              argv = argv, pages = { "wemasy", "cosocket" } }
   local i = 1
   while i <= #argv do
     local k, v = argv[i], argv[i + 1]
     if k == "--duration" then o.duration = assert(tonumber(v), "--duration S")
     elseif k == "--rounds" then o.rounds = assert(tonumber(v), "--rounds R")
     elseif k == "--out" then o.out = v
+    elseif k == "--analysis" then -- two more pages: where wemasy.ngx's extra CPU goes
+      o.pages = { "wemasy", "cosocket", "trip", "blocking" }
+      i = i - 1
     elseif k == "--conns" then
       o.conns = {}
       for n in tostring(v):gmatch("%d+") do o.conns[#o.conns + 1] = tonumber(n) end
-    else error("usage: speed.lua [--duration S] [--rounds R] [--conns 1,16,64] [--out FILE]") end
+    else error("usage: speed.lua [--duration S] [--rounds R] [--conns 1,16,64] [--analysis] [--out FILE]") end
     i = i + 2
   end
   return o
@@ -55,6 +58,16 @@ end
 
 local function worker_cpu(pid)
   return cpu_of("/proc/" .. pid .. "/stat"), cpu_of("/proc/" .. pid .. "/task/" .. pid .. "/stat")
+end
+
+-- Context switches (voluntary and not) of every thread of the worker.
+local function switches(pid, tasks)
+  local n = 0
+  for _, tid in ipairs(tasks) do
+    local status = proc.read_file("/proc/" .. pid .. "/task/" .. tid .. "/status") or ""
+    for v in status:gmatch("ctxt_switches:%s*(%d+)") do n = n + tonumber(v) end
+  end
+  return n
 end
 
 -- wrk's "50.00%  1.23ms" -> seconds.
@@ -81,10 +94,12 @@ end
 
 local function run(shop, page, conns, seconds)
   local all0, loop0 = worker_cpu(shop.worker)
+  local cs0 = switches(shop.worker, shop.tasks)
   local r = wrk(shop.url .. "/bench/" .. page, conns, seconds)
   local all1, loop1 = worker_cpu(shop.worker)
   r.cpu = (all1 - all0) / r.pages
   r.loop = (loop1 - loop0) / r.pages
+  r.switches = (switches(shop.worker, shop.tasks) - cs0) / r.pages
   return r
 end
 
@@ -103,15 +118,18 @@ local function field(runs, name)
   return out
 end
 
-local PAGES = { "wemasy", "cosocket" }
+local LABEL = { wemasy = "wemasy.ngx", cosocket = "cosocket + cjson",
+                trip = "(analysis) cosocket + an empty thread trip",
+                blocking = "(analysis) plain wemasy client on the event loop" }
 
--- Every run of one concurrency: runs[page][round].
+-- Every run of one concurrency: runs[page][round]; each round starts with
+-- the next page.
 local function measure(shop, conns, o)
-  local runs = { wemasy = {}, cosocket = {} }
+  local runs, n = {}, #o.pages
+  for _, page in ipairs(o.pages) do runs[page] = {} end
   for round = 1, o.rounds do
-    local first = round % 2 == 1 and 1 or 2
-    for j = 0, 1 do
-      local page = PAGES[(first + j - 1) % 2 + 1]
+    for j = 0, n - 1 do
+      local page = o.pages[(round - 1 + j) % n + 1]
       runs[page][round] = run(shop, page, conns, o.duration)
     end
   end
@@ -136,10 +154,11 @@ local function table_text(results, o)
     "# " .. machine(),
     string.format("# storefront nginx: 1 worker, thread_pool wemasy threads=16, 16 thread VMs; sandbox: 1 worker;"
       .. " wrk -t1 -cN -d%ds per run, %d rounds (medians; ratios per round, then the median)", o.duration, o.rounds),
-    "# CPU/page: the worker process (all threads) utime+stime over the pages; loop: its event-loop thread alone",
+    "# CPU/page: the worker process (all threads) utime+stime over the pages; loop: its event-loop thread alone;"
+      .. " switches/page: context switches of all its threads",
     "",
-    "| pages in flight | client | pages/s | p50 | p99 | CPU/page | loop | not 200 |",
-    "|---|---|---|---|---|---|---|---|",
+    "| pages in flight | client | pages/s | p50 | p99 | CPU/page | loop | switches/page | not 200 |",
+    "|---|---|---|---|---|---|---|---|---|",
   }
   local ratios = {
     "",
@@ -147,14 +166,13 @@ local function table_text(results, o)
     "|---|---|---|---|",
   }
   for _, res in ipairs(results) do
-    for _, page in ipairs(PAGES) do
+    for _, page in ipairs(o.pages) do
       local runs = res.runs[page]
       local bad = 0
       for _, r in ipairs(runs) do bad = bad + r.bad end
-      lines[#lines + 1] = string.format("| %d | %s | %.0f | %s | %s | %s | %s | %d |", res.conns,
-        page == "wemasy" and "wemasy.ngx" or "cosocket + cjson", median(field(runs, "rate")),
-        ms(median(field(runs, "p50"))), ms(median(field(runs, "p99"))), us(median(field(runs, "cpu"))),
-        us(median(field(runs, "loop"))), bad)
+      lines[#lines + 1] = string.format("| %d | %s | %.0f | %s | %s | %s | %s | %.1f | %d |", res.conns,
+        LABEL[page], median(field(runs, "rate")), ms(median(field(runs, "p50"))), ms(median(field(runs, "p99"))),
+        us(median(field(runs, "cpu"))), us(median(field(runs, "loop"))), median(field(runs, "switches")), bad)
     end
     local rate, p99, cpu = {}, {}, {}
     for k = 1, o.rounds do
@@ -187,6 +205,12 @@ local function main(argv)
         }
         location = /bench/cosocket {
             content_by_lua_block { require("pages").cosocket() }
+        }
+        location = /bench/trip {
+            content_by_lua_block { require("pages").trip() }
+        }
+        location = /bench/blocking {
+            content_by_lua_block { require("pages").blocking() }
         }]],
   }
   if not shop then
@@ -196,7 +220,11 @@ local function main(argv)
   local ok, result = pcall(function()
     local children = proc.read_file("/proc/" .. shop.pid .. "/task/" .. shop.pid .. "/children") or ""
     shop.worker = assert(tonumber(children:match("%d+")), "no nginx worker")
-    for _, page in ipairs(PAGES) do wrk(shop.url .. "/bench/" .. page, 16, 1) end -- warm up
+    for _, page in ipairs(o.pages) do wrk(shop.url .. "/bench/" .. page, 16, 1) end -- warm up
+    shop.tasks = {} -- the pool's threads exist by now
+    for tid in (proc.capture("ls /proc/" .. shop.worker .. "/task") or ""):gmatch("%d+") do
+      shop.tasks[#shop.tasks + 1] = tid
+    end
     local results = {}
     for _, conns in ipairs(o.conns) do
       results[#results + 1] = { conns = conns, runs = measure(shop, conns, o) }
