@@ -19,11 +19,11 @@
 -- the body's text, the headers the core parsed, ...) and is decoded and
 -- mapped here by wemasy.client's own code, so callers see the plain client's
 -- values; a batch's results come back as tables and errors are given their
--- metatable again.  The options
--- (with the token) go over only when a thread VM does not yet hold a client
--- for them: each VM keeps its clients, keyed by a salted hash of the options
--- (keep-alive per VM; the limiter is the C core's shared memory, one quota
--- for every worker, thread and cron script on the host).
+-- metatable again.  The options (with the token) go over only when a thread
+-- VM does not yet hold a client for them: each VM keeps its clients, keyed
+-- by a salted hash of the options (keep-alive per VM; the limiter is the C
+-- core's shared memory, one quota for every worker, thread and cron script
+-- on the host).
 local args = require("wemasy.args")
 local errors = require("wemasy.errors")
 local hooks = require("wemasy.hooks")
@@ -309,7 +309,7 @@ end
 
 -- The limiter state that came back with a rate_limited answer, for outcome().
 local function state_from_thread(state)
-  return function() return state or nil end
+  return function() return state end
 end
 local NO_STATE = state_from_thread(nil)
 
