@@ -35,9 +35,14 @@ bench-ratelimit: $(SO54)
 bench-limiter: $(BENCH_DIR)/limiter_acquire
 	@$(BENCH_DIR)/limiter_acquire
 
-# Probe latency on a worker while API calls take 500 ms: wemasy.ngx vs the blocking client (~30 s).
+# On one nginx worker: order pages/s, p50/p99 and worker CPU per page, wemasy.ngx against
+# a hand-written cosocket client (~80 s); then probe latency while API calls take 500 ms,
+# wemasy.ngx against the blocking client (~30 s).  E.g. BENCH_ARGS='--rounds 5 --conns 1,16'.
 bench-openresty: build
-	@$(LUAJIT) bench/openresty/latency.lua
+	@mkdir -p bench/results
+	@BENCH_COMMAND='make bench-openresty$(BENCH_ARGS_NOTE)' $(LUAJIT) bench/openresty/speed.lua \
+	  --out bench/results/openresty.txt $(BENCH_ARGS)
+	@$(LUAJIT) bench/openresty/latency.lua --append bench/results/openresty.txt
 
 # The C programs: libcurl alone, as the yardstick, and the limiter without Lua.
 BENCH_C_FLAGS = $(OPTFLAGS) -std=gnu99 $(WARNFLAGS) $(EXTRA_CFLAGS)

@@ -313,8 +313,9 @@ static int no_limiter(lua_State *L, const client *c)
 }
 
 /* client:rate_limit([group]) -> { limit, remaining, reset_in, closed_for,
- * store }: store is the kind of store that answered ("redis", or "shm" when
- * a Redis store fell back). */
+ * store, notice }: store is the kind of store that answered ("redis", or
+ * "shm" when a Redis store fell back; "local" when a segment was refused),
+ * notice why it is not the one asked for (absent when it is). */
 static int client_rate_limit(lua_State *L)
 {
     client *c = client_check(L, 1);
@@ -331,7 +332,7 @@ static int client_rate_limit(lua_State *L)
         lua_pushliteral(L, CALL_LIMITER_FULL);
         return 2;
     }
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
     lua_pushinteger(L, rep.limit);
     lua_setfield(L, -2, "limit");
     lua_pushinteger(L, rep.remaining);
@@ -342,6 +343,10 @@ static int client_rate_limit(lua_State *L)
     lua_setfield(L, -2, "closed_for");
     lua_pushstring(L, c->limiter->kind);
     lua_setfield(L, -2, "store");
+    if (c->limiter->notice != NULL) {
+        lua_pushstring(L, c->limiter->notice);
+        lua_setfield(L, -2, "notice");
+    }
     return 1;
 }
 

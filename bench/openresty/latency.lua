@@ -2,7 +2,7 @@
 -- 500 ms: wemasy.ngx (the call runs on a thread pool) beside the same page
 -- calling the plain, blocking client on the worker's event loop.
 --
---   make bench-openresty        (writes bench/results/openresty.txt)
+--   make bench-openresty        (after speed.lua's table in bench/results/openresty.txt)
 --
 -- One sandbox, every orders/get delayed 0.5 s by a fault; the OpenResty
 -- example with one worker.  For each row, 1 or 4 curl processes POST the order
@@ -141,9 +141,15 @@ local function main()
   end
   local text = table.concat(lines, "\n") .. "\n"
   io.write(text)
+  -- `--append FILE` (make bench-openresty): after speed.lua's table in FILE.
+  local out, before = root .. "/bench/results/openresty.txt", ""
+  if arg[1] == "--append" then
+    out = assert(arg[2], "--append FILE")
+    before = (proc.read_file(out) or "") .. "\n"
+  end
   proc.run("mkdir -p " .. proc.quote(root .. "/bench/results"))
-  assert(proc.write_file(root .. "/bench/results/openresty.txt", text))
-  print("written to bench/results/openresty.txt")
+  assert(proc.write_file(out, before .. text))
+  print("written to " .. out)
 end
 
 main()

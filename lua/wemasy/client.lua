@@ -48,61 +48,71 @@ function M.new(opts)
 end
 
 -- The client's quota state of `group`, for the hooks (nil when limiting is
--- off), with where it lives (`store`: "shm", or "local" with the `notice`
--- saying why a shared segment was refused).
+-- off), with where it lives (`store`, and a `notice` saying why not where
+-- it was asked to be).
 local function limiter_state(self, _, group)
   local ok, state = pcall(self._core.rate_limit, self._core, group)
-  if not (ok and state) then return nil end
-  state.store, state.notice = self._core:limiter_store()
-  return state
+  return ok and state or nil
 end
 
 -- A rate_limited error says its limiter group and, when the server's
 -- Retry-After closed that group for every caller, for how long (the
--- limiter's own reading, not a guess from the headers).
-local function note_rate_limit(self, err, group)
+-- limiter's own reading, not a guess from the headers).  `limits` reads
+-- it: limits(self, st, group) -> the group's state or nil (wemasy.ngx's
+-- comes from the thread VM that made the call).
+local function note_rate_limit(self, st, limits, err, group)
   err.group = group
-  local state = limiter_state(self, nil, group)
+  local state = limits(self, st, group)
   if state and state.closed_for > 0 then err.closed_for = state.closed_for end
 end
 
 -- An error as the caller gets it: with its limiter group when rate_limited,
 -- and scrubbed of the token.
-local function refused(self, st, err, group)
-  if err.kind == "rate_limited" then note_rate_limit(self, err, group) end
+local function refused(self, st, limits, err, group)
+  if err.kind == "rate_limited" then note_rate_limit(self, st, limits, err, group) end
   return nil, errors.redact(err, st.token)
 end
 
 -- A response: status, text, headers, attempts, retry_after, limit, remaining.
-local function answered(self, st, path, group, status, text, headers, attempts, retry_after, limit, remaining)
+local function answered(self, st, limits, path, group, status, text, headers, attempts, retry_after, limit,
+                        remaining)
   local value, err, res = errors.from_response(path, status, text, headers, retry_after, limit, remaining)
   if err then
     err.attempts = attempts
-    return refused(self, st, err, group)
+    return refused(self, st, limits, err, group)
   end
   res.attempts = attempts
   return value, nil, res
 end
 
 -- No response: nil, kind, message, sent, attempts, retry_after.
-local function failed(self, st, path, group, _, kind, message, sent, attempts, retry_after)
+local function failed(self, st, limits, path, group, _, kind, message, sent, attempts, retry_after)
   local err = errors.from_transport(path, kind, message)
   err.sent, err.attempts, err.retry_after = sent, attempts, retry_after
-  return refused(self, st, err, group)
+  return refused(self, st, limits, err, group)
 end
 
 -- What one transfer (after the core's retries) became: body, nil, res or
--- nil, err, from the core's values for it (either shape above).
-local function outcome(self, st, path, group, status, ...)
-  if status then return answered(self, st, path, group, status, ...) end
-  return failed(self, st, path, group, status, ...)
+-- nil, err, from the core's values for it (either shape above, as
+-- client:request of wemasy.core returns them).
+local function outcome(self, st, limits, path, group, status, ...)
+  if status then return answered(self, st, limits, path, group, status, ...) end
+  return failed(self, st, limits, path, group, status, ...)
+end
+
+-- True when the core's values for a transfer become a rate_limited error,
+-- the one outcome that reads the limiter's state.
+function M.rate_limited(status, kind)
+  if status then return errors.status_kind(status) == "rate_limited" end
+  return errors.core_kinds()[kind] == "rate_limited"
 end
 
 -- The core is this client's backend (see wemasy.methods).
 local backend = { limiter_state = limiter_state }
 
 function backend.send(self, st, path, text, group, idempotent)
-  return outcome(self, st, path, group, self._core:request(full_path[path], text, st.token ~= nil, group, idempotent))
+  return outcome(self, st, limiter_state, path, group,
+    self._core:request(full_path[path], text, st.token ~= nil, group, idempotent))
 end
 
 -- The core calls back as each transfer ends, while the others are still
@@ -110,7 +120,7 @@ end
 function backend.batch(self, st, items, concurrency, on_progress, on_result)
   self._core:batch(items, concurrency, on_progress, function(k, ...)
     local item = items[k]
-    on_result(k, outcome(self, st, item.endpoint, item.group, ...))
+    on_result(k, outcome(self, st, limiter_state, item.endpoint, item.group, ...))
   end)
 end
 
@@ -138,10 +148,23 @@ end
 
 local Client = methods.class("wemasy.client", backend)
 
--- Sends a request prepared by wemasy.methods (what wemasy.ngx's thread VMs do).
-function M.send(client, path, text, group, idempotent)
-  return backend.send(client, methods.state(client), path, text, group, idempotent)
+local function with_limiter_state(client, st, group, status, kind, ...)
+  local state = M.rate_limited(status, kind) and limiter_state(client, st, group) or false
+  return state, status, kind, ...
 end
+
+-- Sends a request prepared by wemasy.methods and returns the core's values
+-- for it, undecoded, after the limiter state of `group` when they are
+-- M.rate_limited (else false).  What wemasy.ngx's thread VMs do: the text
+-- crosses back to the worker's VM, where M.outcome makes the call's results.
+function M.request(client, path, text, group, idempotent)
+  local st = methods.state(client)
+  return with_limiter_state(client, st, group,
+    client._core:request(full_path[path], text, st.token ~= nil, group, idempotent))
+end
+
+-- outcome(self, st, limits, path, group, <the core's values>) (see above).
+M.outcome = outcome
 
 -- Runs prepared batch items; on_result(k, body, err, res) as each ends.
 function M.batch(client, items, concurrency, on_result)

@@ -111,11 +111,13 @@ local REASONS = {
   [503] = "Service Unavailable", [504] = "Gateway Timeout",
 }
 
+-- The kind of a non-2xx status.
 local function status_kind(status)
   if KIND_BY_STATUS[status] then return KIND_BY_STATUS[status] end
   if status >= 500 and status < 600 then return "server" end
   return "http"
 end
+M.status_kind = status_kind
 
 local function message_of(body, status)
   if type(body) == "table" and type(body.message) == "string" and body.message ~= "" then

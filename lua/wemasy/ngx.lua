@@ -15,12 +15,15 @@
 -- request (path, JSON text, group) crosses to a thread VM, so a body that
 -- must not be sent never does.  Only plain data crosses between the VMs
 -- (nil, booleans, numbers, strings, tables, light userdata such as
--- wemasy.null): results come back as tables and errors are given their
--- metatable again, so callers see the plain client's values.  The options
--- (with the token) go over only when a thread VM does not yet hold a client
--- for them: each VM keeps its clients, keyed by a salted hash of the options
--- (keep-alive per VM; the limiter is the C core's shared memory, one quota
--- for every worker, thread and cron script on the host).
+-- wemasy.null).  A call's answer comes back as the core's values (status,
+-- the body's text, the headers the core parsed, ...) and is decoded and
+-- mapped here by wemasy.client's own code, so callers see the plain client's
+-- values; a batch's results come back as tables and errors are given their
+-- metatable again.  The options (with the token) go over only when a thread
+-- VM does not yet hold a client for them: each VM keeps its clients, keyed
+-- by a salted hash of the options (keep-alive per VM; the limiter is the C
+-- core's shared memory, one quota for every worker, thread and cron script
+-- on the host).
 
 ------------------------------------------------------------------ loading wemasy itself
 
@@ -99,13 +102,13 @@ end
 
 -- wemasy itself (and so wemasy.core, the C module) loads on the first new():
 -- requiring this module outside nginx, or with the wrong build, says why there.
-local wemasy
+local wemasy, plain_client
 
 local function load_wemasy()
   if wemasy then return end
   local ok, mod = pcall(require, "wemasy")
   if not ok then error(load_failure(mod), 3) end
-  wemasy = mod
+  wemasy, plain_client = mod, require("wemasy.client")
 end
 
 ------------------------------------------------------------------ what may cross
@@ -250,6 +253,13 @@ end
 
 ------------------------------------------------------------------ the wait for a thread VM
 
+local unpack = table.unpack or unpack
+
+-- All of a call's results, nils included (a send's are ten).
+local function pack(...)
+  return { n = select("#", ...), ... }
+end
+
 -- A worker's thread VMs (lua_worker_thread_vm_pool_size) serve all of its
 -- clients and thread pools, so the wait for one is per worker (this module's
 -- state, after the fork).  Calls take a slot first: while the number of VMs
@@ -323,24 +333,26 @@ end
 
 local BUSY, RAISE = {}, {}
 
--- One trip to the pool: ngx.run_worker_thread's results, or false and the
--- message if it raised (the slot is given back whatever happens).
+-- One trip to the pool: ngx.run_worker_thread's results, packed, or false
+-- and the message if it raised (the slot is given back whatever happens).
 local function trip(pool, ...)
-  local ok, a, b, c, d, e = pcall(ngx.run_worker_thread, pool, ...)
-  if not ok then return false, a end
-  return a, b, c, d, e
+  local r = pack(pcall(ngx.run_worker_thread, pool, ...))
+  if not r[1] then return { false, r[2], n = 2 } end
+  return { n = r.n - 1, unpack(r, 2, r.n) }
 end
 
 -- Runs wemasy.ngx.thread's `method` with the arguments on the pool, on a
--- slot.  Returns its results, BUSY and the message when the slot had no VM,
--- or RAISE and what to raise (what the thread side raised, misconfiguration).
+-- slot.  Returns ngx.run_worker_thread's packed results ({true, "ok",
+-- ...}), BUSY and the message when the slot had no VM, or RAISE and what to
+-- raise (what the thread side raised, misconfiguration).
 local function on_slot(self, st, method, ...)
-  local ok, tag, x, y, z = trip(self.thread_pool, M.THREAD_MODULE, "run", st.key, nil, method, ...)
-  if ok and tag == "miss" then
-    ok, tag, x, y, z = trip(self.thread_pool, M.THREAD_MODULE, "run", st.key, st.opts, method, ...)
+  local r = trip(self.thread_pool, M.THREAD_MODULE, "run", st.key, nil, method, ...)
+  if r[1] and r[2] == "miss" then
+    r = trip(self.thread_pool, M.THREAD_MODULE, "run", st.key, st.opts, method, ...)
   end
+  local ok, tag, x = r[1], r[2], r[3]
   if ok then
-    if tag == "ok" then return x, y, z end
+    if tag == "ok" then return r end
     local msg = errors.redact_text(tostring(x), st.token)
     if tag == "raise" then return RAISE, strip_position(msg) end
     return RAISE, load_failure(msg)
@@ -366,11 +378,11 @@ local function on_pool(self, st, method, ...)
   while true do
     local got = acquire(self.max_queue, math.max(deadline - ngx.now(), 0.001))
     if got ~= true then return BUSY, got, msg end
-    local x, y, z = on_slot(self, st, method, ...)
+    local x, y = on_slot(self, st, method, ...)
     if x ~= BUSY then
       release()
       if x == RAISE then raise(y) end
-      return x, y, z
+      return unpack(x, 3, x.n)
     end
     msg = y
     if not lost_slot() then
@@ -402,11 +414,6 @@ local function revive(err)
   return err
 end
 
-local function answer(body, err, res)
-  if err ~= nil then return nil, revive(err) end
-  return body, nil, res
-end
-
 -- What the core answers a request of a closed client.
 local function closed_error(path, token)
   local err = errors.from_transport(path, "closed", CLOSED)
@@ -427,11 +434,26 @@ function backend.enter(self, _, method)
   if not self.closed then check_phase(method) end
 end
 
+-- The limiter state that came back with a rate_limited answer, for outcome().
+local function state_from_thread(state)
+  return function() return state end
+end
+local NO_STATE = state_from_thread(nil)
+
+-- The core's values of a send (after the group's limiter state when they are
+-- rate_limited) become the call's results here, in the worker's VM, just as
+-- the plain client makes them: decoding, error mapping, redaction.
+local function settle(self, st, path, group, state, ...)
+  if state == BUSY then
+    local why, msg = ...
+    return nil, busy_error(path, why, msg, self, st.timeout)
+  end
+  return plain_client.outcome(self, st, state and state_from_thread(state) or NO_STATE, path, group, ...)
+end
+
 function backend.send(self, st, path, text, group, idempotent)
   if self.closed then return nil, closed_error(path, st.token) end
-  local x, y, z = on_pool(self, st, "send", path, text, group, idempotent)
-  if x == BUSY then return nil, busy_error(path, y, z, self, st.timeout) end
-  return answer(x, y, z)
+  return settle(self, st, path, group, on_pool(self, st, "send", path, text, group, idempotent))
 end
 
 -- The whole batch runs on one thread (its curl multi handle).
@@ -457,8 +479,8 @@ end
 
 function backend.rate_limit_reset(self, st)
   if self.closed then return nil, errors.new("invalid_argument", { message = CLOSED }) end
-  local ok, err = on_pool(self, st, "rate_limit_reset")
-  if ok == BUSY then return nil, busy_error(nil, err, st.timeout) end
+  local ok, err, msg = on_pool(self, st, "rate_limit_reset")
+  if ok == BUSY then return nil, busy_error(nil, err, msg, self, st.timeout) end
   if ok == nil then return nil, revive(err) end
   return true
 end

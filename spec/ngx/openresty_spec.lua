@@ -39,6 +39,7 @@ local launch = dofile((helpers.SPEC_DIR:gsub("/spec$", "")) .. "/examples/openre
 
 local tokens = sandbox.tokens
 local SECRET = "spec-ngx-secret-token-4711"
+local LIMITED = "spec-ngx-limited-token-0815" -- its own limiter segment, closed by a 429
 
 -- The nginx side of these specs: a module the test locations call.  It
 -- builds a wemasy.ngx client and a plain client with the same options and
@@ -50,7 +51,8 @@ local wngx = require("wemasy.ngx")
 cjson.encode_sparse_array(true)
 
 local BASE = "@BASE@"
-local TOKENS = { merchant = "@merchant@", no_finance = "@no_finance@", customer = "@customer@", secret = "@secret@" }
+local TOKENS = { merchant = "@merchant@", no_finance = "@no_finance@", customer = "@customer@", secret = "@secret@",
+                 limited = "@limited@" }
 
 local M = {}
 local pairs_cache = {}
@@ -189,6 +191,21 @@ function M.compare()
   local text, named = tostring(p.proxy):gsub(" on thread pool 'wemasy'$", "")
   out[#out + 1] = { name = "tostring", proxy = { text, named }, plain = { tostring(p.plain), 1 } }
   ngx.say(cjson.encode(out))
+end
+
+-- A server's 429 with Retry-After closes the limiter group for every caller
+-- on the token: the error says which group and for how long (the thread VM's
+-- limiter state comes back with the answer), and the calls after it are
+-- refused unsent, through wemasy.ngx as through the plain client.
+function M.limited()
+  local p = pair("limited", { max_retries = 0, rate_limit = { wait = false } })
+  local function seen(_, e)
+    return { kind = e.kind, status = e.status, group = e.group, closed_for = e.closed_for, sent = e.sent,
+             retry_after = e.retry_after, is_error = wemasy.is_error(e), str = tostring(e) }
+  end
+  local detail = { order_number = "ORD-2025-001" }
+  ngx.say(cjson.encode{ first = seen(p.proxy:orders_detail(detail)), again = seen(p.proxy:orders_detail(detail)),
+                        plain = seen(p.plain:orders_detail(detail)) })
 end
 
 -- wemasy.null both ways: as an argument (mark = null means mark) and in results.
@@ -355,9 +372,9 @@ describe("the OpenResty example against the sandbox", function()
   lazy_setup(function()
     dir = assert(proc.mktemp())
     local values = { BASE = sb.base_url, merchant = tokens.merchant, no_finance = tokens.merchant_no_finance,
-                     customer = tokens.customer, secret = SECRET }
+                     customer = tokens.customer, secret = SECRET, limited = LIMITED }
     proc.write_file(dir .. "/ngx_spec.lua", (NGINX_SIDE:gsub("@([%w_]+)@", values)))
-    for _, t in ipairs{ tokens.merchant, tokens.merchant_no_finance, tokens.customer, SECRET } do
+    for _, t in ipairs{ tokens.merchant, tokens.merchant_no_finance, tokens.customer, SECRET, LIMITED } do
       core._debug_unlink(sb.base_url, t)
     end
     local err
@@ -372,7 +389,7 @@ describe("the OpenResty example against the sandbox", function()
     if shop then shop:stop() end
     if dir then proc.remove_tree(dir) end
     if sb.base_url then
-      for _, t in ipairs{ tokens.merchant, tokens.merchant_no_finance, tokens.customer, SECRET } do
+      for _, t in ipairs{ tokens.merchant, tokens.merchant_no_finance, tokens.customer, SECRET, LIMITED } do
         core._debug_unlink(sb.base_url, t)
       end
       core._debug_unlink(sb.base_url, nil)
@@ -521,6 +538,26 @@ describe("the OpenResty example against the sandbox", function()
       assert.matches("calls%[2%] is nil", by["batch with a hole"].proxy[2])
       assert.equal(2502, by["call method name"].proxy.body.data.order_id)
       assert.matches("did you mean 'orders_detail'", by["call typo"].proxy.err.message)
+    end)
+
+    it("says which limiter group a server's 429 closed and for how long, as the plain client does", function()
+      sb:fault{ kind = "rate_limited", retry_after = 30, path = "orders/detail" }
+      local r = get_json(shop.url .. "/t/limited")
+      assert.equal("rate_limited", r.first.kind)
+      assert.equal(429, r.first.status)
+      assert.equal(30, r.first.retry_after)
+      assert.equal("default", r.first.group)
+      assert.is_true(r.first.closed_for > 25 and r.first.closed_for <= 30, r.first.closed_for)
+      assert.is_true(r.first.is_error)
+      assert.matches("; retry in 30 s; the server's Retry%-After closed group 'default' for every caller on this"
+        .. " token$", r.first.str)
+      for _, e in ipairs{ r.again, r.plain } do
+        assert.equal("rate_limited", e.kind)
+        assert.is_false(e.sent)
+        assert.equal("default", e.group)
+        assert.is_true(e.closed_for > 25 and e.closed_for <= 30, e.closed_for)
+      end
+      assert.equal(1, sb:state().requests["orders/detail"])
     end)
 
     it("carries wemasy.null both ways", function()

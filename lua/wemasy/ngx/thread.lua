@@ -54,10 +54,13 @@ local function client_for(wemasy, key, opts)
 end
 
 -- What wemasy.ngx asks of a client: a prepared request or batch (checked and
--- encoded in the worker), or the state of a limiter group.
+-- encoded in the worker), or the state of a limiter group.  A request's
+-- answer comes back undecoded (wemasy.client.request: the core's values, the
+-- body as its text): one string crosses instead of a decoded tree, and the
+-- worker's VM decodes it (wemasy.client.outcome).
 local function invoke(client, method, ...)
   local plain = require("wemasy.client")
-  if method == "send" then return plain.send(client, ...) end
+  if method == "send" then return plain.request(client, ...) end
   if method == "batch" then
     local items, concurrency = ...
     local results = {}
@@ -70,6 +73,12 @@ local function invoke(client, method, ...)
   error("wemasy.ngx: no method '" .. tostring(method) .. "'")
 end
 
+-- invoke's results after "ok" (all of them: a send's are eight), or "raise".
+local function tagged(done, ...)
+  if not done then return "raise", tostring((...)) end
+  return "ok", ...
+end
+
 function M.run(key, opts, method, ...)
   local loaded, wemasy = pcall(require, "wemasy")
   if not loaded then return "load", tostring(wemasy) end
@@ -77,9 +86,7 @@ function M.run(key, opts, method, ...)
   if not ok then return "raise", tostring(client) end
   if not client then return "miss" end
   stats.calls = stats.calls + 1
-  local done, x, y, z = pcall(invoke, client, method, ...)
-  if not done then return "raise", tostring(x) end
-  return "ok", x, y, z
+  return tagged(pcall(invoke, client, method, ...))
 end
 
 -- This VM's counters (for specs and troubleshooting): clients held, created,
