@@ -15,11 +15,13 @@
  *   kind     the reader (options.c): URL, HEADER (no control bytes),
  *            STRING (non-empty), ANY_STRING ("" allowed), MILLIS (seconds
  *            > min, kept as milliseconds), SECONDS (>= min), POSITIVE_SECONDS
- *            (> min), INTEGER, BYTES (> 0), BOOLEAN, FUNCTION, TABLE (of
+ *            (> min), INTEGER, BYTES (> 0), BOOLEAN, CHOICE (one of the
+ *            quoted words of `type`, kept as its index), FUNCTION, TABLE (of
  *            the rows under it), RATE_LIMIT (false or a TABLE), GROUPS, or
  *            LUA (read by the Lua layer; core.new does not know it)
  *   field    where core.new keeps it (in client_options); `_` for none
- *   default  a number (0/1 for booleans); strings are given in `text`
+ *   default  a number (0/1 for booleans, the index of a CHOICE); strings
+ *            are given in `text`
  *   min, max the range, for the kinds that have one
  *   type     its Lua type, for the generated docs and annotations
  *   text     the default in words when it is not the number (NULL: the
@@ -79,6 +81,12 @@ OPTION(RATE_LIMIT, shared, BOOLEAN, rate.shared, 1, 0, 0, "boolean", NULL,
        "share the quota with every process on this host and token")
 OPTION(RATE_LIMIT, margin, SECONDS, rate.margin, 0.25, 0, MAX_SECONDS, "number", NULL,
        "seconds added to every window for network delay")
+/* A cron job that saturates the quota still leaves the storefront a slot. */
+OPTION(RATE_LIMIT, priority, CHOICE, rate.priority, RATE_INTERACTIVE, 0, 0,
+       "\"interactive\"|\"background\"", NULL,
+       "background: never take the last `reserve` slots of a window")
+OPTION(RATE_LIMIT, reserve, INTEGER, rate.reserve, 0, 0, LIMITER_RING - 1, "integer", NULL,
+       "slots of each window a background client leaves free (it keeps at least one)")
 /* The quotas themselves are the endpoint table's (lua/wemasy/endpoints.lua). */
 OPTION(RATE_LIMIT, groups, GROUPS, _, 0, 0, 0, "table<string, { limit: integer, window: number }>",
        "the endpoint table's", "overrides of the group quotas, per field")

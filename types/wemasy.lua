@@ -66,6 +66,8 @@
 ---@field max_wait? number seconds; a longer wait (for a slot or a retry) fails fast (default 30)
 ---@field shared? boolean share the quota with every process on this host and token (default true)
 ---@field margin? number seconds added to every window for network delay (default 0.25)
+---@field priority? "interactive"|"background" background: never take the last `reserve` slots of a window (default "interactive")
+---@field reserve? integer slots of each window a background client leaves free (it keeps at least one) (default 0)
 ---@field groups? table<string, { limit: integer, window: number }> overrides of the group quotas, per field
 
 ---What hooks receive (never the token, nor a request or response body).
