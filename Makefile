@@ -62,7 +62,8 @@ TESTS_DEFINE ?= -DWEMASY_TESTS
 CFLAGS_ALL    = $(OPTFLAGS) -std=gnu99 -fPIC $(WARNFLAGS) $(EXTRA_CFLAGS) \
                 -DWEMASY_VERSION='"$(VERSION)"' $(TESTS_DEFINE) -I$(CURL_INCDIR)
 LDFLAGS_ALL   = -shared $(EXTRA_LDFLAGS)
-LIBS          = -lcurl -lpthread -lrt
+# hiredis: the Redis store (csrc/limiter_redis.c); m: its floor().
+LIBS          = -lcurl -lhiredis -lpthread -lrt -lm
 
 # Every C file in csrc/ (spec/tools/rockspec_spec.lua holds the rockspec's list to it).
 CSRC         := $(wildcard csrc/*.c)

@@ -31,8 +31,10 @@ dependencies = {
 }
 
 -- Debian keeps curl/curl.h under /usr/include/<multiarch>: pass CURL_INCDIR.
+-- hiredis (Debian: libhiredis-dev) is the Redis store's client.
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
+  HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 
 test_dependencies = { "busted >= 2.0" }
@@ -46,14 +48,15 @@ build = {
         "csrc/core.c", "csrc/options.c", "csrc/url.c", "csrc/inject.c", "csrc/call.c", "csrc/request.c", "csrc/batch.c",
         "csrc/transport.c", "csrc/settings.c", "csrc/headers.c", "csrc/buffer.c", "csrc/sockets.c",
         "csrc/classify.c", "csrc/libcurl.c", "csrc/multi.c", "csrc/retry.c", "csrc/interrupt.c",
-        "csrc/limiter.c", "csrc/limiter_shm.c", "csrc/window.c", "csrc/json.c",
+        "csrc/limiter.c", "csrc/limiter_shm.c", "csrc/limiter_redis.c", "csrc/window.c", "csrc/json.c",
         "csrc/tests.c", -- empty here: the release never defines WEMASY_TESTS (csrc/tests.h)
       },
       defines = { 'WEMASY_VERSION="0.1.0"' },
-      -- pthread: the robust process-shared limiter lock; rt: shm_open on older glibc
-      libraries = { "curl", "pthread", "rt" },
-      incdirs = { "$(CURL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)" },
+      -- pthread: the robust process-shared limiter lock; rt: shm_open on older glibc;
+      -- hiredis: the Redis store; m: its floor()
+      libraries = { "curl", "hiredis", "pthread", "rt", "m" },
+      incdirs = { "$(CURL_INCDIR)", "$(HIREDIS_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(HIREDIS_LIBDIR)" },
     },
     -- the runtime library
     ["wemasy"] = "lua/wemasy/init.lua",

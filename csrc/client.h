@@ -113,6 +113,9 @@ typedef struct {
     retry_policy retry;
     size_t max_request_body;
     int allow_http; /* plain http:// to another host (base_url's check) */
+    const char *store;     /* rate_limit.store; NULL: "shm" */
+    double store_timeout;  /* Redis's, seconds */
+    double fallback_share; /* of each quota while Redis is away */
     int clock_idx, sleep_idx, random_idx; /* stack slots of hooks, 0: none */
 } client_options;
 

@@ -35,18 +35,31 @@ static int ref_hook(lua_State *L, int idx)
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
+/* rate_limit.store: "shm" (the default), "local", or a Redis URL.  shared
+ * = false (or an injected clock, options.c) keeps the limiter in-process
+ * whatever the store says. */
+static limiter_store *open_store(const client_options *o, char *err, size_t errlen)
+{
+    const char *store = o->store != NULL ? o->store : "shm";
+    const char *url = o->transport.base_url, *token = o->transport.token;
+
+    if (strcmp(store, "local") == 0 || !o->rate.shared)
+        return limiter_open_local(o->rate.margin, err, errlen);
+    if (strcmp(store, "shm") == 0)
+        return limiter_open_shared(url, token, o->rate.margin, err, errlen);
+    return limiter_open_redis(store, url, token, o->rate.margin, o->store_timeout,
+                              o->fallback_share, err, errlen);
+}
+
 static void open_limiter(lua_State *L, client *c, const client_options *o)
 {
     char err[LIMITER_ERRLEN];
 
     if (!o->rate.on)
         return;
-    c->limiter = o->rate.shared
-        ? limiter_open_shared(o->transport.base_url, o->transport.token,
-                              o->rate.margin, err, sizeof err)
-        : limiter_open_local(o->rate.margin, err, sizeof err);
+    c->limiter = open_store(o, err, sizeof err);
     if (c->limiter == NULL)
-        luaL_error(L, NEW_PREFIX "rate limiter: %s", err);
+        luaL_error(L, NEW_PREFIX "%s%s", strncmp(err, "option ", 7) == 0 ? "" : "rate limiter: ", err);
 }
 
 static int core_new(lua_State *L)
@@ -286,7 +299,9 @@ static int client_request(lua_State *L)
     return n;
 }
 
-/* client:rate_limit([group]) -> { limit, remaining, reset_in, closed_for } */
+/* client:rate_limit([group]) -> { limit, remaining, reset_in, closed_for,
+ * store }: store is the kind of store that answered ("redis", or "shm" when
+ * a Redis store fell back). */
 static int client_rate_limit(lua_State *L)
 {
     client *c = client_check(L, 1);
@@ -306,7 +321,7 @@ static int client_rate_limit(lua_State *L)
         lua_pushliteral(L, CALL_LIMITER_FULL);
         return 2;
     }
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 5);
     lua_pushinteger(L, rep.limit);
     lua_setfield(L, -2, "limit");
     lua_pushinteger(L, rep.remaining);
@@ -315,6 +330,8 @@ static int client_rate_limit(lua_State *L)
     lua_setfield(L, -2, "reset_in");
     lua_pushnumber(L, (lua_Number)rep.closed_for);
     lua_setfield(L, -2, "closed_for");
+    lua_pushstring(L, c->limiter->kind);
+    lua_setfield(L, -2, "store");
     return 1;
 }
 

@@ -116,7 +116,7 @@ static void local_close(limiter_store *base)
 }
 
 static const limiter_ops local_ops = {local_acquire, local_learn,
-                                      local_report, local_close};
+                                      local_report, NULL, local_close};
 
 limiter_store *limiter_open_local(double margin, char *err, size_t errlen)
 {
@@ -128,5 +128,6 @@ limiter_store *limiter_open_local(double margin, char *err, size_t errlen)
     }
     s->base.ops = &local_ops;
     s->base.margin = margin;
+    s->base.kind = "local";
     return &s->base;
 }

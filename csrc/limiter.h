@@ -3,9 +3,9 @@
  * window of W (+ a safety margin) seconds, per limiter group.
  *
  * The state sits behind a small "store" interface (acquire, learn, report,
- * close) so where it lives is a detail of the store: plain memory for one
- * client, shared memory for every process on the host, and later perhaps
- * Redis for several hosts, without the callers changing.
+ * reset, close) so where it lives is a detail of the store: plain memory for
+ * one client, shared memory for every process on the host, or Redis for
+ * several hosts (limiter_redis.c), without the callers changing.
  *
  * Pure C, no Lua.  Times are seconds on one monotonic clock chosen by the
  * caller (limiter_now() for anything shared between processes).
@@ -55,6 +55,7 @@ typedef struct limiter_store limiter_store;
  *          group table is full).
  * learn:   folds a response's headers into the state; 0 or -1.
  * report:  fills *out without taking anything; 0 or -1.
+ * reset:   forgets this token's quota (every group); 0 or -1.
  * close:   frees the store.
  */
 typedef struct {
@@ -63,6 +64,7 @@ typedef struct {
                  const limiter_news *news);
     int (*report)(limiter_store *s, const limiter_group *g, double now,
                   limiter_report *out);
+    int (*reset)(limiter_store *s);
     void (*close)(limiter_store *s);
 } limiter_ops;
 
@@ -70,6 +72,9 @@ typedef struct {
 struct limiter_store {
     const limiter_ops *ops;
     double margin; /* seconds added to every window for network delay */
+    /* "local", "shm" or "redis": which store served the last operation (a
+     * Redis store that fell back says "shm"), as info.limiter.store. */
+    const char *kind;
 };
 
 #define LIMITER_FAILED (-1.0)
@@ -85,6 +90,16 @@ limiter_store *limiter_open_local(double margin, char *err, size_t errlen);
  * token may be NULL. */
 limiter_store *limiter_open_shared(const char *base_url, const char *token,
                                    double margin, char *err, size_t errlen);
+
+/* The Redis store (limiter_redis.c): `url` is redis://[:password@]host:port[/db];
+ * no call waits on Redis longer than `timeout` seconds, and while Redis
+ * fails the host's shared memory store serves `share` (0, 1] of each group's
+ * quota.  Connects on first use; a bad URL fails here (err never holds the
+ * password). */
+limiter_store *limiter_open_redis(const char *url, const char *base_url,
+                                  const char *token, double margin,
+                                  double timeout, double share, char *err,
+                                  size_t errlen);
 
 /* NULL is fine. */
 void limiter_close(limiter_store *s);

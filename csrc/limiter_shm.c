@@ -287,7 +287,7 @@ static void shm_close(limiter_store *base)
 }
 
 static const limiter_ops shm_ops = {shm_acquire, shm_learn, shm_report,
-                                    shm_close};
+                                    NULL, shm_close};
 
 static segment *open_ready(const char *base_url, const char *token, char *err,
                            size_t errlen)
@@ -320,6 +320,7 @@ limiter_store *limiter_open_shared(const char *base_url, const char *token,
     }
     s->base.ops = &shm_ops;
     s->base.margin = margin;
+    s->base.kind = "shm";
     return &s->base;
 }
 

@@ -28,7 +28,8 @@
 #define KINDS(X)                                                              \
     X(URL, url) X(HEADER, header) X(STRING, string) X(ANY_STRING, any_string) \
     X(MILLIS, millis) X(SECONDS, seconds)                                     \
-    X(POSITIVE_SECONDS, positive_seconds) X(INTEGER, integer) X(BYTES, bytes) \
+    X(POSITIVE_SECONDS, positive_seconds) X(SHARE, share)                    \
+    X(INTEGER, integer) X(BYTES, bytes)                                       \
     X(BOOLEAN, boolean) X(CHOICE, choice) X(FUNCTION, function)               \
     X(TABLE, table)                                                           \
     X(RATE_LIMIT, rate_limit) X(GROUPS, groups) X(LUA, lua)
@@ -257,6 +258,25 @@ static double read_seconds(lua_State *L, const option_row *row, const char *path
             luaL_error(L, NEW_PREFIX "option '%s' must be a number of seconds "
                           "%s %f and up to %d (got %f)",
                        path, allow_min ? ">=" : ">", row->min, (int)row->max, value);
+    }
+    lua_pop(L, 1);
+    return value;
+}
+
+/* A fraction in (row->min, row->max]; nil gives the default. */
+static double read_share(lua_State *L, const option_row *row)
+{
+    int type = lua_type(L, -1);
+    double value = row->dflt;
+
+    if (type != LUA_TNIL && type != LUA_TNUMBER)
+        option_error(L, row->path, "must be a number");
+    if (type == LUA_TNUMBER) {
+        value = (double)lua_tonumber(L, -1);
+        /* Written so that NaN fails too. */
+        if (!(value > row->min && value <= row->max))
+            luaL_error(L, NEW_PREFIX "option '%s' must be a number > %g and up to %g (got %f)",
+                       row->path, row->min, row->max, value);
     }
     lua_pop(L, 1);
     return value;
@@ -553,6 +573,7 @@ static void read_groups(lua_State *L, rate_config *r)
 #define READ_MILLIS(dst) (dst) = read_millis(L, row)
 #define READ_SECONDS(dst) (dst) = read_seconds(L, row, row->path, 1, row->dflt)
 #define READ_POSITIVE_SECONDS(dst) (dst) = read_seconds(L, row, row->path, 0, row->dflt)
+#define READ_SHARE(dst) (dst) = read_share(L, row)
 #define READ_INTEGER(dst) (dst) = (int)read_integer(L, row, row->path, (int64_t)row->dflt)
 #define READ_BYTES(dst) (dst) = read_bytes(L, row)
 #define READ_BOOLEAN(dst) (dst) = read_boolean(L, row->path, (int)row->dflt)
@@ -692,6 +713,7 @@ static void push_default(lua_State *L, int id)
     case OPTION_MILLIS:
     case OPTION_SECONDS:
     case OPTION_POSITIVE_SECONDS:
+    case OPTION_SHARE:
         push_number(L, row->dflt);
         break;
     case OPTION_TABLE:
@@ -738,7 +760,8 @@ static void push_row(lua_State *L, int id)
         push_number(L, row->max);
         lua_setfield(L, -2, "max");
         /* "a positive number": min itself is refused */
-        lua_pushboolean(L, k == OPTION_MILLIS || k == OPTION_BYTES || k == OPTION_POSITIVE_SECONDS);
+        lua_pushboolean(L, k == OPTION_MILLIS || k == OPTION_BYTES || k == OPTION_POSITIVE_SECONDS ||
+                               k == OPTION_SHARE);
         lua_setfield(L, -2, "min_excluded");
     }
     if (k == OPTION_BYTES) {

@@ -15,8 +15,9 @@
  *   kind     the reader (options.c): URL, HEADER (no control bytes),
  *            STRING (non-empty), ANY_STRING ("" allowed), MILLIS (seconds
  *            > min, kept as milliseconds), SECONDS (>= min), POSITIVE_SECONDS
- *            (> min), INTEGER, BYTES (> 0), BOOLEAN, CHOICE (one of the
- *            quoted words of `type`, kept as its index), FUNCTION, TABLE (of
+ *            (> min), SHARE (a fraction in (min, max]), INTEGER, BYTES (> 0),
+ *            BOOLEAN, CHOICE (one of the quoted words of `type`, kept as its
+ *            index), FUNCTION, TABLE (of
  *            the rows under it), RATE_LIMIT (false or a TABLE), GROUPS, or
  *            LUA (read by the Lua layer; core.new does not know it)
  *   field    where core.new keeps it (in client_options); `_` for none
@@ -79,6 +80,19 @@ OPTION(RATE_LIMIT, max_wait, SECONDS, rate.max_wait, 30, 0, MAX_SECONDS, "number
        "seconds; a longer wait (for a slot or a retry) fails fast")
 OPTION(RATE_LIMIT, shared, BOOLEAN, rate.shared, 1, 0, 0, "boolean", NULL,
        "share the quota with every process on this host and token")
+/* Checked when the store opens (core.c, limiter_redis.c): a URL's errors
+ * never quote it, since it may hold a password. */
+OPTION(RATE_LIMIT, store, STRING, store, 0, 0, 0, "string", "`\"shm\"`",
+       "\"shm\" (this host), \"local\" (this client) or redis://[:password@]host:port[/db] (every host)")
+/* A healthy Redis answers in well under a millisecond on a LAN; 0.1 s is two
+ * orders above that, yet what a storefront request can afford to lose a few
+ * times before the breaker stops asking (README "Rate limiting"). */
+OPTION(RATE_LIMIT, store_timeout, POSITIVE_SECONDS, store_timeout, 0.1, 0, 10, "number", NULL,
+       "seconds for Redis to connect and to answer each call; then the host's shm store serves")
+/* Four hosts at a quarter each stay within the quota while Redis is away;
+ * more hosts lean on the server's 429 and Retry-After, which each host learns. */
+OPTION(RATE_LIMIT, fallback_share, SHARE, fallback_share, 0.25, 0, 1, "number", NULL,
+       "of each group's quota a host takes from its shm store while Redis is unreachable, (0, 1]")
 OPTION(RATE_LIMIT, margin, SECONDS, rate.margin, 0.25, 0, MAX_SECONDS, "number", NULL,
        "seconds added to every window for network delay")
 /* A cron job that saturates the quota still leaves the storefront a slot. */

@@ -257,7 +257,8 @@ function option_value(o)
   if k == "url" or k == "header" or k == "string" or k == "any_string" then
     return (STRING_VALUES[o.name] or function() return pick(STRINGS) end)()
   end
-  if k == "millis" or k == "seconds" or k == "positive_seconds" or k == "integer" or k == "bytes" then
+  if k == "millis" or k == "seconds" or k == "positive_seconds" or k == "share" or k == "integer"
+     or k == "bytes" then
     return number_for(o)
   end
   if k == "boolean" then return chance(0.7) and chance(0.5) or random_value() end
