@@ -8,7 +8,8 @@
 --   local hosts = require "support.hosts"
 --   local run = hosts.run { hosts = 4, procs = 2, base_url = url, token = t, path = "/rl/x/20/3000",
 --                           duration = 10, rate_limit = { store = redis_url } }
---   run.ok, run.r429, run.late, run.calls[i] = { host, proc, sent, took, outcome }
+--   run.ok (200s within the run), run.r429 (every 429), run.late (200s after it), run.other[outcome],
+--   run.calls[i] = { host, proc, sent, took, outcome }
 --
 -- rate_limit and pace may also be functions (host, proc) -> value, to mix
 -- interactive and background processes.
@@ -61,12 +62,12 @@ local function parse(path, host, proc, run)
       local sent, took, outcome = line:match("^(%S+) (%S+) (%S+)$")
       local call = { host = host, proc = proc, sent = tonumber(sent), took = tonumber(took), outcome = outcome }
       run.calls[#run.calls + 1] = call
-      if call.sent + call.took > run.duration then
+      if outcome == "429" then
+        run.r429 = run.r429 + 1 -- whenever it came
+      elseif call.sent + call.took > run.duration then
         run.late = run.late + 1 -- answered after the run: not counted below
       elseif outcome == "200" then
         run.ok = run.ok + 1
-      elseif outcome == "429" then
-        run.r429 = run.r429 + 1
       else
         run.other[outcome] = (run.other[outcome] or 0) + 1
       end
