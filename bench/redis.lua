@@ -109,14 +109,16 @@ local function part_latency(o, r, lines)
   local trips = tonumber(out:match("per_acquire=(%S+)"))
   assert(got.shm and got.redis and got.ping and trips, "redis_acquire said: " .. out)
   lines[#lines + 1] = ""
-  lines[#lines + 1] = ("2. acquire latency, one process, %d acquires each (bench/redis_acquire.c), microseconds"):format(o.n)
+  lines[#lines + 1] = ("2. acquire latency, one process, %d acquires each (bench/redis_acquire.c), microseconds")
+    :format(o.n)
   lines[#lines + 1] = ("%-28s %8s %8s %9s"):format("", "p50", "p99", "max")
   for _, k in ipairs { { "shm", "shm store" }, { "redis", "Redis store (one EVALSHA)" },
                        { "ping", "bare PING (the yardstick)" } } do
     local g = got[k[1]]
     lines[#lines + 1] = ("%-28s %8.1f %8.1f %9.1f"):format(k[2], g.p50, g.p99, g.max)
   end
-  lines[#lines + 1] = ("round trips per acquire (INFO commandstats, %d acquires): %.3f"):format(math.floor(o.n / 10), trips)
+  lines[#lines + 1] = ("round trips per acquire (INFO commandstats, %d acquires): %.3f")
+    :format(math.floor(o.n / 10), trips)
   lines[#lines + 1] = "load average during the run: " .. common.capture("cut -d' ' -f1-3 /proc/loadavg")
   return got, trips
 end
@@ -141,7 +143,8 @@ local function part_fallback(o, r, lines)
   end
   local lredis, lshm = out:match("longest redis=(%S+) shm=(%S+)")
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "3. fall back and rejoin: an acquire every 2 ms; redis-server SIGKILLed at t = 2 s, back at t = 4 s"
+  lines[#lines + 1] = "3. fall back and rejoin: an acquire every 2 ms; redis-server SIGKILLed at t = 2 s, "
+    .. "back at t = 4 s"
   lines[#lines + 1] = ("time to fall back to the shm store after the kill:   %s ms"):format(fmt_ms(fell))
   lines[#lines + 1] = ("time to rejoin Redis after it answers again:         %s ms (the breaker stays open 3 s)")
     :format(fmt_ms(rejoined))
@@ -153,8 +156,8 @@ end
 local function part_priority(o, sb, r, lines)
   local groups = { default = { limit = o.limit, window = o.window } }
   lines[#lines + 1] = ""
-  lines[#lines + 1] = ("4. beside a background host (2 processes, as fast as allowed), an interactive host (2 processes, "
-    .. "a call every %g s each), both on Redis"):format(2.4)
+  lines[#lines + 1] = ("4. beside a background host (2 processes, as fast as allowed), an interactive host "
+    .. "(2 processes, a call every %g s each), both on Redis"):format(2.4)
   local fmt = "%-34s %6s %8s %8s %8s %8s %5s"
   lines[#lines + 1] = fmt:format("background rate_limit", "calls", "p50 ms", "p99 ms", "max ms", "bg ok", "429")
   local worst = {}
@@ -177,7 +180,8 @@ local function part_priority(o, sb, r, lines)
       fmt_ms(hosts.quantile(waits, 0.99)), fmt_ms(hosts.quantile(waits, 1)), bg, run.r429)
     worst[reserve] = hosts.quantile(waits, 0.99)
   end
-  lines[#lines + 1] = "p50/p99/max: the interactive calls' time from the call to its answer (the wait for a slot included)"
+  lines[#lines + 1] = "p50/p99/max: the interactive calls' time from the call to its answer "
+    .. "(the wait for a slot included)"
   return worst
 end
 
@@ -207,8 +211,8 @@ local function main(argv)
       "  429s on Redis, default options (0):     " .. goal(r429 == 0, "(" .. r429 .. ")"),
       "  429s on Redis, store_timeout = 1 s (0): " .. goal(rows[4].run.r429 == 0, "(" .. rows[4].run.r429 .. ")"),
       "  quota use (>= 90 %):                    " .. goal(quota >= 0.9, ("(%.1f %% at worst)"):format(100 * quota)),
-      "  acquire p99 on loopback (<= 1 ms):      " .. goal(lat.redis.p99 <= 1000, ("(%.0f us; shm %.1f us, PING %.0f us)")
-        :format(lat.redis.p99, lat.shm.p99, lat.ping.p99)),
+      "  acquire p99 on loopback (<= 1 ms):      " .. goal(lat.redis.p99 <= 1000,
+        ("(%.0f us; shm %.1f us, PING %.0f us)"):format(lat.redis.p99, lat.shm.p99, lat.ping.p99)),
       "  round trips per acquire (1):            " .. goal(trips <= 1.001, ("(%.3f)"):format(trips)),
       "  interactive p99 beside a background job (< 1 s): "
         .. goal((worst[4] or 99) < 1, ("(%s ms; %s ms without a reserve)"):format(fmt_ms(worst[4]), fmt_ms(worst[0]))),
