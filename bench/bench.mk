@@ -31,7 +31,7 @@ bench-ratelimit: $(SO54)
 	@BENCH_COMMAND='make bench-ratelimit' $(LUA54) bench/ratelimit.lua --duration $${BENCH_DURATION:-30} \
 	  --out bench/results/ratelimit.txt
 
-# The Redis store (issue 16): hosts with a private /dev/shm (as root) on one
+# The Redis store (issue 16): hosts with a private /dev/shm (unshare) on one
 # Redis against the sandbox's throttle; acquire latency against the shm
 # store, round trips, fallback and rejoin, the interactive wait beside a
 # background job (about three minutes; BENCH_DURATION=20 seconds per row).

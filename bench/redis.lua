@@ -3,7 +3,7 @@
 --   make bench-redis                        (BENCH_DURATION=20 by default)
 --   lua5.4 bench/redis.lua --acquire build/bench/redis_acquire [--duration S] [--limit N] [--window W]
 --
--- Needs root (hosts are process groups with a private /dev/shm, `unshare -m`
+-- Needs unshare (hosts are process groups with a private /dev/shm, `unshare -m`
 -- and a tmpfs: spec/support/hosts.lua) and redis-server.  Starts a sandbox
 -- whose throttle allows N requests per W seconds per token (Laravel's fixed
 -- window) and one redis-server on a free loopback port, then:
@@ -187,7 +187,7 @@ end
 
 local function main(argv)
   local o = parse_args(argv)
-  assert(hosts.available(), "bench-redis needs `unshare -m` (root) for a private /dev/shm per host")
+  assert(hosts.available(), "bench-redis needs `unshare -m` (not as root: user namespaces) for a private /dev/shm")
   local sandbox = require("wemasy.sandbox")
   local base_url, sb = sandbox.start { window = o.window, limits = { default = o.limit, sync = 5 } }
   assert(base_url, sb)

@@ -16,7 +16,7 @@ describe("four hosts on one token", function()
   -- o: rate_limit (a table, or a function (host, proc)), and optionally
   -- hosts, procs, limit, window, duration, pace, as hosts.run takes them.
   local function run(o)
-    assert(hosts.available(), "these specs need `unshare -m` (root) for a private /dev/shm per host")
+    assert(hosts.available(), "these specs need `unshare -m` (not as root: user namespaces) for a private /dev/shm")
     local limit, window = o.limit or LIMIT, o.window or WINDOW
     local function rate_limit(host, proc)
       local rl = type(o.rate_limit) == "function" and o.rate_limit(host, proc) or o.rate_limit

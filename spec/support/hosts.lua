@@ -1,6 +1,6 @@
 -- Several "hosts" on one machine, for the multi-host specs and bench-redis:
 -- each host is a process group in a mount namespace of its own with a
--- private tmpfs on /dev/shm (`unshare -m`, as root), so its shm limiter is
+-- private tmpfs on /dev/shm (`unshare -m`; `-r -m` when not root), so its shm limiter is
 -- its own, as on a separate machine; M processes per host (host_worker.lua)
 -- call one server on one token from the same instant.  The tmpfs goes with
 -- its namespace: the real /dev/shm is left as found.
@@ -45,9 +45,16 @@ local function here()
   return (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")) or "spec/support"
 end
 
+-- A new mount namespace; a user that is not root gets a user namespace too
+-- (`-r`), in which it may mount a tmpfs (where unprivileged ones are allowed).
+local function unshare()
+  local id = io.popen("id -u"):read("*l")
+  return id == "0" and "unshare -m" or "unshare -r -m"
+end
+
 -- Whether this machine can give a process group its own /dev/shm.
 function M.available()
-  local r = os.execute("unshare -m sh -c 'mount -t tmpfs -o size=1m tmpfs /dev/shm' 2>/dev/null")
+  local r = os.execute(unshare() .. " sh -c 'mount -t tmpfs -o size=1m tmpfs /dev/shm' 2>/dev/null")
   return r == true or r == 0 -- Lua 5.4, LuaJIT
 end
 
@@ -100,7 +107,7 @@ function M.run(o)
     local f = assert(io.open(script, "w"))
     f:write(table.concat(lines, "\n"), "\n")
     f:close()
-    pipes[host] = assert(io.popen((o.isolate ~= false and "unshare -m sh " or "sh ") .. shell_quote(script), "r"))
+    pipes[host] = assert(io.popen((o.isolate ~= false and unshare() .. " sh " or "sh ") .. shell_quote(script), "r"))
   end
   local run = { duration = o.duration, calls = {}, ok = 0, r429 = 0, late = 0, other = {} }
   for host = 1, o.hosts do pipes[host]:close() end
