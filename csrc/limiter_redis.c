@@ -61,10 +61,12 @@ static const char SCRIPT[] =
     "local op, n, span = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "local reserve = tonumber(ARGV[4])\n"
     "local RING = 1024\n"
+    /* Whether a key was written: it then gets its TTL again (save). */
+    "local dirty = false\n"
     /* Garbage in a key (another type): start afresh, as a corrupt segment. */
     "local function keep(key, want)\n"
     "  local t = redis.call('TYPE', key)['ok']\n"
-    "  if t ~= 'none' and t ~= want then redis.call('DEL', key) end\n"
+    "  if t ~= 'none' and t ~= want then redis.call('DEL', key) dirty = true end\n"
     "end\n"
     "keep(log, 'zset') keep(state, 'hash')\n"
     "local t = redis.call('TIME')\n"
@@ -89,6 +91,7 @@ static const char SCRIPT[] =
     "    redis.call('ZADD', log, nows, nows .. '#' .. string.format('%d', seq))\n"
     "  end\n"
     "  redis.call('HSET', state, 'seq', string.format('%d', seq))\n"
+    "  dirty = true\n"
     "end\n"
     "local future = redis.call('ZREMRANGEBYSCORE', log, '(' .. nows, '+inf')\n"
     "redis.call('ZREMRANGEBYSCORE', log, '-inf', string.format('%.6f', now - span))\n"
@@ -118,13 +121,17 @@ static const char SCRIPT[] =
     "  if remaining < 0 then remaining = 0 end\n"
     "  local reset = 0\n"
     "  if remaining == 0 then reset = slot_wait(n) end\n"
+    "  if dirty then save() end\n"
     "  return {n, remaining, us(reset), us(closed_until - now)}\n"
     "elseif op == 'acquire' then\n"
     "  local allowed = n - reserve\n"
     "  if allowed < 1 then allowed = 1 end\n"
     "  local wait = slot_wait(allowed)\n"
     "  if closed_until - now > wait then wait = closed_until - now end\n"
-    "  if wait > 1e-6 then return {1, us(wait), n, count} end\n"
+    "  if wait > 1e-6 then\n"
+    "    if dirty then save() end\n"
+    "    return {1, us(wait), n, count}\n"
+    "  end\n"
     "  add(1)\n"
     "  save()\n"
     "  return {0, 0, n, count + 1}\n"
@@ -334,9 +341,11 @@ static int until(redis_store *s, double deadline)
     return redisSetTimeout(s->ctx, time_left(deadline)) == REDIS_OK ? 0 : -1;
 }
 
-/* Writing to a Redis that went away raises SIGPIPE, which would kill the
- * process (hiredis 0.14 uses write(), not send with MSG_NOSIGNAL): block
- * it around our I/O and swallow one we caused, leaving any other alone. */
+/* Writing on a connection the peer has reset raises SIGPIPE, which would
+ * kill the process (hiredis 0.14 uses write(), not send with MSG_NOSIGNAL).
+ * A killed Redis does not provoke it (its FIN makes our read fail first),
+ * but a reset between two writes would: block it around our I/O and swallow
+ * one we caused, leaving any other alone. */
 typedef struct {
     sigset_t old;
     int pending; /* one was pending already: not ours */
@@ -594,8 +603,12 @@ static int fallback_learn(redis_store *s, const limiter_group *g, double now,
     limiter_news scaled = *news;
     int whole = news->limit > 0 ? news->limit : limit_known(s, g);
 
-    /* What the server has left, less what the other hosts may take. */
-    scaled.limit = news->limit > 0 ? part.limit : -1;
+    /* The server's N, shared out as the configured one; what the server
+     * has left, less what the other hosts may take. */
+    if (news->limit > 0) {
+        scaled.limit = (int)floor((double)(whole > RING_MAX ? RING_MAX : whole) * s->share);
+        part.limit = scaled.limit = scaled.limit < 1 ? 1 : scaled.limit;
+    }
     if (news->remaining >= 0) {
         scaled.remaining = news->remaining - (whole - part.limit);
         if (scaled.remaining < 0)

@@ -274,9 +274,13 @@ static double read_share(lua_State *L, const option_row *row)
     if (type == LUA_TNUMBER) {
         value = (double)lua_tonumber(L, -1);
         /* Written so that NaN fails too. */
-        if (!(value > row->min && value <= row->max))
-            luaL_error(L, NEW_PREFIX "option '%s' must be a number > %g and up to %g (got %f)",
-                       row->path, row->min, row->max, value);
+        if (!(value > row->min && value <= row->max)) {
+            char range[64]; /* lua_pushfstring has no %g */
+
+            snprintf(range, sizeof range, "> %g and up to %g", row->min, row->max);
+            luaL_error(L, NEW_PREFIX "option '%s' must be a number %s (got %f)", row->path,
+                       range, value);
+        }
     }
     lua_pop(L, 1);
     return value;

@@ -93,6 +93,26 @@ static int debug_batch_visits(lua_State *L)
     return 1;
 }
 
+/* client:_debug_limiter_reset() -> true, or nil and why: the store's reset
+ * op (forget this token's quota), which no public method calls yet. */
+static int debug_limiter_reset(lua_State *L)
+{
+    client *c = client_check(L, 1);
+
+    if (c->limiter == NULL || c->limiter->ops->reset == NULL) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "this store has no reset");
+        return 2;
+    }
+    if (c->limiter->ops->reset(c->limiter) != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "the store could not reset");
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* core._debug_fork() -> fork()'s result (0 in the child), so
  * spec/core/fork_spec.lua can fork a process that holds a client on Lua 5.4 as
  * well (Debian's lua-posix is for 5.1 to 5.3). */
@@ -132,6 +152,7 @@ static const luaL_Reg module_functions[] = {
 
 static const luaL_Reg client_methods[] = {
     {"_debug_batch_visits", debug_batch_visits},
+    {"_debug_limiter_reset", debug_limiter_reset},
     {NULL, NULL}};
 
 void tests_open(lua_State *L)

@@ -65,6 +65,7 @@ local FLAG_VALUES = {
   ["--token"] = "the API token (WEMASY_TOKEN or --token-file keep it out of the process list)",
   ["--token-file"] = "a file that holds the API token",
   ["--base-url"] = "the API's URL, e.g. " .. wemasy.DEFAULT_BASE_URL,
+  ["--redis"] = "a Redis URL, redis://[:password@]host:port[/db]",
   ["--as"] = "whose sandbox token: " .. table.concat(SANDBOX_TOKENS, ", "),
   ["--json"] = "a JSON object, '-' for stdin or @FILE",
   ["--color"] = "auto, always or never",
@@ -166,8 +167,9 @@ local function epilog()
       "true/false/null for booleans), field:=JSON for a raw JSON value, '-' or --json - for a",
       "JSON body on stdin, --json @FILE for one in a file. field=value pairs win over --json.",
       "",
-      "Environment: WEMASY_TOKEN, WEMASY_BASE_URL (flags win), NO_COLOR. Pass the token in",
-      "WEMASY_TOKEN or --token-file: every local user can read --token's value in the process list.",
+      "Environment: WEMASY_TOKEN, WEMASY_BASE_URL, WEMASY_REDIS_URL (flags win), NO_COLOR.",
+      "Pass the token in WEMASY_TOKEN or --token-file: every local user can read --token's",
+      "value in the process list.",
       "",
       "Exit codes:")
   for _, row in ipairs(M.EXIT_CODES) do add(string.format("  %3d  %-17s %s", row[2], row[1], row[3])) end
@@ -203,6 +205,9 @@ function M.parser(argparse)
   p:option("--connect-timeout", "Seconds to connect.", nil, number_of("--connect-timeout"))
   p:option("--max-retries", "Retries after a failure that is safe to retry.", nil, number_of("--max-retries"))
   p:flag("--no-wait", "Fail with rate_limited instead of waiting for a rate-limit slot.")
+  p:option("--redis", "Share the rate limit with every host on the token through this Redis,"
+    .. " redis://[:password@]host:port[/db] (default: $WEMASY_REDIS_URL). Prefer the variable for a password.")
+    :argname("<url>")
   p:option("--ca-file", "CA bundle for TLS verification.")
   p:option("--ca-path", "CA directory for TLS verification.")
   p:option("--proxy", "Proxy URL.")
@@ -450,6 +455,11 @@ function Run:client_options()
     ca_file = a.ca_file, ca_path = a.ca_path, proxy = a.proxy, insecure = a.insecure or nil,
   }
   if a.no_wait then opts.rate_limit = { wait = false } end
+  local redis = a.redis or self.getenv("WEMASY_REDIS_URL")
+  if redis and redis ~= "" then
+    opts.rate_limit = opts.rate_limit or {}
+    opts.rate_limit.store = redis
+  end
   if a.debug then
     opts.debug = function(line) self:err(line .. "\n") end
   end
@@ -462,9 +472,10 @@ function Run:client_options()
     end
     self.sandbox = sb
     opts.base_url, opts.token = base_url, wemasy.sandbox.tokens[a.as or "merchant"]
-    -- A fresh sandbox (new port) each run: keep the limiter in-process.
+    -- A fresh sandbox (new port) each run: keep the limiter in-process
+    -- (unless a Redis was asked for).
     opts.rate_limit = opts.rate_limit or {}
-    opts.rate_limit.shared = false
+    if not opts.rate_limit.store then opts.rate_limit.shared = false end
   else
     if a.as then return nil, self:usage_error("--as only applies with --sandbox") end
     local token, base_url = a.token or self.file_token or self.getenv("WEMASY_TOKEN"),
@@ -483,6 +494,7 @@ function Run:new_client()
   if not ok then
     -- wemasy.new names the option; say it as the flag.
     local msg = tostring(client):gsub("^.-wemasy%.new: ", "")
+    msg = msg:gsub("option 'rate_limit%.store'", "--redis")
     msg = msg:gsub("option '([%w_]+)'", function(name)
       if name == "token" and self.file_token and not self.args.token then return "--token-file" end
       return "--" .. name:gsub("_", "-")

@@ -13,7 +13,8 @@
 --   endpoint, method, group, idempotent, batch          both hooks
 --   ok, status, kind (nil when ok), attempts, duration,  on_response
 --   retry_after, rate_limit {limit, remaining}           (the server's headers, as the core read them)
---   limiter {limit, remaining, reset_in, closed_for}     (the client's own quota state)
+--   limiter {limit, remaining, reset_in, closed_for, store}  (the client's own quota state; store:
+--                                                        "local", "shm" or "redis": which one served)
 --
 -- A hook that raises does not break the call: the call's result is the same,
 -- and the error is written to the debug log when `debug` is on (else dropped).
@@ -120,6 +121,7 @@ local function describe_line(i)
   local lim = i.limiter
   if lim then
     parts[#parts + 1] = string.format(", %s slots %d/%d", i.group or "default", lim.remaining, lim.limit)
+    if lim.store then parts[#parts + 1] = " (" .. lim.store .. ")" end
   end
   if i.retry_after then parts[#parts + 1] = string.format(", retry after %ss", tostring(i.retry_after)) end
   if i.batch then parts[#parts + 1] = ", batch" end
@@ -146,7 +148,7 @@ function Observer:finish(ctx, body, err, res, limiter)
   end
   if type(limiter) == "table" then
     info.limiter = { limit = limiter.limit, remaining = limiter.remaining, reset_in = limiter.reset_in,
-                     closed_for = limiter.closed_for }
+                     closed_for = limiter.closed_for, store = limiter.store }
   end
   if self.log then self:write(describe_line(info)) end
   self:run("on_response", info)

@@ -85,6 +85,7 @@ describe("client hooks and debug", function()
     assert.is_number(info.limiter.remaining)
     assert.is_number(info.limiter.reset_in)
     assert.is_number(info.limiter.closed_for)
+    assert.matches("^%l+$", info.limiter.store)
     client:close()
   end)
 
@@ -196,9 +197,9 @@ describe("client hooks and debug", function()
     client:orders_sync_snelstart_order{ order_id = 2502 }
     assert.equal(3, #rec.lines)
     assert.matches("^wemasy: orders/detail %-> 200 in [%d.]+ ms "
-      .. "%(1 attempt, server quota 999/1000, default slots %d+/1000%)$", rec.lines[1])
+      .. "%(1 attempt, server quota 999/1000, default slots %d+/1000 %(%l+%)%)$", rec.lines[1])
     assert.matches("^wemasy: orders/detail %-> not_found 404 in ", rec.lines[2])
-    assert.matches("^wemasy: orders/sync%-snelstart%-order %-> 200 .* sync slots 99/100%)$", rec.lines[3])
+    assert.matches("^wemasy: orders/sync%-snelstart%-order %-> 200 .* sync slots 99/100 %(%l+%)%)$", rec.lines[3])
     client:close()
   end)
 

@@ -115,7 +115,7 @@ describe("one quota for several processes against the sandbox", function()
     local c = wemasy.new{ base_url = sb.base_url, token = token,
       rate_limit = { groups = { default = { limit = LIMIT, window = WINDOW } } } }
     sb:reset()
-    assert.same({ limit = LIMIT, remaining = LIMIT, reset_in = 0, closed_for = 0 }, c:rate_limit())
+    assert.same({ limit = LIMIT, remaining = LIMIT, reset_in = 0, closed_for = 0, store = "shm" }, c:rate_limit())
     assert(c:customer_orders_get{ order_id = 2502 })
     local state = c:rate_limit("default")
     assert.equal(LIMIT - 1, state.remaining)

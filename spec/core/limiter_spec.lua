@@ -107,8 +107,8 @@ describe("wemasy.core rate limiter", function()
 
     it("uses 60 a minute for default and 5 for sync unless told otherwise", function()
       local c = limited { token = h.token("defaults") }
-      assert.same({ limit = 60, remaining = 60, reset_in = 0, closed_for = 0 }, c:rate_limit())
-      assert.same({ limit = 5, remaining = 5, reset_in = 0, closed_for = 0 }, c:rate_limit("sync"))
+      assert.same({ limit = 60, remaining = 60, reset_in = 0, closed_for = 0, store = "shm" }, c:rate_limit())
+      assert.same({ limit = 5, remaining = 5, reset_in = 0, closed_for = 0, store = "shm" }, c:rate_limit("sync"))
       c:close()
     end)
 
@@ -182,7 +182,7 @@ describe("wemasy.core rate limiter", function()
       t.now = t.now + 2
       c:request("/c/report/echo", "{}")
       local rl = c:rate_limit()
-      assert.same({ limit = 3, remaining = 1, reset_in = 0, closed_for = 0 }, rl)
+      assert.same({ limit = 3, remaining = 1, reset_in = 0, closed_for = 0, store = "local" }, rl)
       c:request("/c/report/echo", "{}")
       rl = c:rate_limit("default")
       assert.equal(0, rl.remaining)
@@ -200,7 +200,7 @@ describe("wemasy.core rate limiter", function()
       assert.equal(200, (c:request("/echo", "{}")))
       assert.equal("rate_limited", select(2, c:request("/echo", "{}")))
       -- "reports" is not configured: its own quota with default's numbers
-      assert.same({ limit = 2, remaining = 2, reset_in = 0, closed_for = 0 }, c:rate_limit("reports"))
+      assert.same({ limit = 2, remaining = 2, reset_in = 0, closed_for = 0, store = "local" }, c:rate_limit("reports"))
       assert.equal(200, (c:request("/echo", "{}", true, "reports")))
       c:close()
     end)
