@@ -6,7 +6,7 @@
 local core = require "wemasy.core"
 local h = require "support.helpers"
 local hosts = require "support.hosts"
-local redis = require "support.redis_server"
+local redis = require "support.redis"
 
 local LIMIT, WINDOW, DURATION = 10, 1, 2.5
 
