@@ -54,7 +54,8 @@
 /* The script: KEYS = the log, the state; ARGV = op, N, span (W + margin),
  * reserve, news limit, news remaining, news retry_after (< 0: not said).
  * acquire and learn return {0 granted | 1 refused, wait µs, N in force,
- * sends in the span}; report {N, remaining, reset_in µs, closed_for µs}. */
+ * sends in the span}; report {N, remaining to this caller (its reserve left
+ * out), reset_in µs, closed_for µs}. */
 static const char SCRIPT[] =
     "if redis.replicate_commands then redis.replicate_commands() end\n"
     "local log, state = KEYS[1], KEYS[2]\n"
@@ -116,16 +117,18 @@ static const char SCRIPT[] =
     "  redis.call('PEXPIRE', log, ttl)\n"
     "  redis.call('PEXPIRE', state, ttl)\n"
     "end\n"
+    /* What this caller may fill: N less its reserve, never below one
+     * (window.c's share_of). */
+    "local allowed = n - reserve\n"
+    "if reserve <= 0 then allowed = n elseif allowed < 1 then allowed = 1 end\n"
     "if op == 'report' then\n"
-    "  local remaining = n - count\n"
+    "  local remaining = allowed - count\n"
     "  if remaining < 0 then remaining = 0 end\n"
     "  local reset = 0\n"
-    "  if remaining == 0 then reset = slot_wait(n) end\n"
+    "  if remaining == 0 then reset = slot_wait(allowed) end\n"
     "  if dirty then save() end\n"
     "  return {n, remaining, us(reset), us(closed_until - now)}\n"
     "elseif op == 'acquire' then\n"
-    "  local allowed = n - reserve\n"
-    "  if allowed < 1 then allowed = 1 end\n"
     "  local wait = slot_wait(allowed)\n"
     "  if closed_until - now > wait then wait = closed_until - now end\n"
     "  if wait > 1e-6 then\n"
