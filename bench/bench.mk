@@ -7,7 +7,7 @@ BENCH_DIR := $(BUILD)/bench
 BENCH_ARGS ?=
 BENCH_ARGS_NOTE := $(if $(BENCH_ARGS), BENCH_ARGS="$(BENCH_ARGS)")
 
-.PHONY: bench bench-batch bench-ratelimit bench-limiter bench-openresty
+.PHONY: bench bench-batch bench-ratelimit bench-limiter bench-openresty bench-redis
 
 # Client CPU and wall time per call: libcurl alone, hand-rolled lua-curl and
 # socket.http calls, wemasy on both Lua; batch against curl's multi; RSS over
@@ -31,6 +31,15 @@ bench-ratelimit: $(SO54)
 	@BENCH_COMMAND='make bench-ratelimit' $(LUA54) bench/ratelimit.lua --duration $${BENCH_DURATION:-30} \
 	  --out bench/results/ratelimit.txt
 
+# The Redis store (issue 16): hosts with a private /dev/shm (unshare) on one
+# Redis against the sandbox's throttle; acquire latency against the shm
+# store, round trips, fallback and rejoin, the interactive wait beside a
+# background job (about three minutes; BENCH_DURATION=20 seconds per row).
+bench-redis: $(SO54) $(BENCH_DIR)/redis_acquire
+	@mkdir -p bench/results
+	@BENCH_COMMAND='make bench-redis' $(LUA54) bench/redis.lua --duration $${BENCH_DURATION:-20} \
+	  --acquire $(BENCH_DIR)/redis_acquire --out bench/results/redis.txt
+
 # Cost of one uncontended limiter acquire, both stores (pure C, no Lua).
 bench-limiter: $(BENCH_DIR)/limiter_acquire
 	@$(BENCH_DIR)/limiter_acquire
@@ -51,6 +60,10 @@ LIMITER_SRC  := csrc/limiter.c csrc/limiter_shm.c csrc/window.c
 $(BENCH_DIR)/%: bench/%.c bench/common.c bench/common.h bench/bench.mk Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_C_FLAGS) -I$(CURL_INCDIR) -o $@ $< bench/common.c -lcurl
+
+$(BENCH_DIR)/redis_acquire: bench/redis_acquire.c $(LIMITER_SRC) csrc/limiter_redis.c $(CHDR) bench/bench.mk Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_C_FLAGS) -Icsrc -o $@ $< $(LIMITER_SRC) csrc/limiter_redis.c -lhiredis -lpthread -lrt -lm
 
 $(BENCH_DIR)/limiter_acquire: bench/limiter_acquire.c $(LIMITER_SRC) $(CHDR) bench/bench.mk Makefile
 	@mkdir -p $(dir $@)

@@ -35,12 +35,17 @@ enum {
     KIND_CIRCUIT_OPEN                       /* not sent: the breaker is open */
 };
 
+/* rate_limit.priority: the index of its word in options.h's row. */
+enum { RATE_INTERACTIVE, RATE_BACKGROUND };
+
 typedef struct {
     int on;          /* 0: rate_limit = false */
     int wait;        /* wait for a slot, or fail fast */
     int shared;      /* shared memory, or this client's own memory */
     double max_wait; /* longest wait for a slot or a retry, seconds */
     double margin;   /* network-delay safety margin, seconds */
+    int priority;    /* RATE_INTERACTIVE or RATE_BACKGROUND */
+    int reserve;     /* what a background client leaves free (groups[].reserve) */
     size_t ngroups;  /* groups[0] is always "default" */
     size_t nknown;   /* the first ones, configured: the endpoint table's
                         and rate_limit.groups' (client:groups()) */

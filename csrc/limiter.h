@@ -30,7 +30,10 @@ typedef struct {
     char name[LIMITER_NAME_MAX + 1];
     int limit;     /* N >= 1 */
     double window; /* W > 0, seconds */
-    int reserve;   /* slots a background caller must leave free; 0 for interactive */
+    /* Slots of the window this caller leaves free for others: 0 for an
+     * interactive caller, rate_limit.reserve for a background one.  A
+     * caller always gets at least one slot of the N. */
+    int reserve;
 } limiter_group;
 
 /* What a response told us; a negative value means "not said". */
@@ -42,7 +45,7 @@ typedef struct {
 
 typedef struct {
     int limit;         /* N in force */
-    int remaining;     /* sends still free in the window now */
+    int remaining;     /* sends still free to this caller now (its reserve left out) */
     double reset_in;   /* seconds until a slot frees; 0 when remaining > 0 */
     double closed_for; /* seconds a Retry-After still closes the group */
 } limiter_report;

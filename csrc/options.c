@@ -30,7 +30,8 @@
     X(MILLIS, millis) X(SECONDS, seconds)                                     \
     X(POSITIVE_SECONDS, positive_seconds) X(SHARE, share)                    \
     X(INTEGER, integer) X(BYTES, bytes)                                       \
-    X(BOOLEAN, boolean) X(FUNCTION, function) X(TABLE, table)                 \
+    X(BOOLEAN, boolean) X(CHOICE, choice) X(FUNCTION, function)               \
+    X(TABLE, table)                                                           \
     X(RATE_LIMIT, rate_limit) X(GROUPS, groups) X(LUA, lua)                 \
     X(BREAKER, breaker)
 
@@ -343,6 +344,48 @@ static size_t read_bytes(lua_State *L, const option_row *row)
     return (size_t)value;
 }
 
+/* The i-th (from 0) quoted word of a CHOICE row's type, '"a"|"b"', into
+ * out; 0 when there is none. */
+static int choice_word(const option_row *row, int i, char *out, size_t size)
+{
+    const char *p = row->type, *end;
+
+    for (;; i--) {
+        p = strchr(p, '"');
+        end = p != NULL ? strchr(p + 1, '"') : NULL;
+        if (end == NULL)
+            return 0;
+        if (i == 0)
+            break;
+        p = end + 1;
+    }
+    snprintf(out, size, "%.*s", (int)(end - p - 1), p + 1);
+    return 1;
+}
+
+/* One of the words of the row's type; nil gives the default.  The error
+ * lists the words, never the value given (it might be the token). */
+static int read_choice(lua_State *L, const option_row *row)
+{
+    int value = (int)row->dflt;
+    const char *s = read_string(L, row->path, 1, NULL);
+
+    if (s != NULL) {
+        char word[32];
+        int i;
+
+        for (i = 0; choice_word(row, i, word, sizeof word); i++)
+            if (strcmp(s, word) == 0)
+                break;
+        if (!choice_word(row, i, word, sizeof word))
+            luaL_error(L, NEW_PREFIX "option '%s' must be one of %s", row->path,
+                       row->type);
+        value = i;
+    }
+    lua_pop(L, 1);
+    return value;
+}
+
 /* Leaves the function on the stack and returns its index, or 0 for nil. */
 static int read_function(lua_State *L, const char *name)
 {
@@ -553,6 +596,7 @@ static double longest_window(const rate_config *r)
 #define READ_INTEGER(dst) (dst) = (int)read_integer(L, row, row->path, (int64_t)row->dflt)
 #define READ_BYTES(dst) (dst) = read_bytes(L, row)
 #define READ_BOOLEAN(dst) (dst) = read_boolean(L, row->path, (int)row->dflt)
+#define READ_CHOICE(dst) (dst) = read_choice(L, row)
 #define READ_FUNCTION(dst) (dst) = read_function(L, row->path)
 #define READ_TABLE(dst) read_table(L, id, o)
 #define READ_RATE_LIMIT(dst) (dst) = read_rate_limit(L, id, o)
@@ -585,6 +629,8 @@ static void read_option(lua_State *L, int idx, int id, client_options *o)
 
 void options_read(lua_State *L, client_options *o)
 {
+    size_t i;
+
     memset(o, 0, sizeof *o);
     luaL_checkstack(L, 48, "wemasy.core.new");
     check_known(L, 1, PARENT_TOP, "");
@@ -595,6 +641,10 @@ void options_read(lua_State *L, client_options *o)
     o->rate.nknown = o->rate.ngroups;
     if (o->rate.max_wait < 0)
         o->rate.max_wait = longest_window(&o->rate) + o->rate.margin;
+    /* Each group carries what its caller must leave free (window.c). */
+    for (i = 0; i < o->rate.ngroups; i++)
+        o->rate.groups[i].reserve =
+            o->rate.priority == RATE_BACKGROUND ? o->rate.reserve : 0;
     /* A retry may wait as long as a slot may: the caller's one bound. */
     o->retry.max_wait = o->rate.max_wait;
     /* Timestamps of a fake clock mean nothing to other processes. */
@@ -639,6 +689,9 @@ static void push_default_text(lua_State *L, int id)
         lua_pushstring(L, row->text);
     } else if (row->kind == OPTION_BOOLEAN) {
         lua_pushstring(L, row->dflt != 0 ? "true" : "false");
+    } else if (row->kind == OPTION_CHOICE) {
+        choice_word(row, (int)row->dflt, buf, sizeof buf);
+        lua_pushfstring(L, "\"%s\"", buf); /* as a Lua literal */
     } else if (row->kind == OPTION_TABLE) {
         /* `{ base = 0.5, cap = 8 }`, from the rows under it */
         lua_pushliteral(L, "`{ ");
@@ -663,6 +716,7 @@ static void push_default_text(lua_State *L, int id)
 static void push_default(lua_State *L, int id)
 {
     const option_row *row = &rows[id];
+    char word[32];
     int child;
 
     switch (row->text != NULL && row->kind != OPTION_URL ? OPTION_LUA : row->kind) {
@@ -671,6 +725,12 @@ static void push_default(lua_State *L, int id)
         break;
     case OPTION_BOOLEAN:
         lua_pushboolean(L, row->dflt != 0);
+        break;
+    case OPTION_CHOICE:
+        if (choice_word(row, (int)row->dflt, word, sizeof word))
+            lua_pushstring(L, word);
+        else
+            lua_pushnil(L);
         break;
     case OPTION_INTEGER:
     case OPTION_BYTES:
@@ -702,7 +762,7 @@ static void set_field(lua_State *L, const char *key, const char *value)
 }
 
 /* { name, path, kind, type, doc, default, default_text, min, max,
- *   min_excluded, max_text, fields } */
+ *   min_excluded, max_text, choices, fields } */
 static void push_row(lua_State *L, int id)
 {
     const option_row *row = &rows[id];
@@ -733,6 +793,17 @@ static void push_row(lua_State *L, int id)
 
         bytes_text(row->max, max, sizeof max);
         set_field(L, "max_text", max);
+    }
+    if (k == OPTION_CHOICE) {
+        char word[32];
+        int i;
+
+        lua_newtable(L);
+        for (i = 0; choice_word(row, i, word, sizeof word); i++) {
+            lua_pushstring(L, word);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, "choices");
     }
     if (k == OPTION_TABLE || k == OPTION_RATE_LIMIT || k == OPTION_BREAKER ||
         k == OPTION_GROUPS) {

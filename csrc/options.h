@@ -16,11 +16,13 @@
  *            STRING (non-empty), ANY_STRING ("" allowed), MILLIS (seconds
  *            > min, kept as milliseconds), SECONDS (>= min), POSITIVE_SECONDS
  *            (> min), SHARE (a fraction in (min, max]), INTEGER, BYTES (> 0),
- *            BOOLEAN, FUNCTION, TABLE (of the rows under it), RATE_LIMIT or
+ *            BOOLEAN, CHOICE (one of the quoted words of `type`, kept as its
+ *            index), FUNCTION, TABLE (of the rows under it), RATE_LIMIT or
  *            BREAKER (false or a TABLE), GROUPS, or
  *            LUA (read by the Lua layer; core.new does not know it)
  *   field    where core.new keeps it (in client_options); `_` for none
- *   default  a number (0/1 for booleans); strings are given in `text`
+ *   default  a number (0/1 for booleans, the index of a CHOICE); strings
+ *            are given in `text`
  *   min, max the range, for the kinds that have one
  *   type     its Lua type, for the generated docs and annotations
  *   text     the default in words when it is not the number (NULL: the
@@ -96,6 +98,12 @@ OPTION(RATE_LIMIT, fallback_share, SHARE, fallback_share, 0.25, 0, 1, "number", 
        "of each group's quota a host takes from its shm store while Redis is unreachable, (0, 1]")
 OPTION(RATE_LIMIT, margin, SECONDS, rate.margin, 0.25, 0, MAX_SECONDS, "number", NULL,
        "seconds added to every window for network delay")
+/* A cron job that saturates the quota still leaves the storefront a slot. */
+OPTION(RATE_LIMIT, priority, CHOICE, rate.priority, RATE_INTERACTIVE, 0, 0,
+       "\"interactive\"|\"background\"", NULL,
+       "background: never take the last `reserve` slots of a window")
+OPTION(RATE_LIMIT, reserve, INTEGER, rate.reserve, 0, 0, LIMITER_RING - 1, "integer", NULL,
+       "slots of each window a background client leaves free (it keeps at least one)")
 /* The quotas themselves are the endpoint table's (lua/wemasy/endpoints.lua). */
 OPTION(RATE_LIMIT, groups, GROUPS, _, 0, 0, 0, "table<string, { limit: integer, window: number }>",
        "the endpoint table's", "overrides of the group quotas, per field")

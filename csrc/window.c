@@ -79,6 +79,15 @@ static int limit_in_force(const window_state *w, const limiter_group *g)
     return clamp_limit(w->learned_limit > 0 ? w->learned_limit : g->limit);
 }
 
+/* The slots this caller may fill: N less its reserve, never below one (a
+ * background job that may never send would only wait out max_wait). */
+static int share_of(int limit, const limiter_group *g)
+{
+    if (g->reserve <= 0)
+        return limit;
+    return g->reserve >= limit ? 1 : limit - g->reserve;
+}
+
 /* k-th newest send time, 1 <= k <= count.  A time no sender could have
  * written (NaN, or later than now by more than WINDOW_CLOCK_SLACK) is
  * repaired to now where it lies: it then holds its slot for one window, as
@@ -152,7 +161,7 @@ double window_acquire(window_state *w, const limiter_group *g, double margin,
                       double now)
 {
     double span = g->window + margin;
-    double wait = slot_wait(w, limit_in_force(w, g), span, now);
+    double wait = slot_wait(w, share_of(limit_in_force(w, g), g), span, now);
     double closed = closed_wait(w, now);
 
     if (closed > wait)
@@ -196,10 +205,11 @@ void window_report(window_state *w, const limiter_group *g,
 {
     double span = g->window + margin;
     int limit = limit_in_force(w, g);
+    int share = share_of(limit, g); /* what this caller may use of it */
     uint32_t used = sends_within(w, span, now);
 
     out->limit = limit;
-    out->remaining = used >= (uint32_t)limit ? 0 : limit - (int)used;
-    out->reset_in = out->remaining > 0 ? 0 : slot_wait(w, limit, span, now);
+    out->remaining = used >= (uint32_t)share ? 0 : share - (int)used;
+    out->reset_in = out->remaining > 0 ? 0 : slot_wait(w, share, span, now);
     out->closed_for = closed_wait(w, now);
 }

@@ -262,6 +262,7 @@ function option_value(o)
     return number_for(o)
   end
   if k == "boolean" then return chance(0.7) and chance(0.5) or random_value() end
+  if k == "choice" then return chance(0.8) and pick(o.choices) or random_value() end
   if k == "function" then return pick(HOOKS[o.name] or FUNCS) end
   if k == "lua" then return LUA_VALUES[o.name]() end
   if k == "groups" then return groups_value() end

@@ -69,6 +69,8 @@
 ---@field store_timeout? number seconds for Redis to connect and to answer each call; then the host's shm store serves (default 0.1)
 ---@field fallback_share? number of each group's quota a host takes from its shm store while Redis is unreachable, (0, 1] (default 0.25)
 ---@field margin? number seconds added to every window for network delay (default 0.25)
+---@field priority? "interactive"|"background" background: never take the last `reserve` slots of a window (default "interactive")
+---@field reserve? integer slots of each window a background client leaves free (it keeps at least one) (default 0)
 ---@field groups? table<string, { limit: integer, window: number }> overrides of the group quotas, per field
 
 ---`breaker` option of wemasy.new.
