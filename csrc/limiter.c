@@ -63,10 +63,14 @@ uint64_t limiter_quota_key(const char *base_url, const char *token)
 void limiter_segment_name(const char *base_url, const char *token,
                           char out[LIMITER_SEGMENT_NAME_LEN + 1])
 {
+    char layout[24];
+    uint64_t h = limiter_quota_key(base_url, token);
+
+    snprintf(layout, sizeof layout, "\nlayout %u", LIMITER_SEGMENT_LAYOUT);
+    h = fnv1a(h, layout);
     /* The uid keeps every user's segments apart (and out of each other's way). */
     snprintf(out, LIMITER_SEGMENT_NAME_LEN + 1, LIMITER_SEGMENT_PREFIX "%lu-%016llx",
-             (unsigned long)geteuid(),
-             (unsigned long long)limiter_quota_key(base_url, token));
+             (unsigned long)geteuid(), (unsigned long long)h);
 }
 
 /* ---- the in-process store ------------------------------------------------ */

@@ -135,14 +135,21 @@ void limiter_close(limiter_store *s);
 int limiter_sweep(void);
 void limiter_sweep_once(void);
 
-/* "/wemasy-<euid>-" + 16 hex digits of a 64-bit FNV-1a hash of the
- * normalised base_url (url_normalise), "\n" and the token: one quota per
- * user, API and token; the token never appears in the name.  At most
+/* The 64-bit FNV-1a hash of the normalised base_url (url_normalise), "\n"
+ * and the token that names a quota in every store (segment names, Redis
+ * keys); token may be NULL.  The token never appears in a name. */
+uint64_t limiter_quota_key(const char *base_url, const char *token);
+
+/* The shared segment's layout (limiter_shm.c).  It is part of the segment's
+ * name: during a rolling upgrade the processes of each wemasy version share
+ * a quota among themselves, instead of the new ones finding a segment they
+ * cannot read. */
+#define LIMITER_SEGMENT_LAYOUT 3u
+
+/* "/wemasy-<euid>-" + 16 hex digits: the quota key mixed with the layout.
+ * One segment per user, API, token and layout.  At most
  * LIMITER_SEGMENT_NAME_LEN characters (a uid has at most 10 digits). */
 #define LIMITER_SEGMENT_PREFIX "/wemasy-"
-/* The 64-bit FNV-1a hash of the normalised base_url "\n" token that names a
- * quota in every store (segment names, Redis keys); token may be NULL. */
-uint64_t limiter_quota_key(const char *base_url, const char *token);
 #define LIMITER_SEGMENT_NAME_LEN 35
 void limiter_segment_name(const char *base_url, const char *token,
                           char out[LIMITER_SEGMENT_NAME_LEN + 1]);

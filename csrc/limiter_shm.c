@@ -35,7 +35,8 @@
 #include "window.h"
 
 #define SEG_MAGIC 0x57454d53u /* "WEMS" */
-#define SEG_VERSION 3u /* 2: the breaker; 3: a window's span */
+/* 2: the breaker; 3: a window's span.  Also in the segment's name. */
+#define SEG_VERSION LIMITER_SEGMENT_LAYOUT
 /* state = generation << 2 | phase */
 #define PHASE_MASK 3u
 #define PHASE_INIT 1u

@@ -54,6 +54,19 @@ static int debug_hold_lock(lua_State *L)
     return true_or_raise(L, rc, "_debug_hold_lock", err);
 }
 
+/* core._debug_quota_key(base_url, token) -> the 16 hex digits that name
+ * the quota of (base_url, token) in Redis keys. */
+static int debug_quota_key(lua_State *L)
+{
+    char hex[17];
+
+    snprintf(hex, sizeof hex, "%016llx",
+             (unsigned long long)limiter_quota_key(luaL_checkstring(L, 1),
+                                                   token_arg(L, 2)));
+    lua_pushstring(L, hex);
+    return 1;
+}
+
 /* core._debug_unlink(base_url, token) removes the shared limiter segment of
  * (base_url, token), so specs leave /dev/shm as they found it. */
 static int debug_unlink(lua_State *L)
@@ -214,6 +227,7 @@ static const luaL_Reg module_functions[] = {
     {"_debug_unlink", debug_unlink},
     {"_debug_stall_init", debug_stall_init},
     {"_debug_segment", debug_segment},
+    {"_debug_quota_key", debug_quota_key},
     {"_debug_set_breaker", debug_set_breaker},
     {"_debug_segment_layout", debug_segment_layout},
     {"_debug_segment_bound", debug_segment_bound},

@@ -101,7 +101,7 @@ end
 
 -- The key prefix of (base_url, token): the shared segment's hash.
 function M.prefix(base_url, token)
-  return "wemasy:{" .. require("wemasy.core")._debug_segment(base_url, token):match("%x+$") .. "}:"
+  return "wemasy:{" .. require("wemasy.core")._debug_quota_key(base_url, token) .. "}:"
 end
 
 -- Whether this machine lets a process have a /dev/shm of its own (root, or
