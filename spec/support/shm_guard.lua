@@ -3,8 +3,9 @@
 -- made and left behind, one "shm_guard: ..." line on stderr each file, which
 -- spec/run counts as a failure.  Specs remove what they make (helpers'
 -- forget_tokens, forget_sandbox, core._debug_unlink, or rate_limit = false).
--- Another wemasy user of this uid running meanwhile would be blamed too: run
--- the specs alone.
+-- spec/run gives each run a /dev/shm of its own where it can (unshare -m), so
+-- only this run's segments are seen; on the host's /dev/shm another wemasy
+-- process of this uid running meanwhile would be blamed too.
 local busted = require "busted"
 local segments = require("support.helpers").segments
 
