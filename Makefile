@@ -68,6 +68,9 @@ LIBS          = -lcurl -lhiredis -lpthread -lrt -lm
 # Every C file in csrc/ (spec/tools/rockspec_spec.lua holds the rockspec's list to it).
 CSRC         := $(wildcard csrc/*.c)
 CHDR         := $(wildcard csrc/*.h)
+# The limiter's stores and what they use, for the C programs that link them
+# without Lua (bench/bench.mk, fuzz/fuzz.mk).
+LIMITER_SRC  := csrc/limiter.c csrc/limiter_shm.c csrc/window.c csrc/breaker.c csrc/url.c
 
 .PHONY: all build lint lint-c lint-lua test test-54 test-jit demo sandbox deps rock clean
 

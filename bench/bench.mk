@@ -55,7 +55,6 @@ bench-openresty: build
 
 # The C programs: libcurl alone, as the yardstick, and the limiter without Lua.
 BENCH_C_FLAGS = $(OPTFLAGS) -std=gnu99 $(WARNFLAGS) $(EXTRA_CFLAGS)
-LIMITER_SRC  := csrc/limiter.c csrc/limiter_shm.c csrc/window.c
 
 $(BENCH_DIR)/%: bench/%.c bench/common.c bench/common.h bench/bench.mk Makefile
 	@mkdir -p $(dir $@)
@@ -67,4 +66,4 @@ $(BENCH_DIR)/redis_acquire: bench/redis_acquire.c $(LIMITER_SRC) csrc/limiter_re
 
 $(BENCH_DIR)/limiter_acquire: bench/limiter_acquire.c $(LIMITER_SRC) $(CHDR) bench/bench.mk Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(BENCH_C_FLAGS) -Icsrc -o $@ $< $(LIMITER_SRC) -lpthread -lrt
+	$(CC) $(BENCH_C_FLAGS) -Icsrc -o $@ $< $(LIMITER_SRC) -lpthread -lrt -lm

@@ -20,7 +20,7 @@ FUZZ_LINK_retry   = csrc/retry.c -lcurl
 FUZZ_LINK_json    = csrc/json.c -llua5.4 -lm
 # The shared limiter store on a segment written to between its calls (the
 # test build's hooks give the harness the mapping and a short lock bound).
-FUZZ_LINK_segment = -DWEMASY_TESTS csrc/limiter.c csrc/limiter_shm.c csrc/window.c csrc/breaker.c csrc/url.c -lpthread -lrt -lm
+FUZZ_LINK_segment = -DWEMASY_TESTS $(LIMITER_SRC) -lpthread -lrt -lm
 
 .PHONY: fuzz
 fuzz: deps $(FUZZERS)
