@@ -17,7 +17,7 @@ local FUZZ = [=[
 local core = require "wemasy.core"
 local url, token, path, rounds, seed = arg[1], arg[2], arg[3], tonumber(arg[4]), tonumber(arg[5])
 -- A broken lock or setup costs this bound, not a second, per round.
-local BOUND = 0.02
+local BOUND = tonumber(arg[6])
 core._debug_segment_bound(BOUND)
 local L = core._debug_segment_layout()
 math.randomseed(seed)
@@ -134,15 +134,20 @@ print(string.format("DONE %d calls, %d sent, slowest %.1f ms (after %s), store %
 describe("the shared limiter segment under a fuzzer", function()
   it("survives thousands of rounds of hostile writes between calls: 0 crashes, no call past its limits", function()
     local seed = tonumber(os.getenv("WEMASY_FUZZ_SEED")) or os.time()
-    local rounds = tonumber(os.getenv("WEMASY_FUZZ_ROUNDS")) or 3000
+    -- Beside valgrind's run of the suite the machine is busy: a setup may be
+    -- descheduled past a 20 ms bound, and the client rightly gives up a
+    -- segment it cannot set up in time; there the bound is longer, the rounds fewer.
+    local busy = os.getenv("WEMASY_UNDER_VALGRIND") ~= nil
+    local rounds = tonumber(os.getenv("WEMASY_FUZZ_ROUNDS")) or (busy and 1000 or 3000)
+    local bound = busy and 0.1 or 0.02
     local token = h.token("fuzz")
     local path = "/dev/shm" .. core._debug_segment(srv.url, token)
     local script = os.tmpname()
     local f = assert(io.open(script, "w"))
     f:write(FUZZ)
     f:close()
-    local p = assert(io.popen(string.format("timeout -s KILL 120 %s %s %s %s %s %d %d 2>&1; echo \"EXIT $?\"",
-      h.LUA, script, srv.url, token, path, rounds, seed)))
+    local p = assert(io.popen(string.format("timeout -s KILL 120 %s %s %s %s %s %d %d %s 2>&1; echo \"EXIT $?\"",
+      h.LUA, script, srv.url, token, path, rounds, seed, bound)))
     local out = p:read("*a")
     p:close()
     os.remove(script)
@@ -151,8 +156,8 @@ describe("the shared limiter segment under a fuzzer", function()
     assert.equal(0, status, "seed " .. seed .. ": the fuzzer died (" .. tostring(status) .. "): " .. out)
     local calls, slowest = out:match("DONE (%d+) calls, %d+ sent, slowest ([%d.]+) ms")
     assert.equal(rounds, tonumber(calls), out)
-    -- A call is a local HTTP exchange plus at most a few lock bounds (20 ms each).
-    assert.is_true(tonumber(slowest) < 1000, "seed " .. seed .. ": " .. out)
+    -- A call is a local HTTP exchange plus at most a few lock bounds.
+    assert.is_true(tonumber(slowest) < 50 * bound * 1000, "seed " .. seed .. ": " .. out)
     assert.matches("store shm", out, "the client gave the segment up instead of repairing it: " .. out)
   end)
 end)
