@@ -142,6 +142,18 @@ function M.fresh_sandbox(opts)
   return sb
 end
 
+-- A wemasy client of the sandbox sb (M.sandbox's handle), as the merchant
+-- unless opts.token says otherwise, with an in-process limiter (no shared
+-- segment left behind) unless opts.rate_limit says otherwise.  opts is the
+-- caller's, filled in.
+function M.sandbox_client(sb, opts)
+  opts = opts or {}
+  opts.base_url = sb.base_url
+  if opts.token == nil then opts.token = require("wemasy.sandbox").tokens.merchant end
+  if opts.rate_limit == nil then opts.rate_limit = { shared = false } end
+  return require("wemasy").new(opts)
+end
+
 -- A stream that keeps what is written to it: text() gives it all.
 function M.sink()
   local parts = {}
