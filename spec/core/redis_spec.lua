@@ -28,6 +28,14 @@ local function quota(limit, window)
   return { default = { limit = limit, window = window } }
 end
 
+-- A client of `r` on a token of its own (tag) with a quota of `limit` per
+-- 30 s that does not wait, and the prefix of its keys in Redis.
+local function keyed_client(r, tag, limit)
+  local token = h.token(tag)
+  local prefix = redis.prefix(srv.url, token)
+  return client(r, token, { wait = false, groups = quota(limit, 30) }), prefix
+end
+
 -- Polls f until it is true, for at most `seconds`; the time it took.
 local function within(seconds, f)
   local t0 = socket.gettime()
@@ -195,9 +203,7 @@ describe("the Redis store", function()
   end)
 
   it("repairs garbage in its keys, as a corrupt segment", function()
-    local token = h.token("garbage")
-    local prefix = redis.prefix(srv.url, token)
-    local c = client(r, token, { wait = false, groups = quota(3, 30) })
+    local c, prefix = keyed_client(r, "garbage", 3)
     redis.cli(r, "SET", prefix .. "default:log", "not a log")
     redis.cli(r, "HSET", prefix .. "default:state", "last", "nan", "limit", "x", "closed", "1e300", "seq", "-3")
     assert.equal(200, (c:request("/echo", "{}")))
@@ -219,9 +225,7 @@ describe("the Redis store", function()
   end)
 
   it("stands still when Redis's clock steps back, rather than shrink the log", function()
-    local token = h.token("stepback")
-    local prefix = redis.prefix(srv.url, token)
-    local c = client(r, token, { wait = false, groups = quota(2, 30) })
+    local c, prefix = keyed_client(r, "stepback", 2)
     assert.equal(200, (c:request("/echo", "{}")))
     -- as if TIME had read 10 s later before: the store keeps to that time
     local sec, usec = redis.cli(r, "TIME"):match("^(%d+)\n(%d+)$")
