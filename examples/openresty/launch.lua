@@ -140,15 +140,9 @@ function Shop:stop() return stop(self._st) end
 function Shop:error_log() return proc.read_file(self.prefix .. "/logs/error.log") or "" end
 
 local function wait_ready(port, seconds)
-  local deadline = proc.now() + seconds
-  local last
-  repeat
-    local code, body = launch.request("GET", "http://" .. HOST .. ":" .. port .. "/health", nil, nil, 2)
-    if code == 200 then return true end
-    last = code and ("HTTP " .. code .. " " .. tostring(body)) or body
-    proc.sleep(0.05)
-  until proc.now() >= deadline
-  return nil, last
+  return proc.wait_ok(seconds, function()
+    return launch.request("GET", "http://" .. HOST .. ":" .. port .. "/health", nil, nil, 2)
+  end)
 end
 
 -- Starts nginx with the rendered example; a handle or nil, message (with the

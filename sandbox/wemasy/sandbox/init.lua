@@ -406,15 +406,9 @@ end
 ------------------------------------------------------------------ starting
 
 local function wait_ready(port, seconds)
-   local deadline = proc.now() + seconds
-   local last
-   repeat
-      local code, body = http_request("GET", "http://" .. HOST .. ":" .. port .. "/__sandbox/state", 2)
-      if code == 200 then return true end
-      last = code and ("HTTP " .. code .. " " .. tostring(body)) or body
-      proc.sleep(0.05)
-   until proc.now() >= deadline
-   return nil, last
+   return proc.wait_ok(seconds, function()
+      return http_request("GET", "http://" .. HOST .. ":" .. port .. "/__sandbox/state", 2)
+   end)
 end
 
 local function read_pid(st, seconds)

@@ -168,6 +168,21 @@ function proc.http_request(r)
    return code, table.concat(chunks), headers or {}
 end
 
+-- Calls get() (an HTTP request: status, body, or nil, message) every 50 ms
+-- until it answers 200, for at most `seconds`: true, or nil and the last
+-- answer (or error).
+function proc.wait_ok(seconds, get)
+   local deadline = proc.now() + seconds
+   local last
+   repeat
+      local code, body = get()
+      if code == 200 then return true end
+      last = code and ("HTTP " .. code .. " " .. tostring(body)) or body
+      proc.sleep(0.05)
+   until proc.now() >= deadline
+   return nil, last
+end
+
 -- A value that calls fn (errors ignored) when it is collected, at the latest
 -- when the interpreter closes: kept by a handle, it stops what the handle
 -- started if the script forgets to.
