@@ -89,25 +89,10 @@ end
 
 -- status, body, headers (lower-case names) or nil, message.  Lua 5.4 or LuaJIT.
 function launch.request(method, url, body, headers, timeout)
-  local http = require("socket.http")
-  local ltn12 = require("ltn12")
-  local socket = require("socket")
-  local chunks = {}
   local h = { ["content-length"] = tostring(#(body or "")) }
   if body then h["content-type"] = "application/x-www-form-urlencoded" end
   for k, v in pairs(headers or {}) do h[k] = v end
-  local ok, code, rh = http.request{
-    url = url, method = method, headers = h,
-    source = body and ltn12.source.string(body) or nil,
-    sink = ltn12.sink.table(chunks),
-    create = function()
-      local s = socket.tcp()
-      s:settimeout(timeout or 15)
-      return s
-    end,
-  }
-  if not ok then return nil, code end
-  return code, table.concat(chunks), rh or {}
+  return proc.http_request{ method = method, url = url, body = body, headers = h, timeout = timeout or 15 }
 end
 
 -- Form encoding for launch.request's bodies.
@@ -154,26 +139,10 @@ function Shop:stop() return stop(self._st) end
 -- The error log so far (nginx's and the handlers' messages).
 function Shop:error_log() return proc.read_file(self.prefix .. "/logs/error.log") or "" end
 
-local function sentinel(fn)
-  local guard = function() pcall(fn) end
-  if newproxy then
-    local p = newproxy(true)
-    getmetatable(p).__gc = guard
-    return p
-  end
-  return setmetatable({}, { __gc = guard })
-end
-
 local function wait_ready(port, seconds)
-  local deadline = proc.now() + seconds
-  local last
-  repeat
-    local code, body = launch.request("GET", "http://" .. HOST .. ":" .. port .. "/health", nil, nil, 2)
-    if code == 200 then return true end
-    last = code and ("HTTP " .. code .. " " .. tostring(body)) or body
-    proc.sleep(0.05)
-  until proc.now() >= deadline
-  return nil, last
+  return proc.wait_ok(seconds, function()
+    return launch.request("GET", "http://" .. HOST .. ":" .. port .. "/health", nil, nil, 2)
+  end)
 end
 
 -- Starts nginx with the rendered example; a handle or nil, message (with the
@@ -228,7 +197,7 @@ function launch.start(o)
       end
       local shop = setmetatable({ url = "http://" .. HOST .. ":" .. port, port = port, prefix = prefix,
                                   pid = pid, _st = st }, Shop)
-      shop._sentinel = sentinel(function() stop(st) end)
+      shop._sentinel = proc.sentinel(function() stop(st) end)
       return shop
     end
     failure = proc.tail(prefix .. "/logs/error.log", 20)

@@ -44,6 +44,22 @@ local function assert_open(err, cooldown)
   assert.is_nil(err.status)
 end
 
+-- Two failed calls in a row and the third is refused: a breaker of
+-- failures = 2 opens, for `cooldown` seconds.
+local function assert_opens_after_two(c, cooldown)
+  assert.equal("server", select(2, call(c)).kind)
+  assert.equal("server", select(2, call(c)).kind)
+  assert_open(select(2, call(c)), cooldown)
+end
+
+-- A client of the down server answering 503, on a fake clock `t`, whose
+-- breaker opens after 2 failures for 10 s.
+local function fake_clock_client()
+  mode("503")
+  local t = h.fake_time()
+  return client({ clock = t.clock, sleep = t.sleep, breaker = { failures = 2, cooldown = 10 } }), t
+end
+
 describe("the circuit breaker", function()
   -- Without it: 1000 calls x 3 tries x the timeout (900 s hung, here).
   for _, m in ipairs{ "hang", "refuse", "503" } do
@@ -79,31 +95,23 @@ describe("the circuit breaker", function()
     mode("503")
     local c = client({ rate_limit = false, breaker = { failures = 2 } })
     local before = count()
-    assert.equal("server", select(2, call(c)).kind)
-    assert.equal("server", select(2, call(c)).kind)
-    assert_open(select(2, call(c)), DEFAULT_COOLDOWN)
+    assert_opens_after_two(c, DEFAULT_COOLDOWN)
     assert.equal(2, count() - before)
     c:close()
   end)
 
   it("counts only failures: 4xx answers and successes reset the run", function()
-    mode("503")
-    local t = h.fake_time()
-    local c = client({ clock = t.clock, sleep = t.sleep, breaker = { failures = 2, cooldown = 10 } })
+    local c = fake_clock_client()
     assert.equal("server", select(2, call(c)).kind)
     mode("ok")
     assert.truthy(call(c))
     mode("503")
-    assert.equal("server", select(2, call(c)).kind) -- one in a row again: still closed
-    assert.equal("server", select(2, call(c)).kind)
-    assert_open(select(2, call(c)), 10)
+    assert_opens_after_two(c, 10) -- the 503 before the success does not count
     c:close()
   end)
 
   it("closes again when the probe succeeds", function()
-    mode("503")
-    local t = h.fake_time()
-    local c = client({ clock = t.clock, sleep = t.sleep, breaker = { failures = 2, cooldown = 10 } })
+    local c, t = fake_clock_client()
     call(c)
     call(c)
     local _, err = call(c)
@@ -119,16 +127,12 @@ describe("the circuit breaker", function()
     assert.truthy(call(c))
     assert.equal(2, count() - before)
     mode("503")
-    assert.equal("server", select(2, call(c)).kind) -- closed, and counting from 0
-    assert.equal("server", select(2, call(c)).kind)
-    assert_open(select(2, call(c)), 10)
+    assert_opens_after_two(c, 10) -- closed, and counting from 0
     c:close()
   end)
 
   it("opens again for a whole cool-down when the probe fails", function()
-    mode("503")
-    local t = h.fake_time()
-    local c = client({ clock = t.clock, sleep = t.sleep, breaker = { failures = 2, cooldown = 10 } })
+    local c, t = fake_clock_client()
     call(c)
     call(c)
     t.now = t.now + 10

@@ -5,10 +5,8 @@
 local wemasy = require("wemasy")
 local plain = require("wemasy.client")
 local methods = require("wemasy.methods")
-local sandbox = require("wemasy.sandbox")
 local h = require("support.helpers")
 
-local tokens = sandbox.tokens
 local unpack = table.unpack or unpack
 
 local function pack(...) return { n = select("#", ...), ... } end
@@ -16,13 +14,7 @@ local function pack(...) return { n = select("#", ...), ... } end
 describe("wemasy.client.request + outcome", function()
   local sb = h.fresh_sandbox{ window = 60, limits = { default = 1000, sync = 100 } }
 
-  local function client(opts)
-    opts = opts or {}
-    opts.base_url = sb.base_url
-    if opts.token == nil then opts.token = tokens.merchant end
-    if opts.rate_limit == nil then opts.rate_limit = { shared = false } end
-    return wemasy.new(opts)
-  end
+  local function client(opts) return h.sandbox_client(sb, opts) end
 
   -- What crosses back from the thread VM: all of request's values.
   local function halves(c, body)

@@ -49,13 +49,7 @@ end)
 describe("against the sandbox", function()
   local sb = h.fresh_sandbox{ window = 60, limits = { default = 2, sync = 100 } }
 
-  local function client(opts)
-    opts = opts or {}
-    opts.base_url = sb.base_url
-    if opts.token == nil then opts.token = tokens.merchant end
-    if opts.rate_limit == nil then opts.rate_limit = { shared = false } end
-    return wemasy.new(opts)
-  end
+  local function client(opts) return h.sandbox_client(sb, opts) end
 
   local function detail(c) return c:orders_detail{ order_number = "ORD-2025-001" } end
 

@@ -108,13 +108,21 @@ describe("one quota for several processes against the sandbox", function()
     assert.equal(0, second:rate_limit("sync").closed_for)
   end)
 
-  it("reports the quota without sending anything", function()
+  -- A client of the customer's token with a quota of LIMIT per `window`, on
+  -- a segment of its own (unlinked before the test and after it), the
+  -- sandbox reset.
+  local function customer_client(window)
     local token = sandbox.tokens.customer
     finally(function() core._debug_unlink(sb.base_url, token) end)
     core._debug_unlink(sb.base_url, token)
     local c = wemasy.new{ base_url = sb.base_url, token = token,
-      rate_limit = { groups = { default = { limit = LIMIT, window = WINDOW } } } }
+      rate_limit = { groups = { default = { limit = LIMIT, window = window } } } }
     sb:reset()
+    return c
+  end
+
+  it("reports the quota without sending anything", function()
+    local c = customer_client(WINDOW)
     assert.same({ limit = LIMIT, remaining = LIMIT, reset_in = 0, closed_for = 0, store = "shm" }, c:rate_limit())
     assert(c:customer_orders_get{ order_id = 2502 })
     local state = c:rate_limit("default")
@@ -149,12 +157,7 @@ describe("one quota for several processes against the sandbox", function()
   end)
 
   it("client:rate_limit_reset() forgets this host's record of the token's quota", function()
-    local token = sandbox.tokens.customer
-    finally(function() core._debug_unlink(sb.base_url, token) end)
-    core._debug_unlink(sb.base_url, token)
-    local c = wemasy.new{ base_url = sb.base_url, token = token,
-      rate_limit = { groups = { default = { limit = LIMIT, window = 60 } } } }
-    sb:reset()
+    local c = customer_client(60)
     assert(c:customer_orders_get{ order_id = 2502 })
     assert.equal(LIMIT - 1, c:rate_limit().remaining)
     assert.is_true(c:rate_limit_reset())

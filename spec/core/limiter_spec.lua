@@ -7,6 +7,7 @@
 -- counts like Laravel's throttle and reports anything over the limit.
 local core = require "wemasy.core"
 local h = require "support.helpers"
+local shared_quota = require "support.shared_quota"
 
 local srv = h.tiny_server()
 
@@ -515,42 +516,17 @@ describe("wemasy.core rate limiter", function()
       b:close()
     end)
 
-    -- Children that each send `per` requests through a shared limiter of
-    -- `limit` per `ms` milliseconds, against a server that counts the same.
-    local CHILD = [[
-      local core = require "wemasy.core"
-      local url, token, name = arg[1], arg[2], arg[3]
-      local limit, ms, per = tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6])
-      local c = core.new { base_url = url, token = token, max_retries = 0,
-        rate_limit = { groups = { default = { limit = limit, window = ms / 1000 } } } }
-      local ok, other = 0, {}
-      for _ = 1, per do
-        local status, kind = c:request("/rl/" .. name .. "/" .. limit .. "/" .. ms, "{}")
-        if status == 200 then ok = ok + 1 else other[#other + 1] = tostring(status or kind) end
-      end
-      print("OK " .. ok .. " OTHER " .. table.concat(other, ","))
-    ]]
-
+    -- OS processes that each send `per` requests through a shared limiter
+    -- of `limit` per `ms` milliseconds: 0 over the server's limit; how long it took.
     local function share(processes, per, limit, ms)
       local token = h.token("procs" .. processes)
       local name = "q" .. processes .. "-" .. math.random(1, 1e6)
       local kids = {}
       local t0 = os.time()
       for i = 1, processes do
-        kids[i] = h.spawn(CHILD, { srv.url, token, name, limit, ms, per })
+        kids[i] = h.spawn(shared_quota.CHILD, { srv.url, token, name, limit, ms, per })
       end
-      local total = 0
-      for i = 1, processes do
-        local out = h.finish(kids[i])
-        local ok, other = out:match("OK (%d+) OTHER (.*)$")
-        assert.is_not_nil(ok, "child said: " .. out)
-        assert.equal("", other:gsub("%s+$", ""), "a child got other answers")
-        total = total + tonumber(ok)
-      end
-      local passed, over = h.get(srv.url, "/rlstats/" .. name):match("^(%d+) (%d+)$")
-      assert.equal(processes * per, total)
-      assert.equal(processes * per, tonumber(passed))
-      assert.equal(0, tonumber(over), "requests over the server's limit")
+      shared_quota.collect(srv, name, kids, processes * per)
       return os.time() - t0
     end
 

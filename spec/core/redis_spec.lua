@@ -6,6 +6,7 @@ local core = require "wemasy.core"
 local socket = require "socket"
 local h = require "support.helpers"
 local redis = require "support.redis"
+local shared_quota = require "support.shared_quota"
 
 local srv = h.tiny_server()
 
@@ -26,6 +27,14 @@ end
 
 local function quota(limit, window)
   return { default = { limit = limit, window = window } }
+end
+
+-- A client of `r` on a token of its own (tag) with a quota of `limit` per
+-- 30 s that does not wait, and the prefix of its keys in Redis.
+local function keyed_client(r, tag, limit)
+  local token = h.token(tag)
+  local prefix = redis.prefix(srv.url, token)
+  return client(r, token, { wait = false, groups = quota(limit, 30) }), prefix
 end
 
 -- Polls f until it is true, for at most `seconds`; the time it took.
@@ -142,41 +151,17 @@ describe("the Redis store", function()
 
   -- Hosts (processes, private /dev/shm when possible) against a server
   -- that counts like Laravel's throttle: nothing over the limit.
-  local HOST = [[
-    local core = require "wemasy.core"
-    local url, token, name, store = arg[1], arg[2], arg[3], arg[4]
-    local limit, ms, per = tonumber(arg[5]), tonumber(arg[6]), tonumber(arg[7])
-    local c = core.new { base_url = url, token = token, max_retries = 0,
-      rate_limit = { store = store, margin = 0.1, groups = { default = { limit = limit, window = ms / 1000 } } } }
-    local ok, other, stores = 0, {}, {}
-    for _ = 1, per do
-      local status, kind = c:request("/rl/" .. name .. "/" .. limit .. "/" .. ms, "{}")
-      if status == 200 then ok = ok + 1 else other[#other + 1] = tostring(status or kind) end
-      stores[c:rate_limit().store] = true
-    end
-    print("OK " .. ok .. " REDIS " .. tostring(stores.redis and not stores.shm)
-      .. " OTHER " .. table.concat(other, ","))
-  ]]
-
   it("is exact across hosts: 0 over the server's limit", function()
     local token = h.token("hosts")
     local name = "rh-" .. math.random(1, 1e6)
     local kids = {}
     local t0 = socket.gettime()
-    for i = 1, 3 do kids[i] = redis.spawn_host(HOST, { srv.url, token, name, r.url, 4, 1000, 4 }) end
-    local total = 0
     for i = 1, 3 do
-      local out = h.finish(kids[i])
-      local ok, only_redis, other = out:match("OK (%d+) REDIS (%a+) OTHER (.*)$")
-      assert.is_not_nil(ok, "host said: " .. out)
-      assert.equal("true", only_redis)
-      assert.equal("", other:gsub("%s+$", ""))
-      total = total + tonumber(ok)
+      kids[i] = redis.spawn_host(shared_quota.CHILD, { srv.url, token, name, 4, 1000, 4, r.url, 0.1 })
     end
-    local passed, over = h.get(srv.url, "/rlstats/" .. name):match("^(%d+) (%d+)$")
-    assert.equal(12, total)
-    assert.equal(12, tonumber(passed))
-    assert.equal(0, tonumber(over), "requests over the server's limit")
+    for _, stores in ipairs(shared_quota.collect(srv, name, kids, 12)) do
+      assert.is_true(stores.redis and not stores.shm, "a host did not use Redis alone")
+    end
     -- 12 at 4 per 1.1 s: at least two full windows
     assert.is_true(socket.gettime() - t0 >= 2.2)
   end)
@@ -195,9 +180,7 @@ describe("the Redis store", function()
   end)
 
   it("repairs garbage in its keys, as a corrupt segment", function()
-    local token = h.token("garbage")
-    local prefix = redis.prefix(srv.url, token)
-    local c = client(r, token, { wait = false, groups = quota(3, 30) })
+    local c, prefix = keyed_client(r, "garbage", 3)
     redis.cli(r, "SET", prefix .. "default:log", "not a log")
     redis.cli(r, "HSET", prefix .. "default:state", "last", "nan", "limit", "x", "closed", "1e300", "seq", "-3")
     assert.equal(200, (c:request("/echo", "{}")))
@@ -219,9 +202,7 @@ describe("the Redis store", function()
   end)
 
   it("stands still when Redis's clock steps back, rather than shrink the log", function()
-    local token = h.token("stepback")
-    local prefix = redis.prefix(srv.url, token)
-    local c = client(r, token, { wait = false, groups = quota(2, 30) })
+    local c, prefix = keyed_client(r, "stepback", 2)
     assert.equal(200, (c:request("/echo", "{}")))
     -- as if TIME had read 10 s later before: the store keeps to that time
     local sec, usec = redis.cli(r, "TIME"):match("^(%d+)\n(%d+)$")

@@ -88,14 +88,21 @@ describe("wemasy.core retries", function()
   end)
 
   describe("of 429", function()
+    -- A request (not idempotent) that the server answers 429 with
+    -- Retry-After: `seconds`: the 429 comes back after `attempts` tries, each
+    -- of which reached the server.
+    local function assert_429(c, seconds, attempts)
+      local name = counter()
+      local status, _, headers, got = c:request("/c/" .. name .. "/429/" .. seconds, "{}")
+      assert.equal(429, status)
+      assert.equal(tostring(seconds), headers["retry-after"])
+      assert.equal(attempts, got)
+      assert.equal(attempts, count(name))
+    end
+
     it("retries a non-idempotent call after Retry-After: the server refused it", function()
       local c, t = client({}, 0.1)
-      local name = counter()
-      local status, _, headers, attempts = c:request("/c/" .. name .. "/429/2", "{}")
-      assert.equal(429, status)
-      assert.equal("2", headers["retry-after"])
-      assert.equal(3, attempts)
-      assert.equal(3, count(name))
+      assert_429(c, 2, 3)
       -- never shorter than Retry-After, whatever the jitter says
       assert.same({ 2, 2 }, t.sleeps)
       c:close()
@@ -118,12 +125,7 @@ describe("wemasy.core retries", function()
 
     it("returns the 429 at once when Retry-After is beyond max_wait", function()
       local c, t = client { rate_limit = { shared = false, max_wait = 10 } }
-      local name = counter()
-      local status, _, headers, attempts = c:request("/c/" .. name .. "/429/60", "{}")
-      assert.equal(429, status)
-      assert.equal("60", headers["retry-after"])
-      assert.equal(1, attempts)
-      assert.equal(1, count(name))
+      assert_429(c, 60, 1)
       assert.same({}, t.sleeps)
       c:close()
     end)

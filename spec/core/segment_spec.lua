@@ -204,16 +204,23 @@ c:close()
       assert.matches("STORE\tlocal\t[^\n]*Permission denied", out)
     end)
 
-    it("is refused when it belongs to another user, even to root", function()
-      local token = h.token("nobodys")
+    -- One call of a client whose segment another user planted (owner, mode):
+    -- the limiter's store and notice, and the planted file's size after it.
+    local function call_over_planted(tag, owner, mode)
+      local token = h.token(tag)
       local path = shm_path(token)
-      plant(path, "65534", "600")
+      plant(path, owner, mode)
       local c = core.new { base_url = srv.url, token = token, max_retries = 0 }
       assert.equal(200, (c:request("/echo", "{}")))
       local kind, notice = c:limiter_store()
       c:close()
       local size = size_of(path)
       os.remove(path)
+      return kind, notice, size
+    end
+
+    it("is refused when it belongs to another user, even to root", function()
+      local kind, notice, size = call_over_planted("nobodys", "65534", "600")
       assert.equal("local", kind)
       assert.matches("belongs to uid 65534", notice)
       assert.equal(0, size)
@@ -238,14 +245,7 @@ c:close()
     end)
 
     it("is refused when other users may write this user's segment", function()
-      local token = h.token("open")
-      local path = shm_path(token)
-      plant(path, "0", "622")
-      local c = core.new { base_url = srv.url, token = token, max_retries = 0 }
-      assert.equal(200, (c:request("/echo", "{}")))
-      local kind, notice = c:limiter_store()
-      c:close()
-      os.remove(path)
+      local kind, notice = call_over_planted("open", "0", "622")
       assert.equal("local", kind)
       assert.matches("open to other users %(mode 622%)", notice)
     end)

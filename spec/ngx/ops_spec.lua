@@ -211,31 +211,41 @@ describe("wemasy.ngx through nginx -s reload and -s quit", function()
   end)
 end)
 
-describe("wemasy.ngx waiting for a thread VM", function()
-  local sb = helpers.sandbox{}
-  local shop, dir
+-- The nginx (one worker) of the enclosing describe block, serving
+-- NGINX_SIDE's functions at /t/<name> against the sandbox sb: started before
+-- its first test, stopped after its last.  replace: as launch.start's.  The
+-- table returned has the shop's url once it runs.
+local function ops_shop(sb, replace)
+  local shop, nginx, dir = {}, nil, nil
 
   lazy_setup(function()
     dir = assert(proc.mktemp())
     proc.write_file(dir .. "/ngx_ops.lua", (NGINX_SIDE:gsub("@([%w_]+)@", { BASE = sb.base_url,
       TOKEN = tokens.merchant })))
     local err
-    -- One worker with one thread VM: the calls run strictly one after another.
-    shop, err = launch.start{ base_url = sb.base_url, token = tokens.merchant, workers = 1, lua_path = dir .. "/?.lua",
-      replace = { { "thread_pool wemasy threads=16;", "thread_pool wemasy threads=1;" },
-                  { "lua_worker_thread_vm_pool_size 16;", "lua_worker_thread_vm_pool_size 1;" } },
+    nginx, err = launch.start{ base_url = sb.base_url, token = tokens.merchant, workers = 1, lua_path = dir .. "/?.lua",
+      replace = replace,
       server = [[
         location /t/ {
             content_by_lua_block { require("ngx_ops")[ngx.var.uri:match("^/t/(%w+)$")]() }
         }
 ]] }
-    assert(shop, err)
+    assert(nginx, err)
+    shop.url = nginx.url
   end)
 
   lazy_teardown(function()
-    if shop then shop:stop() end
+    if nginx then nginx:stop() end
     if dir then proc.remove_tree(dir) end
   end)
+  return shop
+end
+
+describe("wemasy.ngx waiting for a thread VM", function()
+  local sb = helpers.sandbox{}
+  -- One worker with one thread VM: the calls run strictly one after another.
+  local shop = ops_shop(sb, { { "thread_pool wemasy threads=16;", "thread_pool wemasy threads=1;" },
+                              { "lua_worker_thread_vm_pool_size 16;", "lua_worker_thread_vm_pool_size 1;" } })
 
   after_each(function()
     if sb.base_url then sb:clear_faults() end
@@ -279,26 +289,7 @@ end)
 
 describe("wemasy.ngx's handler defaults", function()
   local sb = helpers.sandbox{ window = 3, limits = { default = 1, sync = 1 } }
-  local shop, dir
-
-  lazy_setup(function()
-    dir = assert(proc.mktemp())
-    proc.write_file(dir .. "/ngx_ops.lua", (NGINX_SIDE:gsub("@([%w_]+)@", { BASE = sb.base_url,
-      TOKEN = tokens.merchant })))
-    local err
-    shop, err = launch.start{ base_url = sb.base_url, token = tokens.merchant, workers = 1, lua_path = dir .. "/?.lua",
-      server = [[
-        location /t/ {
-            content_by_lua_block { require("ngx_ops")[ngx.var.uri:match("^/t/(%w+)$")]() }
-        }
-]] }
-    assert(shop, err)
-  end)
-
-  lazy_teardown(function()
-    if shop then shop:stop() end
-    if dir then proc.remove_tree(dir) end
-  end)
+  local shop = ops_shop(sb)
 
   local function get(path)
     local status, body = launch.request("GET", shop.url .. path, nil, nil, 30)

@@ -142,6 +142,18 @@ function M.fresh_sandbox(opts)
   return sb
 end
 
+-- A wemasy client of the sandbox sb (M.sandbox's handle), as the merchant
+-- unless opts.token says otherwise, with an in-process limiter (no shared
+-- segment left behind) unless opts.rate_limit says otherwise.  opts is the
+-- caller's, filled in.
+function M.sandbox_client(sb, opts)
+  opts = opts or {}
+  opts.base_url = sb.base_url
+  if opts.token == nil then opts.token = require("wemasy.sandbox").tokens.merchant end
+  if opts.rate_limit == nil then opts.rate_limit = { shared = false } end
+  return require("wemasy").new(opts)
+end
+
 -- A stream that keeps what is written to it: text() gives it all.
 function M.sink()
   local parts = {}
@@ -277,14 +289,26 @@ function M.core_batch(c, items, concurrency, progress)
   return results
 end
 
-local function shell_quote(s)
+-- A word for sh, single-quoted.
+function M.shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+local shell_quote = M.shell_quote
+
+-- All that the shell command prints, stdout and stderr.
+function M.output(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("*a")
+  p:close()
+  return out
 end
 
 -- Runs `source` as a Lua script in a separate process (the same Lua as the
 -- specs, the same wemasy.core through the inherited LUA_CPATH), with the
 -- given arguments in `arg`.  Returns { pid = n, pipe = p } reading its stdout.
-function M.spawn(source, args)
+-- wrap, if given, turns the inner sh command into the one run (as
+-- support.redis's spawn_host does, for a private /dev/shm).
+function M.spawn(source, args, wrap)
   local path = os.tmpname()
   local f = assert(io.open(path, "w"))
   f:write(source)
@@ -292,8 +316,8 @@ function M.spawn(source, args)
   local argv = {}
   for i, a in ipairs(args or {}) do argv[i] = shell_quote(a) end
   -- `exec` keeps the shell's pid, so the pid printed first is the Lua's.
-  local cmd = "exec sh -c " .. shell_quote("echo $$; exec " .. M.LUA .. " " .. path .. " "
-    .. table.concat(argv, " "))
+  local inner = "echo $$; exec " .. M.LUA .. " " .. path .. " " .. table.concat(argv, " ")
+  local cmd = wrap and wrap(inner) or "exec sh -c " .. shell_quote(inner)
   local pipe = assert(io.popen(cmd, "r"))
   local pid = tonumber(pipe:read("*l"))
   return { pid = pid, pipe = pipe, script = path }

@@ -14,14 +14,7 @@ local h = require "support.helpers"
 
 local M = {}
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local q, run = h.shell_quote, h.output
 
 -- redis-cli's output (trailing newline removed); the password, if any, by
 -- the environment (not in the process list).
@@ -116,22 +109,12 @@ function M.private_shm()
 end
 
 -- h.spawn, but as another host: with a private, empty /dev/shm when it can.
+local function in_private_shm(inner)
+  return "exec unshare -m sh -c " .. q("mount -t tmpfs tmpfs /dev/shm && " .. inner)
+end
+
 function M.spawn_host(source, args)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(source)
-  f:close()
-  local argv = {}
-  for i, a in ipairs(args or {}) do argv[i] = q(a) end
-  local inner = "echo $$; exec " .. h.LUA .. " " .. path .. " " .. table.concat(argv, " ")
-  local cmd
-  if M.private_shm() then
-    cmd = "exec unshare -m sh -c " .. q("mount -t tmpfs tmpfs /dev/shm && " .. inner)
-  else
-    cmd = "exec sh -c " .. q(inner)
-  end
-  local pipe = assert(io.popen(cmd, "r"))
-  return { pid = tonumber(pipe:read("*l")), pipe = pipe, script = path }
+  return h.spawn(source, args, M.private_shm() and in_private_shm or nil)
 end
 
 return M

@@ -7,17 +7,11 @@ local core = require("wemasy.core")
 local repl = require("wemasy.repl")
 local sandbox = require("wemasy.sandbox")
 local read_file = require("wemasy.sandbox.proc").read_file
+local h = require("support.helpers")
 
-local LUA = os.getenv("WEMASY_TEST_LUA") or "lua5.4"
+local LUA = h.LUA
 
-local function sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function capture(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local text = p:read("*a")
-  p:close()
-  return text
-end
+local sh, capture = h.shell_quote, h.output
 
 local function exists(cmd) return capture("command -v " .. cmd) ~= "" end
 

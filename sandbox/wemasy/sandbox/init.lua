@@ -252,26 +252,11 @@ end
 ------------------------------------------------------------------ HTTP (control endpoints)
 
 local function http_request(method, url, timeout, body)
-   local http = require "socket.http"
-   local ltn12 = require "ltn12"
-   local socket = require "socket"
-   local chunks = {}
    local headers = { ["content-length"] = tostring(#(body or "")), accept = "application/json" }
    if body then headers["content-type"] = "application/json" end
-   local ok, code = http.request{
-      url = url,
-      method = method,
-      headers = headers,
-      source = body and ltn12.source.string(body) or ltn12.source.empty(),
-      sink = ltn12.sink.table(chunks),
-      create = function()
-         local s = socket.tcp()
-         s:settimeout(timeout or 5)
-         return s
-      end,
-   }
-   if not ok then return nil, code end
-   return code, table.concat(chunks)
+   local code, text = proc.http_request{ method = method, url = url, body = body, headers = headers,
+      timeout = timeout or 5, redirect = false }
+   return code, text
 end
 
 -- Lua 5.4's cjson gives floats; make whole numbers integers again.
@@ -327,16 +312,6 @@ local function stop_state(st)
    return gone
 end
 
-local function sentinel(fn)
-   local guard = function() pcall(fn) end
-   if newproxy then -- LuaJIT / 5.1: tables have no __gc, userdata do
-      local p = newproxy(true)
-      getmetatable(p).__gc = guard
-      return p
-   end
-   return setmetatable({}, { __gc = guard })
-end
-
 function sandbox.stop_all()
    local list = {}
    for st in pairs(running) do list[#list + 1] = st end
@@ -344,7 +319,7 @@ function sandbox.stop_all()
 end
 
 -- Stops what is left when the interpreter closes (normal end, os.exit(n, true)).
-sandbox._exit_sentinel = sentinel(sandbox.stop_all)
+sandbox._exit_sentinel = proc.sentinel(sandbox.stop_all)
 
 ------------------------------------------------------------------ the handle
 
@@ -431,15 +406,9 @@ end
 ------------------------------------------------------------------ starting
 
 local function wait_ready(port, seconds)
-   local deadline = proc.now() + seconds
-   local last
-   repeat
-      local code, body = http_request("GET", "http://" .. HOST .. ":" .. port .. "/__sandbox/state", 2)
-      if code == 200 then return true end
-      last = code and ("HTTP " .. code .. " " .. tostring(body)) or body
-      proc.sleep(0.05)
-   until proc.now() >= deadline
-   return nil, last
+   return proc.wait_ok(seconds, function()
+      return http_request("GET", "http://" .. HOST .. ":" .. port .. "/__sandbox/state", 2)
+   end)
 end
 
 local function read_pid(st, seconds)
@@ -461,7 +430,7 @@ local function new_handle(st, port, https_port)
       pid = st.pid,
       _st = st,
    }, Sandbox)
-   sb._sentinel = sentinel(function() stop_state(st) end)
+   sb._sentinel = proc.sentinel(function() stop_state(st) end)
    return sb
 end
 

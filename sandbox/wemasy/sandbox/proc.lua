@@ -1,6 +1,6 @@
 -- Processes and files for the launcher, in plain Lua 5.4 and LuaJIT, with
 -- nothing beyond the shell's usual tools (mktemp, kill, rm, id, env) and
--- luasocket (for sleeping and for finding a free port).
+-- luasocket (for sleeping, finding a free port and HTTP requests).
 
 local proc = {}
 
@@ -143,6 +143,57 @@ function proc.free_port(host)
       end
    end
    return math.random(20000, 60000)
+end
+
+-- One HTTP request with luasocket (the launchers' control and test calls):
+-- status, body, headers (lower-case names), or nil, message.  r.headers go
+-- as given (content-length is the caller's), r.body as it is; r.timeout in
+-- seconds for each socket operation; r.redirect = false answers a 3xx
+-- rather than follow it (a request with a body never follows one).
+function proc.http_request(r)
+   local http = require "socket.http"
+   local ltn12 = require "ltn12"
+   local chunks = {}
+   local ok, code, headers = http.request{
+      url = r.url, method = r.method, headers = r.headers, redirect = r.redirect,
+      source = r.body and ltn12.source.string(r.body) or nil,
+      sink = ltn12.sink.table(chunks),
+      create = function()
+         local s = require("socket").tcp()
+         s:settimeout(r.timeout)
+         return s
+      end,
+   }
+   if not ok then return nil, code end
+   return code, table.concat(chunks), headers or {}
+end
+
+-- Calls get() (an HTTP request: status, body, or nil, message) every 50 ms
+-- until it answers 200, for at most `seconds`: true, or nil and the last
+-- answer (or error).
+function proc.wait_ok(seconds, get)
+   local deadline = proc.now() + seconds
+   local last
+   repeat
+      local code, body = get()
+      if code == 200 then return true end
+      last = code and ("HTTP " .. code .. " " .. tostring(body)) or body
+      proc.sleep(0.05)
+   until proc.now() >= deadline
+   return nil, last
+end
+
+-- A value that calls fn (errors ignored) when it is collected, at the latest
+-- when the interpreter closes: kept by a handle, it stops what the handle
+-- started if the script forgets to.
+function proc.sentinel(fn)
+   local guard = function() pcall(fn) end
+   if newproxy then -- LuaJIT / 5.1: tables have no __gc, userdata do
+      local p = newproxy(true)
+      getmetatable(p).__gc = guard
+      return p
+   end
+   return setmetatable({}, { __gc = guard })
 end
 
 -- The last `n` lines of a file.
