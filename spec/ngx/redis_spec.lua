@@ -128,13 +128,14 @@ local PLAIN = [==[
 local wemasy = require("wemasy")
 local socket = require("socket")
 local base, token, url = arg[1], arg[2], arg[3]
-local limit, window, seconds = tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6])
+local limit, window, seconds, most = tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6]), tonumber(arg[7])
 local c = wemasy.new{ base_url = base, token = token, max_retries = 0,
   rate_limit = { store = url, store_timeout = 1, wait = false,
                  groups = { default = { limit = limit, window = window } } } }
-local counts, stores = {}, {}
+local counts, stores, calls = {}, {}, 0
 local deadline = socket.gettime() + seconds
-while socket.gettime() < deadline do
+while socket.gettime() < deadline and calls < (most or math.huge) do
+  calls = calls + 1
   local body, err = c:orders_detail{ order_number = "ORD-2025-001" }
   local k = body and "ok" or (err.status and tostring(err.status)) or err.kind
   counts[k] = (counts[k] or 0) + 1
@@ -246,7 +247,7 @@ describe("the Redis store in wemasy.ngx", function()
     assert.equal(ngx_ok + plain_ok, sent, summary)
     for k in pairs(sum.outcomes) do assert.is_true(k == "ok" or k == "rate_limited", summary) end
     assert.is_nil(out:find("429", 1, true), summary)
-    assert.is_true(plain_ok >= 1 and ngx_ok >= 1, summary)
+    assert.is_true(ngx_ok >= 1, summary)
     assert.is_true((sum.outcomes.rate_limited or 0) > 0, "the pages never exceeded the quota: " .. summary)
     -- at most LIMIT per WINDOW + margin, and at least the first window's
     assert.is_true(sent >= LIMIT and sent <= LIMIT * (math.floor(took / WINDOW) + 1), summary)
@@ -257,6 +258,22 @@ describe("the Redis store in wemasy.ngx", function()
     -- Redis's log holds no more than the quota
     local prefix = redis.prefix(sb.base_url, tokens.merchant)
     assert.is_true(tonumber(redis.cli(r, "ZCARD", prefix .. "default:log")) <= LIMIT)
+  end)
+
+  it("counts a plain client's grants for the pages", function()
+    assert.is_true(page("/r/reset").ok)
+    sb:reset()
+    local t0 = socket.gettime()
+    local plain = spawn_plain{ sb.base_url, tokens.merchant, r.url, LIMIT, WINDOW, 10, LIMIT }
+    local out = plain.pipe:read("*a")
+    plain.pipe:close()
+    os.remove(plain.script)
+    assert.equal("ok=" .. LIMIT .. " store=redis", (out:gsub("%s+$", "")))
+    local x = page("/r/burst?n=4")
+    assert.is_true(socket.gettime() - t0 < WINDOW, "took " .. socket.gettime() - t0 .. " s")
+    assert.same({ rate_limited = 4 }, x.outcomes)
+    assert.same({ redis = 4 }, x.stores)
+    assert.equal(LIMIT, sb:state().requests["orders/detail"])
   end)
 
   it("serves client:batch from Redis, exact", function()
