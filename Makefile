@@ -129,7 +129,7 @@ check-memory: check-valgrind check-asan
 check-valgrind: build
 	@SPEC_WRAPPER='$(VALGRIND)' WEMASY_UNDER_VALGRIND=1 ./spec/run $(SO54)
 
-check-asan:
+check-asan: build
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan OPTFLAGS='-O1 -g' \
 	  EXTRA_CFLAGS='$(SANITIZE)' EXTRA_LDFLAGS='-fsanitize=address,undefined' build
 	@SPEC_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
