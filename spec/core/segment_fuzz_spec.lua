@@ -134,12 +134,13 @@ print(string.format("DONE %d calls, %d sent, slowest %.1f ms (after %s), store %
 describe("the shared limiter segment under a fuzzer", function()
   it("survives thousands of rounds of hostile writes between calls: 0 crashes, no call past its limits", function()
     local seed = tonumber(os.getenv("WEMASY_FUZZ_SEED")) or os.time()
-    -- Beside valgrind's run of the suite the machine is busy: a setup may be
-    -- descheduled past a 20 ms bound, and the client rightly gives up a
-    -- segment it cannot set up in time; there the bound is longer, the rounds fewer.
+    -- A setup descheduled past three bounds makes the client rightly give up
+    -- a segment it cannot set up in time: the bound leaves room for a busy
+    -- machine (a CI run beside another make target gave up at 20 ms), more
+    -- beside valgrind's run of the suite, where the rounds are fewer.
     local busy = os.getenv("WEMASY_UNDER_VALGRIND") ~= nil
     local rounds = tonumber(os.getenv("WEMASY_FUZZ_ROUNDS")) or (busy and 1000 or 3000)
-    local bound = busy and 0.1 or 0.02
+    local bound = busy and 0.2 or 0.05
     local token = h.token("fuzz")
     local path = "/dev/shm" .. core._debug_segment(srv.url, token)
     local script = os.tmpname()
@@ -158,6 +159,7 @@ describe("the shared limiter segment under a fuzzer", function()
     assert.equal(rounds, tonumber(calls), out)
     -- A call is a local HTTP exchange plus at most a few lock bounds.
     assert.is_true(tonumber(slowest) < 50 * bound * 1000, "seed " .. seed .. ": " .. out)
-    assert.matches("store shm", out, "the client gave the segment up instead of repairing it: " .. out)
+    assert.matches("store shm", out, "seed " .. seed .. ": the client gave the segment up instead of repairing it: "
+      .. out)
   end)
 end)
