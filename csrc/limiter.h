@@ -103,7 +103,7 @@ limiter_store *limiter_open_local(double margin, char *err, size_t errlen);
 /* The state in the named shared memory segment of (base_url, token):
  * every process and thread using the same pair shares one quota.
  * token may be NULL.  A segment that cannot be used safely (another
- * user's, open to others, no room in /dev/shm, another layout, broken
+ * user's, open to others, no room in /dev/shm, broken
  * beyond repair) is never used: the store then keeps this client's own
  * state, with kind "local" and the reason in notice.  NULL only when out
  * of memory. */

@@ -273,17 +273,12 @@ static int initialise(segment *seg, uint32_t mine)
                : 0;
 }
 
-/* The header as this build writes it: anything else is garbage, or
- * (magic right, version not) another wemasy's layout. */
+/* The header as this build writes it: anything else is garbage (another
+ * layout has another name). */
 static int header_ok(const segment *seg)
 {
     return seg->magic == SEG_MAGIC && seg->version == SEG_VERSION &&
            seg->size == sizeof(segment) && lock_type_ok(&seg->lock);
-}
-
-static int other_layout(const segment *seg)
-{
-    return seg->magic == SEG_MAGIC && seg->version != SEG_VERSION;
 }
 
 /* Tries to move the state from `seen` to a new initialising generation. */
@@ -625,12 +620,8 @@ static int open_ready(shared_store *s, char *err, size_t errlen)
     s->seg = map_fd(s->fd, s->name, err, errlen);
     if (s->seg == NULL)
         return -1;
-    if (__atomic_load_n(&s->seg->state, __ATOMIC_ACQUIRE) != 0 &&
-        other_layout(s->seg)) {
-        snprintf(err, errlen, "shared memory %s has another layout (another "
-                 "wemasy version?)", s->name);
-        return -1;
-    }
+    /* The layout is part of the name (limiter.h): a header that says another
+     * one is garbage like any other, and make_ready sets it up again. */
     return make_ready(s->seg, s->name, err, errlen);
 }
 

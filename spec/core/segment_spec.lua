@@ -127,6 +127,26 @@ print("STORE", c:limiter_store())
       end
     end)
 
+    it("sets up a segment with another layout number again when a client opens it", function()
+      -- The layout is in the segment's name: another number at this name is
+      -- garbage, not another wemasy version's segment to stay away from.
+      local token = h.token("layout")
+      local opts = { base_url = srv.url, token = token, max_retries = 0 }
+      local c = core.new(opts)
+      assert.equal(200, (c:request("/echo", "{}")))
+      c:close()
+      local file = assert(io.open(shm_path(token), "r+b"))
+      file:seek("set", core._debug_segment_layout().version.offset)
+      file:write(core._debug_pack("u32", 2))
+      file:close()
+      c = core.new(opts)
+      assert.equal(200, (c:request("/echo", "{}")))
+      local store, notice = c:limiter_store()
+      c:close()
+      core._debug_unlink(srv.url, token)
+      assert.equal("shm", store, notice)
+    end)
+
     it("counts a lock held past its bound as a broken segment, not a hang", function()
       local token = h.token("held")
       local c = core.new { base_url = srv.url, token = token, max_retries = 0 }
