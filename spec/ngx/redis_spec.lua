@@ -309,7 +309,7 @@ describe("the Redis store in wemasy.ngx", function()
 
   it("leaves no connection of the old workers behind after nginx -s reload", function()
     local function workers()
-      return tonumber(proc.capture("pgrep -c -P " .. shop.pid) or "")
+      return tonumber(proc.capture("env -u LD_PRELOAD pgrep -c -P " .. shop.pid) or "")
     end
     page("/r/burst?n=8")
     assert(proc.signal(shop.pid, "HUP"))
